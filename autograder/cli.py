@@ -1,0 +1,135 @@
+"""The instructor's command line: ``autograder <command>`` (or ``python -m autograder``).
+
+    autograder release [ASSIGNMENT] [--check]   regenerate release/ (or check it is in sync)
+    autograder grade PATH [--workers N] ...     collect, autograde, feedback, export, summary
+    autograder feedback [ASSIGNMENT]            (re)generate feedback HTML
+    autograder export [--to FILE]               grades CSV with outcomes
+
+User errors are one line on stderr and exit status 2; nothing prints a traceback
+for a mistake the user can fix.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from autograder.course import Course, CourseError
+from autograder.sandbox import SandboxUnavailable
+
+
+def _assignments(course: Course, aid: str | None) -> list[str]:
+    return [course.assignment(aid).id] if aid else [a.id for a in course.assignments()]
+
+
+def cmd_release(course: Course, args: argparse.Namespace) -> int:
+    from autograder.release import check_release, release
+
+    aids = _assignments(course, args.assignment)
+    if args.check:
+        problems = check_release(course, aids)
+        if problems:
+            print("release/ is out of date with source_notebooks/ (run `autograder release`):", file=sys.stderr)
+            for p in problems:
+                print(f"  - {p}", file=sys.stderr)
+            return 1
+        print(f"release/ is in sync with source_notebooks/ ({len(aids)} assignment(s))")
+        return 0
+    release(course, aids)
+    print(f"released {', '.join(aids)} into {course.release_dir}")
+    return 0
+
+
+def cmd_grade(course: Course, args: argparse.Namespace) -> int:
+    from autograder.export import export_csv, summary_table
+    from autograder.grading import GradeOptions, grade
+
+    opts = GradeOptions(workers=args.workers, seed=args.seed, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                        force=args.force, assignment=args.assignment)
+    if args.assignment:
+        course.assignment(args.assignment)
+    start = time.monotonic()
+    results = grade(course, Path(args.path), opts)
+    elapsed = time.monotonic() - start
+    out = export_csv(course, Path(args.to) if args.to else None)
+    print(summary_table(course, results))
+    print(f"\n{len(results)} submission(s) in {elapsed:.1f} s with {opts.workers} worker(s). "
+          f"Grades: {out}. Feedback: {course.root / 'feedback'}/<student>/<assignment>/")
+    return 0
+
+
+def cmd_feedback(course: Course, args: argparse.Namespace) -> int:
+    from autograder import nbgrader_api
+
+    nb_api = nbgrader_api.api(course)
+    for aid in _assignments(course, args.assignment):
+        nbgrader_api.check_result(nb_api.generate_feedback(aid, force=True), f"feedback for {aid}")
+    print(f"feedback written to {course.root / 'feedback'}")
+    return 0
+
+
+def cmd_export(course: Course, args: argparse.Namespace) -> int:
+    from autograder.export import export_csv
+
+    print(f"grades written to {export_csv(course, Path(args.to) if args.to else None)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autograder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course", help="course folder (default: ./course or the repository's)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's log")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="regenerate release/ from source_notebooks/")
+    p.add_argument("assignment", nargs="?", help="one assignment id (default: all in the syllabus)")
+    p.add_argument("--check", action="store_true", help="fail if release/ is out of date; change nothing")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("grade", help="grade a folder or zip of submissions")
+    p.add_argument("path", help="folder PATH/<student>/<assignment>/*.ipynb, or a zip of that layout")
+    p.add_argument("--assignment", help="grade only this assignment")
+    p.add_argument("--workers", type=int, default=_default_workers(), help="parallel workers (default: cores)")
+    p.add_argument("--seed", type=int, help="seed of the hidden cases (default: the course's recorded seed)")
+    p.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    p.add_argument("--to", help="grades CSV path (default: course/exports/grades.csv)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="grade without bubblewrap: student code is NOT contained (see README)")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("feedback", help="(re)generate feedback HTML for graded submissions")
+    p.add_argument("assignment", nargs="?")
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("export", help="write the grades CSV (with each submission's outcome)")
+    p.add_argument("--to", help="CSV path (default: course/exports/grades.csv)")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def _default_workers() -> int:
+    import os
+
+    return max(1, os.cpu_count() or 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    try:
+        course = Course.find(args.course)
+        return args.func(course, args)
+    except (CourseError, SandboxUnavailable) as e:
+        print(f"autograder: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("autograder: interrupted. The gradebook is consistent: run the same command again "
+              "to finish the rest.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""nbgrader's Execute step, run in the sandbox with the grader's inputs.
+
+Before the kernel starts, the trusted process writes, for every exercise, the
+inputs it chose for this run (``grader/inputs/<exercise>.json``). The restored
+test cells call ``check(name, func)``, which in the sandbox only calls the
+student's function and writes the outputs (``grader/outputs``). After the run,
+``TrustedScores`` reads those outputs and scores them. What happened (timeouts,
+a dead kernel, the time limit) is recorded in ``resources["autograder"]``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nbclient.exceptions import DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Integer
+
+from autograder import sandbox
+from autograder.settings import GradingSettings, course_from_config
+
+
+def _error_output(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                        traceback=[f"\x1b[0;31m{ename}\x1b[0m: {evalue}"])
+
+
+def _last_words(log: Path) -> str:
+    """The kernel process's last line of console output (e.g. MemoryError), if any."""
+    try:
+        lines = [l for l in log.read_bytes()[-4000:].decode(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return f" (last output: {lines[-1][:160]})" if lines else ""
+
+
+class SandboxedExecute(Execute):
+    """Execute a submission in the sandbox; never let it stop the batch."""
+
+    notebook_timeout = Integer(600, help="Wall-clock limit for a whole notebook (s).").tag(config=True)
+    max_output_bytes = Integer(2_000_000, help="Output kept per notebook; the rest is dropped.").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        settings = GradingSettings(config=self.config)
+        course = course_from_config(self.config)
+        info = resources["nbgrader"]
+        record = resources.setdefault("autograder", {"events": []})
+        from autograder.plan import grading_plan
+
+        plan = grading_plan(course.root, info["assignment"], settings.resolved_seed(course))
+        workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
+        try:
+            self._stage(workdir, course.source_dir / info["assignment"], plan)
+            km = self._kernel_manager(workdir, settings)
+            resources.setdefault("metadata", {})["path"] = str(workdir / "work")
+            self._deadline = time.monotonic() + self.notebook_timeout
+            self._output_bytes = 0
+            self._record = record
+            try:
+                nb, resources = super().preprocess(nb, resources, km=km)
+            except DeadKernelError:
+                record["events"].append("kernel died: the cells after it were not run"
+                                        + _last_words(workdir / "kernel.log"))
+            except TimeoutError as e:
+                record["events"].append(f"kernel did not start: {e}")
+            record["outputs"] = self._collect_outputs(workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return nb, resources
+
+    # -- set-up -------------------------------------------------------------
+
+    def _stage(self, workdir: Path, source: Path, plan: dict) -> None:
+        sandbox.prepare_workdir(workdir)
+        ignore = set(self.config.CourseDirectory.get("ignore", [])) | {"cases.py"}
+        for f in source.iterdir():  # the assignment's public files, from the trusted source
+            if f.is_file() and not f.is_symlink() and f.suffix != ".ipynb" and f.name not in ignore:
+                shutil.copyfile(f, workdir / "work" / f.name)
+        inputs = workdir / "grader" / "inputs"
+        inputs.chmod(0o755)
+        for name, ex_plan in plan.items():
+            (inputs / f"{name}.json").write_text(json.dumps(ex_plan.sandbox_inputs()))
+        sandbox.prepare_workdir(workdir)  # ownership and modes for the kernel's user
+
+    def _kernel_manager(self, workdir: Path, settings: GradingSettings) -> sandbox.SandboxedKernelManager:
+        env = sandbox.kernel_env(workdir)
+        km = sandbox.SandboxedKernelManager(config=self.config, transport="ipc",
+                                           ip=str(workdir / "kernel" / "ipc"))
+        km.connection_file = str(workdir / "kernel" / "connection.json")
+        km.log_path = str(workdir / "kernel.log")
+        if settings.unsafe_no_sandbox:  # same clean environment, no walls
+            km.command_prefix = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
+        else:
+            km.command_prefix = sandbox.sandbox_command(workdir, settings.limits(), env)
+        return km
+
+    # -- execution ----------------------------------------------------------
+
+    def preprocess_cell(self, cell: NotebookNode, resources: dict, index: int):
+        if cell.cell_type == "code" and time.monotonic() > self._deadline:
+            cell.outputs = [_error_output("NotebookTimeLimit",
+                                          f"not run: the notebook used its {self.notebook_timeout} s")]
+            if not any("time limit" in e for e in self._record["events"]):
+                self._record["events"].append(f"notebook time limit ({self.notebook_timeout} s) reached")
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
+
+    def _get_timeout(self, cell: NotebookNode | None) -> int | None:
+        timeout = super()._get_timeout(cell)
+        left = max(1, int(self._deadline - time.monotonic()))
+        return left if timeout is None else min(timeout, left)
+
+    async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None):
+        self._record["events"].append(f"a cell timed out after {timeout} s and was interrupted")
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def output(self, outs: list, msg: dict, display_id: Any, cell_index: int):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        self._output_bytes += size
+        if self._output_bytes > self.max_output_bytes:
+            if not any("output limit" in e for e in self._record["events"]):
+                self._record["events"].append(f"output limit ({self.max_output_bytes} bytes) reached: "
+                                              "later output dropped")
+                outs.append(NotebookNode(output_type="stream", name="stderr",
+                                         text="[output limit reached: the rest was dropped]\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    # -- results ------------------------------------------------------------
+
+    @staticmethod
+    def _collect_outputs(workdir: Path, max_bytes: int = 50_000_000) -> dict[str, str]:
+        """Raw text of each exercise's output file (parsed and validated by the scorer)."""
+        found: dict[str, str] = {}
+        out_dir = workdir / "grader" / "outputs"
+        for f in out_dir.iterdir():
+            if f.suffix == ".json" and f.is_file() and not f.is_symlink():
+                if f.stat().st_size <= max_bytes:
+                    found[f.stem] = f.read_text(errors="replace")
+                else:
+                    found[f.stem] = ""
+        return found

@@ -1,0 +1,62 @@
+"""How an instructor describes a graded exercise: data, not prose.
+
+Each assignment's ``source_notebooks/<id>/cases.py`` (instructor-only: it is never
+released, and the sandbox cannot read it) defines ``EXERCISES``, a list of
+``Exercise``. The expected outputs are never written here: they come from the
+reference solution, the solution cells of the source notebook.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+#: Tolerances used unless an exercise says otherwise. Chosen so that a correct
+#: answer computed in float32, or in another (stable) order, passes, while the
+#: smallest plausible mistake (a missing term, a wrong axis) is far outside.
+DEFAULT_RTOL = 1e-4
+DEFAULT_ATOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One graded exercise.
+
+    name:      the exercise's name; equals the nbgrader ``grade_id`` of its test
+               cell and the first argument of ``check(name, func)``.
+    inputs:    ``rng -> {arg_name: value}``: one case's inputs, in the order of the
+               function's parameters (values: numbers or numpy arrays).
+    fixed:     hand-written cases (same form), run first and shown to students.
+    visible:   number of generated cases shipped to students in checks.json.
+    hidden:    number of cases generated at grading time from the run's seed.
+    framework: "numpy" or "torch": what the student's function receives.
+    mistakes:  {diagnosis: wrong_implementation}: plausible wrong versions with
+               the same signature. Their outputs name the mistake in feedback,
+               and tests prove each of them loses the exercise's points.
+    """
+
+    name: str
+    inputs: Callable[[np.random.Generator], dict[str, Any]]
+    fixed: tuple[dict[str, Any], ...] = ()
+    visible: int = 2
+    hidden: int = 6
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    framework: str = "numpy"
+    mistakes: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    def visible_cases(self) -> list[dict[str, Any]]:
+        """The fixed cases then ``visible`` generated ones (a fixed seed per exercise)."""
+        rng = np.random.default_rng(_seed_for(self.name, "visible"))
+        return [dict(c) for c in self.fixed] + [self.inputs(rng) for _ in range(self.visible)]
+
+    def hidden_cases(self, run_seed: int) -> list[dict[str, Any]]:
+        """``hidden`` cases drawn from the grading run's seed (same for every student)."""
+        rng = np.random.default_rng(_seed_for(self.name, f"hidden-{run_seed}"))
+        return [self.inputs(rng) for _ in range(self.hidden)]
+
+
+def _seed_for(name: str, salt: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{name}/{salt}".encode()).digest()[:8], "little")

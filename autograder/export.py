@@ -1,0 +1,77 @@
+"""Grades out of nbgrader's gradebook, with each submission's recorded outcome.
+
+``export_csv`` is what ``autograder export`` and ``autograder grade`` write;
+``OutcomeCsvExport`` is the same as an nbgrader export plugin, so that
+``nbgrader export`` (configured in nbgrader_config.py) gives the same file.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.plugins import ExportPlugin
+
+from autograder import outcomes
+from autograder.course import Course
+
+COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason"]
+
+
+def grade_rows(course: Course, gb: Gradebook) -> list[dict]:
+    """One row per (student, assignment of the syllabus), in syllabus order."""
+    rows = []
+    for student in sorted(gb.students, key=lambda s: s.id):
+        for a in course.assignments():
+            try:
+                sub = gb.find_submission(a.id, student.id)
+                score, max_score = sub.score, sub.max_score
+            except MissingEntry:
+                score, max_score = 0.0, a.points
+            outcome = outcomes.read(course, a.id, student.id) or {}
+            status = outcome.get("status", "no submission")
+            reason = outcome.get("reason", "")
+            notes = outcome.get("notes", [])
+            if notes:
+                reason = "; ".join([*notes, reason]) if reason and reason != "ok" else "; ".join(notes)
+            rows.append({"student": student.id, "assignment": a.id, "score": f"{score:g}",
+                         "max_score": f"{max_score:g}", "status": status, "reason": reason})
+    return rows
+
+
+def export_csv(course: Course, to: Path | None = None) -> Path:
+    to = to or course.root / "exports" / "grades.csv"
+    to.parent.mkdir(parents=True, exist_ok=True)
+    with Gradebook(course.db_url) as gb:
+        rows = grade_rows(course, gb)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    to.write_text(buf.getvalue())
+    return to
+
+
+def summary_table(course: Course, results: list[dict]) -> str:
+    """The per-student table printed after grading."""
+    with Gradebook(course.db_url) as gb:
+        rows = {(r["student"], r["assignment"]): r for r in grade_rows(course, gb)}
+    lines = [f"{'student':<20} {'assignment':<18} {'score':>11}  outcome"]
+    for res in sorted(results, key=lambda r: (r.get("student", ""), r.get("assignment", ""))):
+        row = rows.get((res.get("student"), res.get("assignment")))
+        if row is None:
+            continue
+        score = f"{row['score']}/{row['max_score']}"
+        outcome = row["status"] + (f" ({row['reason']})" if row["reason"] and row["reason"] != "ok" else "")
+        lines.append(f"{row['student']:<20} {row['assignment']:<18} {score:>11}  {outcome[:110]}")
+    return "\n".join(lines)
+
+
+class OutcomeCsvExport(ExportPlugin):
+    """``nbgrader export`` plugin writing the same CSV as ``autograder export``."""
+
+    def export(self, gradebook: Gradebook) -> None:
+        course = Course.find()
+        to = Path(self.to) if self.to else course.root / "exports" / "grades.csv"
+        export_csv(course, to)

@@ -1,0 +1,50 @@
+"""Grading settings, configured like the rest of nbgrader (``c.GradingSettings.x``)."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from traitlets import Bool, Integer
+from traitlets.config import Configurable
+
+from autograder.course import Course
+from autograder.sandbox import Limits
+
+
+class GradingSettings(Configurable):
+    """Sandbox limits, the run's seed and the explicit unsafe switch."""
+
+    seed = Integer(None, allow_none=True,
+                   help="Seed of the hidden cases. Default: the course's recorded seed "
+                        "(course/.grading_seed, created on first use).").tag(config=True)
+    unsafe_no_sandbox = Bool(False, help="Run kernels without bubblewrap (unsafe).").tag(config=True)
+    memory_mb = Integer(Limits.memory_mb).tag(config=True)
+    max_processes = Integer(Limits.processes).tag(config=True)
+    max_file_mb = Integer(Limits.file_size_mb).tag(config=True)
+    cpu_seconds = Integer(Limits.cpu_seconds).tag(config=True)
+
+    def limits(self) -> Limits:
+        return Limits(memory_mb=self.memory_mb, processes=self.max_processes,
+                      file_size_mb=self.max_file_mb, cpu_seconds=self.cpu_seconds)
+
+    def resolved_seed(self, course: Course) -> int:
+        """The explicit seed, else the course's recorded one (created once, then reused)."""
+        if self.seed is not None:
+            return int(self.seed)
+        return course_seed(course)
+
+
+def course_seed(course: Course) -> int:
+    path = course.root / ".grading_seed"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(str(secrets.randbelow(2**31)))
+        try:
+            tmp.rename(path) if not path.exists() else tmp.unlink()
+        except FileExistsError:
+            tmp.unlink()
+    return int(path.read_text().strip())
+
+
+def course_from_config(config) -> Course:
+    return Course(Path(config.CourseDirectory.root))

@@ -1,0 +1,55 @@
+"""nbgrader configuration of the course. Paths are absolute, computed from this file,
+so `nbgrader ...` and `autograder ...` work from any folder."""
+from pathlib import Path
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
+                                    GetGrades, IgnorePattern, LimitOutput)
+
+from autograder.execute import SandboxedExecute
+from autograder.scoring import TrustedScores
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+c.CourseDirectory.root = str(HERE)
+c.CourseDirectory.course_id = "dl-course"
+c.CourseDirectory.source_directory = str(REPO / "source_notebooks")
+c.CourseDirectory.release_directory = str(REPO / "release")
+# cases.py holds the hidden cases and known-wrong versions: never released or copied.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "cases.py"]
+
+# nbgrader's exchange (for JupyterHub-style collection), kept inside the course.
+c.Exchange.root = str(HERE / "exchange")
+
+# Missing or deleted test cells are put back from the gradebook before grading.
+c.OverwriteCells.add_missing_cells = True
+
+# Execution: per-cell timeout (seconds); the sandbox adds its own per-notebook limits.
+c.Execute.timeout = 60
+c.Execute.interrupt_on_timeout = True
+c.SandboxedExecute.notebook_timeout = 600
+
+# Torch's and numpy's harmless warnings on stderr are dropped from graded notebooks.
+c.IgnorePattern.pattern = r"(UserWarning|DeprecationWarning|FutureWarning|RuntimeWarning)"
+c.IgnorePattern.enabled = True
+c.LimitOutput.max_lines = 300
+
+# Autograding: run in the sandbox, then score outside it against the reference.
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    TrustedScores,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
+# Feedback never shows hidden tests.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# `nbgrader export` writes the same grades CSV (with outcomes) as `autograder export`.
+c.ExportApp.plugin_class = "autograder.export.OutcomeCsvExport"

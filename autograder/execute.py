@@ -19,7 +19,7 @@ from typing import Any
 from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from traitlets import Integer, List, Unicode
 
 from autograder import sandbox
 from autograder.settings import GradingSettings, course_from_config
@@ -44,6 +44,8 @@ class SandboxedExecute(Execute):
 
     notebook_timeout = Integer(600, help="Wall-clock limit for a whole notebook (s).").tag(config=True)
     max_output_bytes = Integer(2_000_000, help="Output kept per notebook; the rest is dropped.").tag(config=True)
+    skip_tags = List(Unicode(), default_value=["demo"],
+                     help="Cells with one of these tags are not run when grading.").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         settings = GradingSettings(config=self.config)
@@ -102,6 +104,8 @@ class SandboxedExecute(Execute):
     # -- execution ----------------------------------------------------------
 
     def preprocess_cell(self, cell: NotebookNode, resources: dict, index: int):
+        if set(cell.get("metadata", {}).get("tags", [])) & set(self.skip_tags):
+            return cell, resources
         if cell.cell_type == "code" and time.monotonic() > self._deadline:
             cell.outputs = [_error_output("NotebookTimeLimit",
                                           f"not run: the notebook used its {self.notebook_timeout} s")]

@@ -10,9 +10,9 @@ the next run finishes the rest; ``force`` regrades everything (idempotent).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import logging
 import multiprocessing
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,6 @@ from autograder import collect, nbgrader_api, outcomes
 from autograder.course import Course, CourseError
 from autograder.sandbox import UNSAFE_WARNING, SandboxUnavailable, bwrap_path
 from autograder.settings import GradingSettings
-
-log = logging.getLogger("autograder")
 
 
 @dataclass
@@ -95,7 +93,7 @@ def ensure_in_gradebook(course: Course, aids: set[str]) -> None:
 def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
     """Grade every submission under ``path`` (a folder or a zip). Returns the outcomes."""
     if opts.unsafe_no_sandbox:
-        log.warning(UNSAFE_WARNING)
+        print(f"WARNING: {UNSAFE_WARNING}", file=sys.stderr)
     elif bwrap_path() is None:
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
@@ -105,7 +103,7 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
         root = collect.open_source(Path(path), holder, {a.id for a in course.assignments()})
         submissions, skipped = collect.discover(course, root, opts.assignment)
         for s in skipped:
-            log.warning("skipped %s", s)
+            print(f"skipped {s}", file=sys.stderr)
         if not submissions:
             raise CourseError(f"no submissions found in {path} (expected <student>/<assignment>/<assignment>.ipynb)")
         ensure_in_gradebook(course, {s.assignment for s in submissions})

@@ -38,7 +38,7 @@ def api(course: Course, config: Config | None = None) -> NbGraderAPI:
     config = config if config is not None else course.config()
     coursedir = CourseDirectory(config=config)
     nb_api = NbGraderAPI(coursedir=coursedir, config=config)
-    nb_api.log.setLevel(logging.WARNING)
+    nb_api.log.setLevel(logging.getLogger().getEffectiveLevel())
     return nb_api
 
 

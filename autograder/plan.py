@@ -15,14 +15,14 @@ from typing import Any
 from autograder.course import Course
 from autograder.exercises import Exercise
 from autograder.reference import load_exercises, load_reference
-from helpers.checking import call_case, decode, encode
+from helpers.checking import call_case, decode, encode, encode_inputs
 
 
 @dataclass
 class PlannedCase:
     """One case: encoded inputs, the decoded expected output and mistakes' outputs."""
 
-    inputs: dict[str, Any]
+    inputs: list  # [[name, encoded value], ...]
     expected: Any
     mistakes: list[tuple[str, Any]]
     hidden: bool
@@ -37,10 +37,6 @@ class ExercisePlan:
         """What the sandbox gets: the inputs only, in order."""
         return {"exercise": self.exercise.name, "framework": self.exercise.framework,
                 "cases": [{"inputs": c.inputs} for c in self.cases]}
-
-
-def encode_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: encode(v) for k, v in inputs.items()}
 
 
 def plan_case(ex: Exercise, reference: Any, inputs: dict[str, Any], hidden: bool) -> PlannedCase:

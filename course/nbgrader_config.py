@@ -23,9 +23,14 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 # nbgrader's exchange (for JupyterHub-style collection), kept inside the course.
 c.Exchange.root = str(HERE / "exchange")
+(HERE / "exchange").mkdir(exist_ok=True)  # git-ignored; nbgrader complains when it is missing
 
 # Missing or deleted test cells are put back from the gradebook before grading.
 c.OverwriteCells.add_missing_cells = True
+
+# Cells tagged `demo` (training runs, plots, widgets) are not run when grading: graded work is
+# judged on the grader's inputs only, so grading stays fast. Students still run them.
+c.SandboxedExecute.skip_tags = ["demo"]
 
 # Execution: per-cell timeout (seconds); the sandbox adds its own per-notebook limits.
 c.Execute.timeout = 60

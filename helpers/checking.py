@@ -228,14 +228,17 @@ def _value_message(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> st
 # --------------------------------------------------------------------------- #
 
 
-def prepare_inputs(inputs: dict, framework: str) -> list:
+def prepare_inputs(inputs: list, framework: str) -> list:
     """Decode a case's inputs to fresh arguments for the student's function.
 
+    inputs: ``[[name, encoded value], ...]`` in the order of the parameters.
     framework "numpy" gives numpy arrays (0-d arrays become Python numbers),
     "torch" gives torch tensors (float64 stays float64).
     """
+    if not isinstance(inputs, list) or not all(isinstance(p, list) and len(p) == 2 for p in inputs):
+        raise EncodingError("malformed inputs")
     args = []
-    for value in inputs.values():
+    for _name, value in inputs:
         arr = decode(value)
         if isinstance(arr, tuple):
             args.append(arr)
@@ -250,7 +253,12 @@ def prepare_inputs(inputs: dict, framework: str) -> list:
     return args
 
 
-def call_case(func: Callable, inputs: dict, framework: str) -> Any:
+def encode_inputs(inputs: dict[str, Any]) -> list:
+    """A case's inputs ``{name: value}`` as ordered plain data (JSON keeps lists in order)."""
+    return [[name, encode(value)] for name, value in inputs.items()]
+
+
+def call_case(func: Callable, inputs: list, framework: str) -> Any:
     """Call ``func`` positionally with a case's inputs (in the order given)."""
     return func(*prepare_inputs(inputs, framework))
 

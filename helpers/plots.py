@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 CLASS_COLORS = plt.get_cmap("tab10")
 
@@ -160,6 +161,7 @@ def plot_history(history: Any, metrics: Sequence[str] | None = None) -> Figure:
                 ax.plot(np.arange(1, len(values) + 1), values, style, marker=".",
                         label="training" if split == "train" else "validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.set_title(name)
         ax.legend(fontsize="small")
@@ -201,19 +203,21 @@ def plot_image_grid(
     return fig
 
 
-def plot_filters(weights: Any, ncols: int = 8, cmap: str = "RdBu_r") -> Figure:
+def plot_filters(weights: Any, ncols: int = 8, cmap: str = "RdBu_r", max_filters: int = 64) -> Figure:
     """Convolution filters, e.g. ``conv.weight``: weights (F, C, kH, kW).
 
     C = 3: one colour image per filter (each rescaled to [0, 1]). Otherwise one image per
     (filter, channel) pair, row by row, on a shared colour scale symmetric around 0
     (red positive, blue negative), so that the sizes of weights can be compared.
+    Only the first ``max_filters`` filters are shown.
     """
     w = _np(weights).astype(np.float64)
     if w.ndim != 4:
         raise ValueError(f"weights must be (F, C, kH, kW), got shape {w.shape}")
+    w = w[:max_filters]
     F, C = w.shape[:2]
-    if C == 3:
-        return plot_image_grid(w, ncols=ncols)  # _as_images rescales each filter
+    if C == 3:  # channels last for matplotlib; _as_images rescales each filter to [0, 1]
+        return plot_image_grid(np.moveaxis(w, 1, -1), ncols=ncols)
     tiles = w.reshape(F * C, *w.shape[2:])
     vmax = np.abs(tiles).max() or 1.0
     fig, axes = _grid(len(tiles), C if C > 1 else ncols, cell=1.0)
@@ -225,13 +229,15 @@ def plot_filters(weights: Any, ncols: int = 8, cmap: str = "RdBu_r") -> Figure:
     return fig
 
 
-def plot_feature_maps(maps: Any, ncols: int = 8, cmap: str = "viridis") -> Figure:
-    """Feature maps of one image: maps (C, H, W), or (1, C, H, W). One panel per channel."""
+def plot_feature_maps(maps: Any, ncols: int = 8, cmap: str = "viridis", max_maps: int = 64) -> Figure:
+    """Feature maps of one image: maps (C, H, W), or (1, C, H, W). One panel per channel
+    (the first ``max_maps``), each with its own colour scale."""
     m = _np(maps).astype(np.float64)
     if m.ndim == 4 and m.shape[0] == 1:
         m = m[0]
     if m.ndim != 3:
         raise ValueError(f"maps must be (C, H, W) (one image), got shape {m.shape}")
+    m = m[:max_maps]
     fig, axes = _grid(len(m), ncols)
     for c, ax in enumerate(axes):
         ax.imshow(m[c], cmap=cmap)
@@ -269,7 +275,8 @@ def plot_attention(
         a.set_xlabel("key")
         a.set_ylabel("query")
         if x_labels is not None:
-            a.set_xticks(range(len(x_labels)), labels=list(x_labels), rotation=90)
+            long = max((len(str(t)) for t in x_labels), default=0) > 2
+            a.set_xticks(range(len(x_labels)), labels=list(x_labels), rotation=90 if long else 0)
         if y_labels is not None:
             a.set_yticks(range(len(y_labels)), labels=list(y_labels))
         a.set_title(title if title and len(w) == 1 else (f"head {h}" if len(w) > 1 else "attention"))

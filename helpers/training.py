@@ -21,6 +21,11 @@ from tqdm.auto import tqdm
 
 def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Fraction of rows where argmax(outputs (B, K)) equals targets (B,)."""
+    if outputs.ndim != 2 or outputs.shape[1] < 2:
+        raise ValueError(
+            f"accuracy needs class scores of shape (B, K) with K >= 2, got {tuple(outputs.shape)}. "
+            "With one output per sample pass your own metric, e.g. for logits: "
+            "def binary_accuracy(out, y): return ((out.squeeze(1) > 0) == y).float().mean().item()")
     return (outputs.argmax(dim=1) == targets).float().mean().item()
 
 

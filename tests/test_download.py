@@ -168,6 +168,7 @@ def test_server_down_gives_clear_error(dead_url, tmp_path):
     assert "Could not download" in message and dead_url in message
     assert "refused" in message.lower()
     assert "load_digits" in message and dl.BASE_URL_ENV in message
+    assert f"save it as {target}" in message, "tell where a hand-downloaded file belongs"
     assert files_under(tmp_path / "cache") == []
 
 

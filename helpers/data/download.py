@@ -122,6 +122,11 @@ def _algorithm(checksum: str) -> str:
     return algorithms[len(checksum)]
 
 
+def _check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ValueError(f'split must be "train" or "test", got {split!r}')
+
+
 def default_cache_dir() -> Path:
     """``$DL_COURSE_DATA`` if set, else ``~/.cache/dl-course`` (read at each call)."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dl-course").expanduser()
@@ -162,6 +167,9 @@ def download(
                 f"(${BASE_URL_ENV}). {OFFLINE_HINT}"
             )
         os.replace(tmp, path)
+    except DownloadError as e:
+        raise DownloadError(f"{e}\nOr fetch {url} by hand (e.g. in a browser) and save it as "
+                            f"{path}: it is checked before it is used.") from e.__cause__
     finally:
         tmp.unlink(missing_ok=True)  # after a successful os.replace there is nothing to remove
     return path
@@ -309,11 +317,6 @@ def read_cifar10(path: str | Path, split: str = "train") -> tuple[np.ndarray, np
 # --------------------------------------------------------------------------------------------
 # Loaders: download if needed, parse, scale to float32 in [0, 1]
 # --------------------------------------------------------------------------------------------
-
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ValueError(f'split must be "train" or "test", got {split!r}')
-
 
 def load_mnist(split: str = "train", flatten: bool = False, **download_kwargs) -> tuple[np.ndarray, np.ndarray]:
     """Full MNIST (Keras ``mnist.npz``): X (N, 28, 28) or (N, 784) float32 in [0, 1], y (N,) int64.

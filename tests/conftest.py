@@ -1,0 +1,43 @@
+"""Shared fixtures: a throw-away copy of the course, the real CLI, the syllabus."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def syllabus_ids() -> list[str]:
+    from autograder.course import Course
+
+    return [a.id for a in Course(REPO / "course").assignments()]
+
+
+@pytest.fixture
+def course_copy(tmp_path: Path) -> Path:
+    """A copy of course/, source_notebooks/ and release/ (runtime state left behind).
+
+    Returns the copied course folder; the repository's own gradebook is never touched.
+    """
+    root = tmp_path / "repo"
+    root.mkdir()
+    ignore = shutil.ignore_patterns("gradebook.db*", "submitted", "autograded", "feedback", "outcomes",
+                                    "exports", "exchange", ".grading_seed", ".ipynb_checkpoints", "__pycache__")
+    for name in ("course", "source_notebooks", "release"):
+        shutil.copytree(REPO / name, root / name, ignore=ignore)
+    return root / "course"
+
+
+def run_cli(*args: str, course: Path | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the real instructor CLI (``python -m autograder``) in a subprocess."""
+    cmd = [sys.executable, "-m", "autograder"]
+    if course is not None:
+        cmd += ["--course", str(course)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=env)

@@ -78,16 +78,16 @@ class SandboxedExecute(Execute):
     # -- set-up -------------------------------------------------------------
 
     def _stage(self, workdir: Path, source: Path, plan: dict) -> None:
-        sandbox.prepare_workdir(workdir)
+        for sub in ("work", "grader/inputs"):
+            (workdir / sub).mkdir(parents=True, exist_ok=True)
         ignore = set(self.config.CourseDirectory.get("ignore", [])) | {"cases.py"}
         for f in source.iterdir():  # the assignment's public files, from the trusted source
             if f.is_file() and not f.is_symlink() and f.suffix != ".ipynb" and f.name not in ignore:
                 shutil.copyfile(f, workdir / "work" / f.name)
         inputs = workdir / "grader" / "inputs"
-        inputs.chmod(0o755)
         for name, ex_plan in plan.items():
             (inputs / f"{name}.json").write_text(json.dumps(ex_plan.sandbox_inputs()))
-        sandbox.prepare_workdir(workdir)  # ownership and modes for the kernel's user
+        sandbox.prepare_workdir(workdir, list(plan))  # output files, ownership and modes
 
     def _kernel_manager(self, workdir: Path, settings: GradingSettings) -> sandbox.SandboxedKernelManager:
         env = sandbox.kernel_env(workdir)
@@ -96,6 +96,7 @@ class SandboxedExecute(Execute):
         km.connection_file = str(workdir / "kernel" / "connection.json")
         km.log_path = str(workdir / "kernel.log")
         if settings.unsafe_no_sandbox:  # same clean environment, no walls
+            env.update(HOME=str(workdir / "work"), MPLCONFIGDIR=str(workdir / "work" / ".mpl"))
             km.command_prefix = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
         else:
             km.command_prefix = sandbox.sandbox_command(workdir, settings.limits(), env)
@@ -143,7 +144,7 @@ class SandboxedExecute(Execute):
         found: dict[str, str] = {}
         out_dir = workdir / "grader" / "outputs"
         for f in out_dir.iterdir():
-            if f.suffix == ".json" and f.is_file() and not f.is_symlink():
+            if f.suffix == ".json" and f.is_file() and not f.is_symlink() and f.stat().st_size > 0:
                 if f.stat().st_size <= max_bytes:
                     found[f.stem] = f.read_text(errors="replace")
                 else:

@@ -8,7 +8,8 @@ notebooks, the reference, other students, the host's /tmp or /home, and has no
 network (an empty network namespace), its own PID namespace and a clean
 environment. Limits (setrlimit through ``prlimit``): address space, processes,
 file size, CPU time, open files. When the grader runs as root the kernel is
-started as uid 65534 (nobody) with no capabilities, so the process limit holds.
+started as an unused uid (one per grading process) with no capabilities, so the
+process limit holds and one sandbox cannot starve another.
 """
 from __future__ import annotations
 
@@ -24,9 +25,6 @@ from traitlets import Unicode
 
 import helpers
 
-NOBODY = 65534
-
-
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot start here."""
 
@@ -40,6 +38,7 @@ class Limits:
     file_size_mb: int = 64     # largest file the kernel may write
     cpu_seconds: int = 900     # CPU time of the kernel process
     open_files: int = 512
+    disk_mb: int = 256         # each writable tmpfs (/tmp, the working folder)
 
 
 UNSAFE_WARNING = (
@@ -53,11 +52,25 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+HOME = "/home/student"
+WORK = f"{HOME}/work"
+
+
+def kernel_uid() -> int:
+    """The uid a sandboxed kernel runs as (when grading as root): one per grading process,
+    so a fork bomb in one sandbox cannot use up the process budget of another."""
+    return 200_000 + os.getpid()
+
+
 def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str]) -> list[str]:
     """The command prefix that starts a program in the sandbox.
 
-    workdir: the per-notebook folder, bound read-write at the same path (the
-             kernel's connection file and ipc sockets live in it).
+    workdir: the per-notebook folder prepared by ``prepare_workdir``:
+             ``kernel/`` (connection file, ipc sockets; bound read-write),
+             ``work/`` (the assignment's public files; bound read-only into the
+             kernel's working folder, a size-limited tmpfs),
+             ``grader/inputs/`` (read-only) and ``grader/outputs/<exercise>.json``
+             (each file bound read-write: no new files can be created on the host).
     env:     the complete environment inside (everything else is cleared).
     """
     bwrap = bwrap_path()
@@ -82,47 +95,63 @@ def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str]) -> list[
     for f in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group",
               "hosts", "alternatives", "fonts"):
         cmd += ["--ro-bind-try", f"/etc/{f}", f"/etc/{f}"]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    disk = str(limits.disk_mb * mb)
+    cmd += ["--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", disk, "--tmpfs", "/tmp",  # before any bind under /tmp
+            "--perms", "0755", "--dir", "/home"]
+    cmd += ["--perms", "0777" if os.geteuid() == 0 else "0755", "--size", disk, "--tmpfs", HOME]
     # Python, the venv and the helpers package, read-only, at their own paths.
     binds = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix),
                     Path(helpers.__file__).resolve().parent})
-    parents = sorted({a for p in [*binds, workdir] for a in p.parents if a != Path("/")}, key=lambda a: len(a.parts))
+    parents = sorted({a for p in [*binds, workdir / "grader" / "outputs"] for a in p.parents
+                      if a not in (Path("/"), Path("/tmp"))}, key=lambda a: len(a.parts))
     for a in parents:  # folders bwrap creates are 0700 by default: the kernel's user must pass through
-        if a != Path("/tmp"):
-            cmd += ["--perms", "0755", "--dir", str(a)]
+        cmd += ["--perms", "0755", "--dir", str(a)]
     for p in binds:
         cmd += ["--ro-bind", str(p), str(p)]
-    cmd += ["--bind", str(workdir), str(workdir),
+    cmd += ["--bind", str(workdir / "kernel"), str(workdir / "kernel"),
             "--ro-bind", str(workdir / "grader" / "inputs"), str(workdir / "grader" / "inputs"),
-            "--chdir", str(workdir / "work"), "--clearenv"]
+            "--perms", "1777", "--dir", WORK,  # writable by the kernel, on the size-limited tmpfs
+            "--perms", "0755", "--dir", str(workdir / "grader" / "outputs")]
+    for f in sorted((workdir / "grader" / "outputs").iterdir()):
+        cmd += ["--bind", str(f), str(f)]
+    for f in sorted((workdir / "work").iterdir()):
+        cmd += ["--ro-bind", str(f), f"{WORK}/{f.name}"]
+    cmd += ["--chdir", WORK, "--clearenv"]
     for k, v in env.items():
         cmd += ["--setenv", k, v]
     cmd.append("--")
-    if os.geteuid() == 0:  # drop root for good: the kernel runs as nobody with no capabilities
-        cmd += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+    if os.geteuid() == 0:  # drop root for good: the kernel runs as an unused uid with no capabilities
+        uid = kernel_uid()
+        cmd += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return cmd
 
 
-def prepare_workdir(workdir: Path) -> None:
+def prepare_workdir(workdir: Path, exercises: list[str] = ()) -> None:
     """Create the folder layout the sandbox expects and give it to the kernel's user."""
-    for sub in ("work", "home", "kernel", "grader/inputs", "grader/outputs"):
+    for sub in ("work", "kernel", "grader/inputs", "grader/outputs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
+    for name in exercises:
+        (workdir / "grader" / "outputs" / f"{name}.json").touch()
     if os.geteuid() == 0:
+        uid = kernel_uid()
+        for path in [workdir / "kernel", *(workdir / "grader" / "outputs").iterdir()]:
+            os.chown(path, uid, uid, follow_symlinks=False)
         for path in [workdir, *workdir.rglob("*")]:
-            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
-        os.chmod(workdir / "grader" / "inputs", 0o555)
+            if path.is_dir():
+                path.chmod(0o755)
 
 
 def kernel_env(workdir: Path, harvest: bool = True) -> dict[str, str]:
     """The whole environment of the sandboxed kernel: nothing of the grader's leaks in."""
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(workdir / "home"),
+        "HOME": HOME,
         "LANG": "C.UTF-8",
         "TMPDIR": "/tmp",
         "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(workdir / "home" / ".mpl"),
+        "MPLCONFIGDIR": f"{HOME}/.mpl",
         "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -167,5 +196,5 @@ class SandboxedKernelManager(AsyncKernelManager):
     def write_connection_file(self, **kwargs) -> tuple[str, dict]:
         result = super().write_connection_file(**kwargs)
         if os.geteuid() == 0 and self.command_prefix and "setpriv" in self.command_prefix:
-            os.chown(self.connection_file, NOBODY, NOBODY)  # the kernel (uid nobody) must read it
+            os.chown(self.connection_file, kernel_uid(), kernel_uid())  # the kernel (uid nobody) must read it
         return result

@@ -25,6 +25,10 @@ def course_copy(tmp_path: Path) -> Path:
 
     Returns the copied course folder; the repository's own gradebook is never touched.
     """
+    return copy_course(tmp_path)
+
+
+def copy_course(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
     ignore = shutil.ignore_patterns("gradebook.db*", "submitted", "autograded", "feedback", "outcomes",

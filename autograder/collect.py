@@ -7,6 +7,7 @@ read: valid notebooks are copied to ``course/submitted/<student>/<assignment>/``
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -143,8 +144,41 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def restore_metadata(nb: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
+    """Put back the nbgrader metadata of the released notebook (in place); say what changed.
+
+    nbgrader trusts the submission's cell metadata and stops on some edits (a solution cell
+    turned into a graded one, a duplicated grade id). Each cell known by its grade id gets the
+    released metadata back; duplicates and unknown graded cells become plain cells. The test
+    cells' sources are restored by nbgrader itself (OverwriteCells), missing ones added back.
+    """
+    released = {c.metadata["nbgrader"]["grade_id"]: c for c in release.cells
+                if "grade_id" in c.metadata.get("nbgrader", {})}
+    seen: set[str] = set()
+    changes = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if meta is None:
+            continue
+        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        ref = released.get(gid)
+        if ref is None or gid in seen or ref.cell_type != cell.cell_type:
+            del cell.metadata["nbgrader"]
+            changes.append(f"ignored an unknown or duplicated graded cell ({str(gid)[:30]!r})")
+            continue
+        seen.add(gid)
+        if meta != ref.metadata["nbgrader"]:
+            cell.metadata["nbgrader"] = copy.deepcopy(ref.metadata["nbgrader"])
+            changes.append(f"restored the nbgrader metadata of cell {gid!r}")
+    return changes
+
+
 def install(course: Course, sub: Submission) -> Path:
-    """Copy a gradable submission into nbgrader's submitted/ folder (idempotent)."""
+    """Copy a gradable submission into nbgrader's submitted/ folder (idempotent).
+
+    The copy gets the released nbgrader metadata back (``restore_metadata``); the
+    student's own file is never changed.
+    """
     dest_dir = course.root / "submitted" / sub.student / sub.assignment
     dest = dest_dir / f"{sub.assignment}.ipynb"
     if dest_dir.exists():
@@ -152,6 +186,12 @@ def install(course: Course, sub: Submission) -> Path:
             if stale != dest:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     dest_dir.mkdir(parents=True, exist_ok=True)
-    if not dest.exists() or sha256(dest) != sha256(sub.notebook):
-        shutil.copyfile(sub.notebook, dest)
+    nb = nbformat.read(sub.notebook, as_version=4)
+    release = nbformat.read(course.release_dir / sub.assignment / f"{sub.assignment}.ipynb", as_version=4)
+    changes = restore_metadata(nb, release)
+    if changes:
+        sub.notes.append(f"cell metadata edited: {len(changes)} cell(s) restored from the release")
+    text = nbformat.writes(nb)
+    if not dest.exists() or dest.read_text() != text:
+        dest.write_text(text)
     return dest

@@ -10,16 +10,17 @@ a dead kernel, the time limit) is recorded in ``resources["autograder"]``.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Integer, List, Unicode
+from traitlets import Bool, Integer, List, Unicode
 
 from autograder import sandbox
 from autograder.settings import GradingSettings, course_from_config
@@ -33,7 +34,8 @@ def _error_output(ename: str, evalue: str) -> NotebookNode:
 def _last_words(log: Path) -> str:
     """The kernel process's last line of console output (e.g. MemoryError), if any."""
     try:
-        lines = [l for l in log.read_bytes()[-4000:].decode(errors="replace").splitlines() if l.strip()]
+        lines = [l for l in log.read_bytes()[-4000:].decode(errors="replace").splitlines()
+                 if re.search(r"Error|Killed|Terminated|Abort|Segmentation", l)]
     except OSError:
         return ""
     return f" (last output: {lines[-1][:160]})" if lines else ""
@@ -55,29 +57,36 @@ class SandboxedExecute(Execute):
         from autograder.plan import grading_plan
 
         plan = grading_plan(course.root, info["assignment"], settings.resolved_seed(course))
-        workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
-        try:
-            self._stage(workdir, course.source_dir / info["assignment"], plan)
-            km = self._kernel_manager(workdir, settings)
-            resources.setdefault("metadata", {})["path"] = str(workdir / "work")
-            self._deadline = time.monotonic() + self.notebook_timeout
-            self._output_bytes = 0
-            self._record = record
+        for attempt in (1, 2):  # a kernel that fails to start is retried once, in a fresh sandbox
+            workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
             try:
-                nb, resources = super().preprocess(nb, resources, km=km)
-            except DeadKernelError:
-                record["events"].append("kernel died: the cells after it were not run"
-                                        + _last_words(workdir / "kernel.log"))
-            except TimeoutError as e:
-                record["events"].append(f"kernel did not start: {e}")
-            record["outputs"] = self._collect_outputs(workdir)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+                uid = sandbox.new_kernel_uid()
+                self._stage(workdir, course.source_dir / info["assignment"], plan, uid)
+                km = self._kernel_manager(workdir, settings, uid)
+                resources.setdefault("metadata", {})["path"] = str(workdir / "work")
+                self._deadline = time.monotonic() + self.notebook_timeout
+                self._output_bytes = 0
+                self._record = record
+                try:
+                    nb, resources = super().preprocess(nb, resources, km=km)
+                except DeadKernelError:
+                    record["events"].append("kernel died: the cells after it were not run"
+                                            + _last_words(workdir / "kernel.log"))
+                except (RuntimeError, TimeoutError) as e:
+                    if "kernel_info" not in str(e) and not isinstance(e, TimeoutError):
+                        raise
+                    if attempt == 1:
+                        continue
+                    raise RuntimeError("the kernel failed to start twice" + _last_words(workdir / "kernel.log"))
+                record["outputs"] = self._collect_outputs(workdir)
+                return nb, resources
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
         return nb, resources
 
     # -- set-up -------------------------------------------------------------
 
-    def _stage(self, workdir: Path, source: Path, plan: dict) -> None:
+    def _stage(self, workdir: Path, source: Path, plan: dict, uid: int) -> None:
         for sub in ("work", "grader/inputs"):
             (workdir / sub).mkdir(parents=True, exist_ok=True)
         ignore = set(self.config.CourseDirectory.get("ignore", [])) | {"cases.py"}
@@ -87,26 +96,38 @@ class SandboxedExecute(Execute):
         inputs = workdir / "grader" / "inputs"
         for name, ex_plan in plan.items():
             (inputs / f"{name}.json").write_text(json.dumps(ex_plan.sandbox_inputs()))
-        sandbox.prepare_workdir(workdir, list(plan))  # output files, ownership and modes
+        sandbox.prepare_workdir(workdir, list(plan), uid)  # output files, ownership and modes
 
-    def _kernel_manager(self, workdir: Path, settings: GradingSettings) -> sandbox.SandboxedKernelManager:
+    def _kernel_manager(self, workdir: Path, settings: GradingSettings, uid: int) -> sandbox.SandboxedKernelManager:
         env = sandbox.kernel_env(workdir)
         km = sandbox.SandboxedKernelManager(config=self.config, transport="ipc",
                                            ip=str(workdir / "kernel" / "ipc"))
         km.connection_file = str(workdir / "kernel" / "connection.json")
         km.log_path = str(workdir / "kernel.log")
+        km.uid = uid
         if settings.unsafe_no_sandbox:  # same clean environment, no walls
             env.update(HOME=str(workdir / "work"), MPLCONFIGDIR=str(workdir / "work" / ".mpl"))
             km.command_prefix = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
         else:
-            km.command_prefix = sandbox.sandbox_command(workdir, settings.limits(), env)
+            km.command_prefix = sandbox.sandbox_command(workdir, settings.limits(), env, uid)
         return km
 
     # -- execution ----------------------------------------------------------
 
+    raise_on_iopub_timeout = Bool(False, help="A kernel that stops sending output is a cell timeout, "
+                                              "not a reason to abandon the notebook.").tag(config=True)
+
     def preprocess_cell(self, cell: NotebookNode, resources: dict, index: int):
         if set(cell.get("metadata", {}).get("tags", [])) & set(self.skip_tags):
             return cell, resources
+        try:
+            return self._run_cell(cell, resources, index)
+        except CellTimeoutError:
+            self._record["events"].append("a cell stopped responding and was abandoned")
+            cell.outputs.append(_error_output("CellTimeoutError", "the cell stopped responding"))
+            return cell, resources
+
+    def _run_cell(self, cell: NotebookNode, resources: dict, index: int):
         if cell.cell_type == "code" and time.monotonic() > self._deadline:
             cell.outputs = [_error_output("NotebookTimeLimit",
                                           f"not run: the notebook used its {self.notebook_timeout} s")]

@@ -54,17 +54,17 @@ def export_csv(course: Course, to: Path | None = None) -> Path:
 
 
 def summary_table(course: Course, results: list[dict]) -> str:
-    """The per-student table printed after grading."""
+    """The per-student table printed after grading (scores from the gradebook)."""
     with Gradebook(course.db_url) as gb:
         rows = {(r["student"], r["assignment"]): r for r in grade_rows(course, gb)}
     lines = [f"{'student':<20} {'assignment':<18} {'score':>11}  outcome"]
     for res in sorted(results, key=lambda r: (r.get("student", ""), r.get("assignment", ""))):
-        row = rows.get((res.get("student"), res.get("assignment")))
-        if row is None:
-            continue
+        key = (res.get("student", "?"), res.get("assignment", "?"))
+        row = rows.get(key, {"score": "0", "max_score": "?", "status": res.get("status", "?"),
+                             "reason": res.get("reason", "")})
         score = f"{row['score']}/{row['max_score']}"
         outcome = row["status"] + (f" ({row['reason']})" if row["reason"] and row["reason"] != "ok" else "")
-        lines.append(f"{row['student']:<20} {row['assignment']:<18} {score:>11}  {outcome[:110]}")
+        lines.append(f"{key[0]:<20} {key[1]:<18} {score:>11}  {outcome[:110]}")
     return "\n".join(lines)
 
 

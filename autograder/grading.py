@@ -113,8 +113,8 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
             if not sub.gradable:
                 _record_missing(course, sub)
                 continue
-            collect.install(course, sub)
             digest = collect.sha256(sub.notebook)
+            collect.install(course, sub)
             previous = outcomes.read(course, sub.assignment, sub.student) or {}
             if (not opts.force and previous.get("status") == outcomes.GRADED and previous.get("feedback")
                     and previous.get("sha256") == digest and previous.get("seed") == seed):

@@ -14,6 +14,7 @@ process limit holds and one sandbox cannot starve another.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import List as TList
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
 import helpers
 
@@ -56,13 +57,13 @@ HOME = "/home/student"
 WORK = f"{HOME}/work"
 
 
-def kernel_uid() -> int:
-    """The uid a sandboxed kernel runs as (when grading as root): one per grading process,
-    so a fork bomb in one sandbox cannot use up the process budget of another."""
-    return 200_000 + os.getpid()
+def new_kernel_uid() -> int:
+    """A fresh, unused uid for one sandboxed kernel (when grading as root), so that processes
+    a submission left behind (a fork bomb) cannot use up the process budget of the next one."""
+    return 200_000 + secrets.randbelow(1_000_000_000)
 
 
-def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str]) -> list[str]:
+def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str], uid: int) -> list[str]:
     """The command prefix that starts a program in the sandbox.
 
     workdir: the per-notebook folder prepared by ``prepare_workdir``:
@@ -72,6 +73,7 @@ def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str]) -> list[
              ``grader/inputs/`` (read-only) and ``grader/outputs/<exercise>.json``
              (each file bound read-write: no new files can be created on the host).
     env:     the complete environment inside (everything else is cleared).
+    uid:     the kernel's uid when grading as root (see ``new_kernel_uid``).
     """
     bwrap = bwrap_path()
     if bwrap is None:
@@ -122,20 +124,18 @@ def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str]) -> list[
         cmd += ["--setenv", k, v]
     cmd.append("--")
     if os.geteuid() == 0:  # drop root for good: the kernel runs as an unused uid with no capabilities
-        uid = kernel_uid()
         cmd += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return cmd
 
 
-def prepare_workdir(workdir: Path, exercises: list[str] = ()) -> None:
+def prepare_workdir(workdir: Path, exercises: list[str], uid: int) -> None:
     """Create the folder layout the sandbox expects and give it to the kernel's user."""
     for sub in ("work", "kernel", "grader/inputs", "grader/outputs"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     for name in exercises:
         (workdir / "grader" / "outputs" / f"{name}.json").touch()
     if os.geteuid() == 0:
-        uid = kernel_uid()
         for path in [workdir / "kernel", *(workdir / "grader" / "outputs").iterdir()]:
             os.chown(path, uid, uid, follow_symlinks=False)
         for path in [workdir, *workdir.rglob("*")]:
@@ -185,6 +185,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         return list(self.command_prefix) + cmd
 
     log_path = Unicode("", help="File receiving the kernel process's own stdout/stderr.")
+    uid = Integer(0, help="The kernel's uid inside the sandbox (when grading as root).")
 
     async def _async_pre_start_kernel(self, **kw):
         if self.log_path:  # keep the kernel's console chatter out of the grader's terminal
@@ -196,5 +197,5 @@ class SandboxedKernelManager(AsyncKernelManager):
     def write_connection_file(self, **kwargs) -> tuple[str, dict]:
         result = super().write_connection_file(**kwargs)
         if os.geteuid() == 0 and self.command_prefix and "setpriv" in self.command_prefix:
-            os.chown(self.connection_file, kernel_uid(), kernel_uid())  # the kernel (uid nobody) must read it
+            os.chown(self.connection_file, self.uid, self.uid)  # the kernel (uid nobody) must read it
         return result

@@ -66,9 +66,10 @@ def _build(folder, course, listener_port):
     add("nan_inf", _all_functions("return np.full(5, np.nan)", stub), 0)
     add("mutating_stub", _all_functions("a = args[0]\n    a[...] = 0\n    return a", stub), 0)
     mutating = solved
-    for name in ("sigmoid", "softmax"):
-        mutating = subs.insert_code(mutating, f"_orig_{name} = {name}\ndef {name}(a):\n    out = _orig_{name}(a)\n"
-                                              f"    a[...] = 0.0\n    return out", after=f"{name}_impl")
+    for name in ("softmax", "logistic_loss_and_grad"):  # functions no other exercise calls
+        mutating = subs.insert_code(mutating, f"_orig_{name} = {name}\ndef {name}(a, *rest):\n"
+                                              f"    out = _orig_{name}(a, *rest)\n    a[...] = 0.0\n    return out",
+                                    after=f"{name}_impl")
     add("mutating_correct", mutating, FULL)
     add("patch_numpy", subs.insert_code(stub, "import builtins, numpy as np\nnp.allclose = lambda *a, **k: True\n"
                                               "np.isclose = lambda a, b, **k: np.ones(np.shape(a), bool)\n"
@@ -236,8 +237,8 @@ def test_sandbox_saw_no_secrets_and_no_network(hostile):
     assert "refused" in text  # the spy ran and reported
     assert SECRET not in text and CASES_MARKER not in text and "SQLite format" not in text
     assert "root:" not in text  # /etc/shadow or passwd of root... shadow must not be readable
-    net = (hostile["course"] / "feedback" / "network" / AID / f"{AID}.html").read_text()
-    assert "CONNECTED" not in net
+    net = html.unescape(re.sub(r"<[^>]+>", "", (hostile["course"] / "feedback" / "network" / AID / f"{AID}.html").read_text()))
+    assert "127.0.0.1 refused" in net and "127.0.0.1 CONNECTED" not in net
 
 
 def test_resource_attacks_were_stopped_by_the_limits(hostile):

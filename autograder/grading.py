@@ -83,11 +83,26 @@ def _record_missing(course: Course, sub: collect.Submission) -> None:
 
 
 def ensure_in_gradebook(course: Course, aids: set[str]) -> None:
-    """nbgrader needs each assignment's cells in the gradebook before grading it."""
+    """nbgrader needs each assignment's cells in the gradebook before grading it.
+
+    `autograder release` puts them there; on a fresh course (a new clone, a deleted
+    gradebook) we do the same into a throw-away folder, leaving release/ alone.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
     from autograder.release import release
 
-    with tempfile.TemporaryDirectory() as tmp:
-        release(course, sorted(aids), release_dir=Path(tmp))
+    missing = set()
+    with Gradebook(course.db_url) as gb:
+        for aid in aids:
+            try:
+                if not gb.find_assignment(aid).notebooks:
+                    missing.add(aid)
+            except MissingEntry:
+                missing.add(aid)
+    if missing:
+        with tempfile.TemporaryDirectory() as tmp:
+            release(course, sorted(missing), release_dir=Path(tmp))
 
 
 def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:

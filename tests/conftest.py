@@ -30,7 +30,7 @@ def course_copy(tmp_path: Path) -> Path:
 
 def copy_course(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    root.mkdir()
+    root.mkdir(parents=True)
     ignore = shutil.ignore_patterns("gradebook.db*", "submitted", "autograded", "feedback", "outcomes",
                                     "exports", "exchange", ".grading_seed", ".ipynb_checkpoints", "__pycache__")
     for name in ("course", "source_notebooks", "release"):

@@ -13,7 +13,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin
 
-from autograder import outcomes
+from autograder import nbgrader_api, outcomes
 from autograder.course import Course
 
 COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason"]
@@ -43,7 +43,7 @@ def grade_rows(course: Course, gb: Gradebook) -> list[dict]:
 def export_csv(course: Course, to: Path | None = None) -> Path:
     to = to or course.root / "exports" / "grades.csv"
     to.parent.mkdir(parents=True, exist_ok=True)
-    with Gradebook(course.db_url) as gb:
+    with nbgrader_api.gradebook(course) as gb:
         rows = grade_rows(course, gb)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
@@ -55,7 +55,7 @@ def export_csv(course: Course, to: Path | None = None) -> Path:
 
 def summary_table(course: Course, results: list[dict]) -> str:
     """The per-student table printed after grading (scores from the gradebook)."""
-    with Gradebook(course.db_url) as gb:
+    with nbgrader_api.gradebook(course) as gb:
         rows = {(r["student"], r["assignment"]): r for r in grade_rows(course, gb)}
     lines = [f"{'student':<20} {'assignment':<18} {'score':>11}  outcome"]
     for res in sorted(results, key=lambda r: (r.get("student", ""), r.get("assignment", ""))):

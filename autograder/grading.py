@@ -66,9 +66,7 @@ def grade_one(course_root: str, aid: str, student: str, opts: GradeOptions, dige
 
 def _record_missing(course: Course, sub: collect.Submission) -> None:
     """No gradable notebook: zero points in the gradebook, and the reason."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(course.db_url) as gb:
+    with nbgrader_api.gradebook(course) as gb:
         gb.update_or_create_student(sub.student)
         try:
             submission = gb.update_or_create_submission(sub.assignment, sub.student)
@@ -88,12 +86,12 @@ def ensure_in_gradebook(course: Course, aids: set[str]) -> None:
     `autograder release` puts them there; on a fresh course (a new clone, a deleted
     gradebook) we do the same into a throw-away folder, leaving release/ alone.
     """
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     from autograder.release import release
 
     missing = set()
-    with Gradebook(course.db_url) as gb:
+    with nbgrader_api.gradebook(course) as gb:
         for aid in aids:
             try:
                 if not gb.find_assignment(aid).notebooks:

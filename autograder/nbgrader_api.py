@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
@@ -31,6 +32,12 @@ def _venv_on_path() -> None:
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def gradebook(course: Course) -> Gradebook:
+    """nbgrader's gradebook of the course (use as a context manager)."""
+    _venv_on_path()
+    return Gradebook(course.db_url)
 
 
 def api(course: Course, config: Config | None = None) -> NbGraderAPI:

@@ -8,6 +8,9 @@ Light at import time (no torch import, no data loading, no seeding). Submodules:
 - ``helpers.gradcheck`` -- finite-difference gradient checks for numpy and torch
 - ``helpers.training``  -- a small, readable training loop with progress bars
 - ``helpers.plots``     -- figures for every lecture (each function returns the figure)
+- ``helpers.optim``     -- optimisation demos' computations (surfaces, descent paths, LR maps)
+- ``helpers.widgets``   -- the ipywidgets demos of notebook 03 (wiring only)
+- ``helpers.metrics``   -- ``report(name, value, target=...)``: figures a notebook reaches
 """
 from helpers.checking import check
 from helpers.seeding import seed_everything

@@ -47,6 +47,12 @@ def lab(tmp_path_factory):
     solution = root / "solutions" / "03_optimisation"
     if (REPO / "source_notebooks" / "03_optimisation").exists():
         shutil.copytree(REPO / "source_notebooks" / "03_optimisation", solution, ignore=shutil.ignore_patterns("cases.py"))
+    settings = root / ".jupyter-config" / "lab" / "user-settings" / "@jupyterlab"
+    (settings / "notebook-extension").mkdir(parents=True)
+    # render every cell (not only those in view) so the test can find outputs anywhere
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    (settings / "apputils-extension").mkdir(parents=True)
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, PORT=str(port), LAB_ROOT=str(root), JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"),
                JUPYTER_RUNTIME_DIR=str(root / ".jupyter-runtime"))
@@ -131,7 +137,12 @@ def test_learning_rate_demo_reacts_to_the_slider(browser, lab):
         pytest.skip("notebook 03_optimisation is not in this course yet")
     page, errors = _open(browser, lab, "solutions/03_optimisation/03_optimisation.ipynb")
     _run_all(page)
-    marker = page.wait_for_selector(".demo-lr .demo-rendered", timeout=180_000)
+    try:
+        marker = page.wait_for_selector(".demo-lr .demo-rendered", state="attached", timeout=240_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "03_lr_demo_not_found.png"))
+        raise
+    marker.scroll_into_view_if_needed()
     page.wait_for_function("el => /rendered [1-9]/.test(el.textContent)", arg=marker, timeout=60_000)
     verdict = page.query_selector(".demo-lr .demo-verdict")
     marker.scroll_into_view_if_needed()

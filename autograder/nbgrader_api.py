@@ -43,9 +43,11 @@ def gradebook(course: Course) -> Gradebook:
 def api(course: Course, config: Config | None = None) -> NbGraderAPI:
     _venv_on_path()
     config = config if config is not None else course.config()
+    level = logging.getLogger().getEffectiveLevel()
+    logging.getLogger("traitlets").setLevel(level)  # nbgrader's apps log there (e.g. its exchange listing)
     coursedir = CourseDirectory(config=config)
     nb_api = NbGraderAPI(coursedir=coursedir, config=config)
-    nb_api.log.setLevel(logging.getLogger().getEffectiveLevel())
+    nb_api.log.setLevel(level)
     return nb_api
 
 

@@ -120,6 +120,9 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
         if not submissions:
             raise CourseError(f"no submissions found in {path} (expected <student>/<assignment>/<assignment>.ipynb)")
         ensure_in_gradebook(course, {s.assignment for s in submissions})
+        with nbgrader_api.gradebook(course) as gb:  # once, before parallel workers race to create them
+            for student in sorted({s.student for s in submissions}):
+                gb.update_or_create_student(student)
         seed = GradingSettings(config=_config(course, opts)).resolved_seed(course)
         todo: list[tuple[collect.Submission, str]] = []
         for sub in submissions:

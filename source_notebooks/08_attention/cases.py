@@ -1,0 +1,307 @@
+"""Graded exercises of 08_attention: inputs, tolerances and known mistakes.
+
+Instructor-only: never released, never visible to the sandbox. The expected
+outputs come from the reference (the solution cells of 08_attention.ipynb).
+Every exercise is framework="torch": arrays arrive as float64 (or bool / int64) tensors.
+
+Shapes are chosen so that plausible mistakes give outputs of the right shape but
+wrong values: Tq != Tk and d != dv (a wrong axis or a wrong sqrt shows), d_head != E
+(sqrt(E) vs sqrt(d_head) shows), non-square images with C > 1 (patch order shows),
+biases and layer-norm parameters away from their defaults.
+"""
+import math
+
+import numpy as np
+import torch
+
+from autograder.exercises import Exercise
+
+
+# -- attention ------------------------------------------------------------------------------
+
+def _random_mask(rng, shape):
+    mask = rng.uniform(size=shape) > 0.35
+    rows = mask.reshape(-1, shape[-1])
+    for r in rows:                       # every query keeps at least one key
+        if not r.any():
+            r[rng.integers(shape[-1])] = True
+    return rows.reshape(shape)
+
+
+def _attention_inputs(rng):
+    N = int(rng.integers(1, 4))
+    Tq = int(rng.integers(2, 5))
+    Tk = int(rng.integers(Tq + 1, 7))
+    d = int(rng.choice([4, 6, 9]))
+    dv = int(rng.choice([v for v in (2, 3, 5) if v != d]))
+    return {"Q": rng.normal(size=(N, Tq, d)), "K": rng.normal(size=(N, Tk, d)),
+            "V": rng.normal(size=(N, Tk, dv)), "mask": _random_mask(rng, (N, Tq, Tk))}
+
+
+def _attn(Q, K, V, mask=None, scale="sqrt_d", softmax_dim=-1, mask_after=False, invert=False):
+    d, dv = Q.shape[-1], V.shape[-1]
+    scale_by = {"sqrt_d": math.sqrt(d), "none": 1.0, "d": float(d), "sqrt_dv": math.sqrt(dv)}[scale]
+    scores = Q @ K.transpose(-2, -1) / scale_by
+    if mask is not None and invert:
+        scores = scores.masked_fill(mask, -1e9)
+    elif mask is not None and not mask_after:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    w = torch.softmax(scores, dim=softmax_dim)
+    if mask is not None and mask_after:
+        w = w * mask
+    return w @ V, w
+
+
+# -- masks ----------------------------------------------------------------------------------
+
+def _padding_inputs(rng):
+    T = int(rng.integers(3, 9))
+    N = int(rng.choice([n for n in range(2, 7) if n != T]))
+    lengths = rng.integers(1, T + 1, size=N)
+    lengths[0] = T                       # one full-length row, one short row at least
+    lengths[-1] = min(lengths[-1], T - 1)
+    return {"lengths": lengths.astype(np.int64), "T": T}
+
+
+# -- multi-head attention -------------------------------------------------------------------
+
+def _mha_inputs(rng):
+    heads = int(rng.choice([2, 3]))
+    d_head = int(rng.choice([2, 3, 4]))
+    E = heads * d_head
+    T = int(rng.choice([t for t in range(3, 7) if t not in (E, heads)]))
+    N = int(rng.integers(1, 4))
+    return {"X": rng.normal(size=(N, T, E)), "W_in": rng.normal(0, 0.7, size=(3 * E, E)),
+            "b_in": rng.normal(0, 0.3, size=3 * E), "W_out": rng.normal(0, 0.5, size=(E, E)),
+            "b_out": rng.normal(0, 0.3, size=E), "num_heads": heads}
+
+
+def _mha(X, W_in, b_in, W_out, b_out, num_heads, split="ok", scale="head", transpose_w=False,
+         order="qkv", out_proj=True, merge="ok"):
+    N, T, E = X.shape
+    dh = E // num_heads
+    Wq, Wk, Wv = W_in.chunk(3, dim=0)
+    bq, bk, bv = b_in.chunk(3)
+    proj = (lambda W, b: X @ W + b) if transpose_w else (lambda W, b: X @ W.T + b)
+    qkv = {"q": proj(Wq, bq), "k": proj(Wk, bk), "v": proj(Wv, bv)}
+    q, k, v = (qkv[c] for c in order)
+    if split == "ok":
+        sp = lambda t: t.reshape(N, T, num_heads, dh).transpose(1, 2)
+    else:                                # reshape straight to (N, h, T, dh): mixes tokens and features
+        sp = lambda t: t.reshape(N, num_heads, T, dh)
+    q, k, v = sp(q), sp(k), sp(v)
+    s = math.sqrt(dh) if scale == "head" else math.sqrt(E)
+    w = torch.softmax(q @ k.transpose(-2, -1) / s, dim=-1)
+    out = w @ v                          # (N, h, T, dh)
+    out = out.transpose(1, 2).reshape(N, T, E) if merge == "ok" else out.reshape(N, T, E)
+    if out_proj:
+        out = out @ W_out.T + b_out
+    return out, w
+
+
+# -- positional encoding --------------------------------------------------------------------
+
+def _pe_inputs(rng):
+    return {"T": int(rng.integers(5, 21)), "d": int(rng.choice([6, 8, 10, 12, 16]))}
+
+
+def _pe(T, d, kind="ok"):
+    t = np.arange(T, dtype=np.float64)[:, None]
+    i2 = np.arange(0, d, 2, dtype=np.float64)
+    freq = 10000.0 ** (-i2 / d)
+    if kind == "i_over_d":               # 10000^(i/d) with i = 0, 1, 2, ... (the pair index)
+        freq = 10000.0 ** (-(i2 / 2) / d)
+    if kind == "times":                  # t * 10000^(2i/d)
+        freq = 10000.0 ** (i2 / d)
+    pe = np.zeros((T, d))
+    if kind == "swap":
+        pe[:, 0::2], pe[:, 1::2] = np.cos(t * freq), np.sin(t * freq)
+    elif kind == "concat":
+        pe[:, : d // 2], pe[:, d // 2:] = np.sin(t * freq), np.cos(t * freq)
+    elif kind == "column_freq":          # column j uses 10000^(j/d): odd columns get their own frequency
+        j = np.arange(d, dtype=np.float64)
+        ang = t * 10000.0 ** (-j / d)
+        pe[:, 0::2], pe[:, 1::2] = np.sin(ang[:, 0::2]), np.cos(ang[:, 1::2])
+    else:
+        pe[:, 0::2], pe[:, 1::2] = np.sin(t * freq), np.cos(t * freq)
+    return torch.from_numpy(pe)
+
+
+# -- patchify -------------------------------------------------------------------------------
+
+def _patch_inputs(rng):
+    p = int(rng.choice([2, 3]))
+    C = int(rng.choice([2, 3]))
+    gh = int(rng.integers(2, 4))
+    gw = gh + 1                          # non-square: H != W
+    N = int(rng.integers(1, 3))
+    return {"images": rng.normal(size=(N, C, gh * p, gw * p)), "p": p}
+
+
+def _patchify(images, p, perm=(0, 2, 4, 1, 3, 5), plain=False):
+    N, C, H, W = images.shape
+    if plain:
+        return images.reshape(N, (H // p) * (W // p), C * p * p)
+    x = images.reshape(N, C, H // p, p, W // p, p).permute(*perm)
+    return x.reshape(N, (H // p) * (W // p), C * p * p)
+
+
+# -- encoder block --------------------------------------------------------------------------
+
+def _block_inputs(rng):
+    heads = int(rng.choice([2, 3]))
+    d_head = int(rng.choice([2, 3]))
+    E = heads * d_head
+    F_ = int(rng.choice([f for f in (5, 7, 10) if f != E]))
+    T = int(rng.choice([t for t in range(3, 6) if t != E]))
+    N = int(rng.integers(1, 3))
+    g = lambda *s, scale=0.5: rng.normal(0, scale, size=s)
+    return {"X": rng.normal(size=(N, T, E)), "W_in": g(3 * E, E, scale=0.6), "b_in": g(3 * E, scale=0.3),
+            "W_out": g(E, E), "b_out": g(E, scale=0.3),
+            "ln1_w": 1.0 + g(E, scale=0.3), "ln1_b": g(E, scale=0.3),
+            "W1": g(F_, E), "b1": g(F_, scale=0.3), "W2": g(E, F_), "b2": g(E, scale=0.3),
+            "ln2_w": 1.0 + g(E, scale=0.3), "ln2_b": g(E, scale=0.3), "num_heads": heads}
+
+
+def _ln(x, w, b, unbiased=False, dim=-1):
+    mu = x.mean(dim, keepdim=True)
+    var = x.var(dim, unbiased=unbiased, keepdim=True)
+    return (x - mu) / torch.sqrt(var + 1e-5) * w + b
+
+
+def _block(X, W_in, b_in, W_out, b_out, ln1_w, ln1_b, W1, b1, W2, b2, ln2_w, ln2_b, num_heads,
+           post_norm=False, res_attn=True, res_mlp=True, unbiased=False, ln_dim=-1, act=torch.relu):
+    ln = lambda x, w, b: (_ln(x, w, b, unbiased) if ln_dim == -1
+                          else ((x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-5)) * w + b)
+    mha = lambda h: _mha(h, W_in, b_in, W_out, b_out, num_heads)[0]
+    mlp = lambda h: act(h @ W1.T + b1) @ W2.T + b2
+    if post_norm:
+        X = ln(X + mha(X), ln1_w, ln1_b)
+        return ln(X + mlp(X), ln2_w, ln2_b)
+    a = mha(ln(X, ln1_w, ln1_b))
+    X = X + a if res_attn else a
+    m = mlp(ln(X, ln2_w, ln2_b))
+    return X + m if res_mlp else m
+
+
+def _with(**kw):
+    return lambda *args: _block(*args, **kw)
+
+
+EXERCISES = [
+    Exercise(
+        "attention", _attention_inputs,
+        fixed=({"Q": np.array([[[1.0, 0.0, 2.0, 0.0], [0.0, 3.0, 0.0, 1.0]]]),
+                "K": np.array([[[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [2.0, 2.0, 0.0, 0.0]]]),
+                "V": np.array([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]]),
+                "mask": np.array([[[True, True, False], [True, True, True]]])},),
+        framework="torch",
+        mistakes={
+            "the scores are not scaled: divide QK^T by sqrt(d)": lambda *a: _attn(*a, scale="none"),
+            "scale by 1/sqrt(d), not 1/d": lambda *a: _attn(*a, scale="d"),
+            "scale by sqrt of the query/key size d = Q.shape[-1], not of the value size":
+                lambda *a: _attn(*a, scale="sqrt_dv"),
+            "softmax over the wrong axis: each query's weights (over the keys, the last axis) must sum to 1":
+                lambda *a: _attn(*a, softmax_dim=-2),
+            "the mask is applied after the softmax: set masked scores to -inf BEFORE it, so the weights still sum to 1":
+                lambda *a: _attn(*a, mask_after=True),
+            "the mask is inverted: True means 'may attend' (mask out where mask is False)":
+                lambda *a: _attn(*a, invert=True),
+        },
+    ),
+    Exercise(
+        "causal_mask", lambda rng: {"T": int(rng.integers(2, 10))},
+        fixed=({"T": 4},),
+        framework="torch",
+        mistakes={
+            "each position sees the future instead of the past: keep the LOWER triangle (torch.tril)":
+                lambda T: torch.triu(torch.ones(T, T, dtype=torch.bool)),
+            "the diagonal is missing: a position may attend to itself (j <= i)":
+                lambda T: torch.tril(torch.ones(T, T, dtype=torch.bool), diagonal=-1),
+            "the mask is inverted: True marks the allowed keys (j <= i)":
+                lambda T: ~torch.tril(torch.ones(T, T, dtype=torch.bool)),
+        },
+    ),
+    Exercise(
+        "padding_mask", _padding_inputs,
+        fixed=({"lengths": np.array([3, 1, 5]), "T": 5},),
+        framework="torch",
+        mistakes={
+            "off by one: the real positions are 0 .. length-1 (use <, not <=)":
+                lambda lengths, T: torch.arange(T)[None, :] <= lengths[:, None],
+            "the mask is inverted: True marks the real tokens (those that may be attended to)":
+                lambda lengths, T: torch.arange(T)[None, :] >= lengths[:, None],
+        },
+    ),
+    Exercise(
+        "multi_head_attention", _mha_inputs,
+        # atol 1e-5: a correct float32 answer (e.g. nn.MultiheadAttention) is off by up to ~4e-7 on
+        # O(1) outputs near 0; every mistake below is off by O(0.1) or more.
+        atol=1e-5,
+        framework="torch",
+        mistakes={
+            "heads split along the wrong axis: reshape to (N, T, heads, d_head), THEN transpose to (N, heads, T, d_head)":
+                lambda *a: _mha(*a, split="wrong"),
+            "heads merged in the wrong order: transpose (N, heads, T, d_head) back to (N, T, heads, d_head) before reshaping to (N, T, E)":
+                lambda *a: _mha(*a, merge="wrong"),
+            "scale by sqrt(d_head) = sqrt(E / num_heads), not sqrt(E)": lambda *a: _mha(*a, scale="E"),
+            "the projection weights are used untransposed: q = X @ W_q.T + b_q (PyTorch's Linear layout)":
+                lambda *a: _mha(*a, transpose_w=True),
+            "queries and keys swapped: in_proj_weight stacks [W_q; W_k; W_v] in that order":
+                lambda *a: _mha(*a, order="kqv"),
+            "the output projection is missing: finish with out @ W_out.T + b_out":
+                lambda *a: _mha(*a, out_proj=False),
+        },
+    ),
+    Exercise(
+        "positional_encoding", _pe_inputs,
+        fixed=({"T": 4, "d": 6},),
+        # atol 1e-5: a correct float32 answer loses ~1e-6 in sin/cos of arguments up to T ~ 20;
+        # every mistake below is off by O(1).
+        atol=1e-5,
+        framework="torch",
+        mistakes={
+            "sin and cos swapped: even columns (0, 2, ...) hold the sines": lambda T, d: _pe(T, d, "swap"),
+            "the frequency exponent is 2i/d (i = the pair index, so 0, 2, 4, ... over d), not i/d":
+                lambda T, d: _pe(T, d, "i_over_d"),
+            "divide the position by 10000^(2i/d); don't multiply": lambda T, d: _pe(T, d, "times"),
+            "interleave: columns 2i (sin) and 2i+1 (cos) share a frequency; not all sines then all cosines":
+                lambda T, d: _pe(T, d, "concat"),
+            "columns 2i and 2i+1 share the frequency 10000^(2i/d): the cosine column must not use its own index":
+                lambda T, d: _pe(T, d, "column_freq"),
+        },
+    ),
+    Exercise(
+        "patchify", _patch_inputs,
+        fixed=({"images": np.arange(2 * 4 * 6, dtype=np.float64).reshape(1, 2, 4, 6), "p": 2},),
+        framework="torch",
+        mistakes={
+            "a plain reshape gives strips of pixels: reshape to (N, C, H/p, p, W/p, p) and permute before flattening":
+                lambda images, p: _patchify(images, p, plain=True),
+            "patches must be numbered row by row (left to right, then top to bottom), not column by column":
+                lambda images, p: _patchify(images, p, perm=(0, 4, 2, 1, 3, 5)),
+            "each patch is flattened in (C, p, p) order (channel first, like a Conv2d weight), not (p, p, C)":
+                lambda images, p: _patchify(images, p, perm=(0, 2, 4, 3, 5, 1)),
+            "within a patch, pixels go row by row: (C, row, column), not (C, column, row)":
+                lambda images, p: _patchify(images, p, perm=(0, 2, 4, 1, 5, 3)),
+        },
+    ),
+    Exercise(
+        "encoder_block", _block_inputs,
+        # atol 1e-5: float32 through two matmul chains and two layer norms (e.g. a float32
+        # nn.TransformerEncoderLayer) is off by up to ~1e-6 near 0; the mistakes are off by O(0.1).
+        atol=1e-5,
+        framework="torch",
+        mistakes={
+            "that is the post-norm block: here the layer norm comes first in each branch, X + MHA(LN1(X)), then X + MLP(LN2(X))":
+                _with(post_norm=True),
+            "the residual connection around attention is missing: X = X + MHA(LN1(X))": _with(res_attn=False),
+            "the residual connection around the MLP is missing: X + MLP(LN2(X))": _with(res_mlp=False),
+            "layer norm uses the biased variance (x.var(unbiased=False)); torch.var is unbiased by default":
+                _with(unbiased=True),
+            "layer norm normalises each token over its E features (the last axis), not over the tokens":
+                _with(ln_dim=1),
+            "the MLP uses ReLU (nn.TransformerEncoderLayer's default), not GELU": _with(act=torch.nn.functional.gelu),
+        },
+    ),
+]

@@ -137,15 +137,15 @@ def bench_ops() -> list[dict]:
         fn = ref("04_cnn", name)
         if fn is not None:
             rows.append(_op_row(name, lambda fn=fn: fn(x, w, b, 1, 2), torch_conv, "F.conv2d", "(8,3,28,28) * (6,3,5,5)"))
-    fn = ref("05_pooling", "max_pool_forward")
+    fn = ref("05_pooling", "maxpool_forward")
     if fn is not None:
-        rows.append(_op_row("max_pool_forward", lambda: fn(x, 2, 2), lambda: F.max_pool2d(xt, 2, 2),
+        rows.append(_op_row("maxpool_forward", lambda: fn(x, 2, 2), lambda: F.max_pool2d(xt, 2, 2),
                             "F.max_pool2d", "(8,3,28,28), 2x2"))
     q, k, v = (rng.normal(size=(16, 32, 64)) for _ in range(3))
     qt, kt, vt = (torch.from_numpy(a) for a in (q, k, v))
-    fn = ref("08_attention", "scaled_dot_product_attention")
+    fn = ref("08_attention", "attention")  # written with tensor ops: same tensors for both
     if fn is not None:
-        rows.append(_op_row("attention", lambda: fn(q, k, v), lambda: F.scaled_dot_product_attention(qt, kt, vt),
+        rows.append(_op_row("attention", lambda: fn(qt, kt, vt), lambda: F.scaled_dot_product_attention(qt, kt, vt),
                             "F.scaled_dot_product_attention", "(16,32,64)"))
     fn = ref("07_rnn", "lstm_cell")
     if fn is not None:

@@ -182,18 +182,19 @@ def bench_grading(aids: list[str], n_submissions: int = 20) -> dict:
             aid = aids[i % len(aids)]
             nb = subs.solved(aid) if i % 2 == 0 else subs.release_notebook(aid)
             subs.write(folder, f"student{i:02d}", aid, nb)
-        for workers in (1, os.cpu_count() or 2):
-            course = copy_course(tmp / f"w{workers}")
+        runs = [("workers_1", 1, []), ("workers_n", os.cpu_count() or 2, []),
+                ("workers_1_unsafe", 1, ["--unsafe-no-sandbox"])]
+        for key, workers, extra in runs:
+            course = copy_course(tmp / key)
             # the gradebook knows the assignments before timing starts (as after `autograder release`)
             subprocess.run([sys.executable, "-m", "autograder", "--course", str(course), "release"],
                            capture_output=True, check=True)
             start = time.monotonic()
             proc = subprocess.run([sys.executable, "-m", "autograder", "--course", str(course), "grade", str(folder),
-                                   "--workers", str(workers)], capture_output=True, text=True)
+                                   "--workers", str(workers), *extra], capture_output=True, text=True)
             elapsed = time.monotonic() - start
-            results["workers_1" if workers == 1 else "workers_n"] = {
-                "workers": workers, "seconds": elapsed, "per_submission": elapsed / n_submissions,
-                "ok": proc.returncode == 0}
+            results[key] = {"workers": workers, "sandbox": not extra, "seconds": elapsed,
+                            "per_submission": elapsed / n_submissions, "ok": proc.returncode == 0}
         results["plain_execution"] = _plain_execution_seconds(aids, tmp)
     results["overhead_per_notebook"] = results["workers_1"]["per_submission"] - results["plain_execution"]
     results["speedup"] = results["workers_1"]["seconds"] / results["workers_n"]["seconds"]
@@ -260,9 +261,10 @@ def render(result: dict) -> str:
         cores = m["cores"]
         ok = "met" if g["overhead_per_notebook"] <= OVERHEAD_TARGET_S else "**NOT met**"
         lines += [f"## Grading a synthetic class of {g['n']} submissions (every notebook; half solved, half untouched)", "",
-                  "| workers | total (s) | per submission (s) | all graded |", "|---|---|---|---|",
-                  *[f"| {w['workers']} | {w['seconds']:.1f} | {w['per_submission']:.2f} | {w['ok']} |"
-                    for w in (g["workers_1"], g["workers_n"])], "",
+                  "| workers | sandbox | total (s) | per submission (s) | all graded |", "|---|---|---|---|---|",
+                  *[f"| {w['workers']} | {'bubblewrap' if w['sandbox'] else 'none (--unsafe-no-sandbox)'} | "
+                    f"{w['seconds']:.1f} | {w['per_submission']:.2f} | {w['ok']} |"
+                    for w in (g["workers_1"], g["workers_n"], g["workers_1_unsafe"])], "",
                   f"Speed-up with {cores} workers: {g['speedup']:.2f}x. Plain execution of a notebook's graded part "
                   f"(nbclient, no sandbox): {g['plain_execution']:.2f} s; overhead per notebook beyond it: "
                   f"{g['overhead_per_notebook']:.2f} s (target ≤ {OVERHEAD_TARGET_S:g} s: {ok}).", ""]

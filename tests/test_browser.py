@@ -120,8 +120,12 @@ def _real_errors(errors: list[str]) -> list[str]:
 def test_release_notebook_reports_not_implemented_in_a_friendly_way(browser, lab):
     page, errors = _open(browser, lab, "01_perceptron/01_perceptron.ipynb")
     _run_all(page)
-    error_output = page.wait_for_selector(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-                                          ":has-text('not implemented yet')", timeout=120_000)
+    try:
+        error_output = page.wait_for_selector(".jp-OutputArea-output:has-text('not implemented yet')",
+                                              state="attached", timeout=180_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "01_release_not_found.png"))
+        raise
     error_output.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     text = error_output.inner_text()

@@ -142,6 +142,10 @@ def _build(folder, course, listener_port):
     dup.cells = [c for cell in dup.cells
                  for c in ([cell, copy.deepcopy(cell)] if cell.metadata.get("nbgrader", {}).get("grade") else [cell])]
     add("duplicated_tests", dup, FULL)
+    moved = subs.solved(AID)  # the sigmoid check moved above everything: it runs before sigmoid exists
+    moved.cells.insert(0, moved.cells.pop(next(i for i, c in enumerate(moved.cells)
+                                               if c.metadata.get("nbgrader", {}).get("grade_id") == "sigmoid")))
+    add("reordered_tests", moved, FULL - 1)
     meta = subs.release_notebook(AID)
     for cell in meta.cells:
         nbg = cell.metadata.get("nbgrader", {})
@@ -205,7 +209,7 @@ STUDENTS = ["aa_control_first", "always_equal", "array_trick", "nan_inf", "mutat
             "patch_numpy", "patch_torch", "input_transformer", "ipython_hooks", "patch_checking", "forged_outputs",
             "exits_caught", "os_exit", "infinite_loop", "sleeper", "big_alloc", "fork_bomb", "thread_bomb",
             "huge_file", "fill_disk", "flood_stdout", "read_secrets", "sqlite_write", "network", "edited_tests",
-            "deleted_tests", "duplicated_tests", "metadata_points", "kernelspec", "huge_notebook", "zz_control_last"]
+            "deleted_tests", "duplicated_tests", "reordered_tests", "metadata_points", "kernelspec", "huge_notebook", "zz_control_last"]
 
 
 def test_batch_finishes(hostile):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -73,7 +72,3 @@ def _diff_trees(fresh: Path, committed: Path) -> list[str]:
         if not filecmp.cmp(fresh / rel, committed / rel, shallow=False):
             problems.append(f"{committed / rel} differs from a fresh release")
     return problems
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -8,13 +8,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from autograder.course import Course
-from autograder.plan import grading_plan, plan_case
+from autograder.plan import grading_plan
 from autograder.reference import load_exercises
 from autograder.scoring import score_exercise
 from conftest import REPO, syllabus_ids

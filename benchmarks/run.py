@@ -13,8 +13,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -204,7 +202,6 @@ def bench_grading(aids: list[str], n_submissions: int = 20) -> dict:
 
 def _plain_execution_seconds(aids: list[str], tmp: Path) -> float:
     """Mean time to run a solved notebook's graded part (demo cells left out) with plain nbclient."""
-    import nbformat
     from nbclient import NotebookClient
 
     import submissions as subs

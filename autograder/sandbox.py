@@ -111,6 +111,8 @@ def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str], uid: int
         cmd += ["--perms", "0755", "--dir", str(a)]
     for p in binds:
         cmd += ["--ro-bind", str(p), str(p)]
+    # kernel/ must be a host folder (the ipc sockets are created there and reached from outside);
+    # it is the one place the kernel could create host files, bounded only by the time limits.
     cmd += ["--bind", str(workdir / "kernel"), str(workdir / "kernel"),
             "--ro-bind", str(workdir / "grader" / "inputs"), str(workdir / "grader" / "inputs"),
             "--perms", "1777", "--dir", WORK,  # writable by the kernel, on the size-limited tmpfs

@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ class Submission:
         return self.notebook is not None and self.problem is None
 
 
-def open_source(path: Path, holder: tempfile.TemporaryDirectory, assignment_ids: set[str]) -> Path:
+def open_source(path: Path, unpack_dir: Path, assignment_ids: set[str]) -> Path:
     """A folder to read submissions from: ``path`` itself, or a zip extracted safely."""
     if not path.exists():
         raise CourseError(f"{path} does not exist")
@@ -49,7 +48,7 @@ def open_source(path: Path, holder: tempfile.TemporaryDirectory, assignment_ids:
         return path
     if not zipfile.is_zipfile(path):
         raise CourseError(f"{path} is neither a folder nor a zip file")
-    dest = Path(holder.name)
+    dest = unpack_dir
     with zipfile.ZipFile(path) as zf:
         total = sum(i.file_size for i in zf.infolist())
         if total > MAX_ZIP_MB * 1024 * 1024:

@@ -10,6 +10,7 @@ the next run finishes the rest; ``force`` regrades everything (idempotent).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -112,8 +113,7 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
             "(Debian/Ubuntu: apt-get install bubblewrap) or pass --unsafe-no-sandbox to grade without protection.")
     with tempfile.TemporaryDirectory() as unpack:
-        holder = tempfile.TemporaryDirectory(dir=unpack)
-        root = collect.open_source(Path(path), holder, {a.id for a in course.assignments()})
+        root = collect.open_source(Path(path), Path(unpack), {a.id for a in course.assignments()})
         submissions, skipped = collect.discover(course, root, opts.assignment)
         for s in skipped:
             print(f"skipped {s}", file=sys.stderr)
@@ -123,7 +123,9 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
         with nbgrader_api.gradebook(course) as gb:  # once, before parallel workers race to create them
             for student in sorted({s.student for s in submissions}):
                 gb.update_or_create_student(student)
+        # One seed for the whole run, given explicitly to every worker.
         seed = GradingSettings(config=_config(course, opts)).resolved_seed(course)
+        opts = dataclasses.replace(opts, seed=seed)
         todo: list[tuple[collect.Submission, str]] = []
         for sub in submissions:
             if not sub.gradable:
@@ -149,9 +151,8 @@ def _run(course: Course, todo: list, opts: GradeOptions) -> None:
     # Warm the reference and the cases once; forked workers inherit them.
     from autograder.plan import grading_plan
 
-    seed = GradingSettings(config=_config(course, opts)).resolved_seed(course)
     for aid in {s.assignment for s, _ in todo}:
-        grading_plan(course.root, aid, seed)
+        grading_plan(course.root, aid, opts.seed)
     bar = tqdm(total=len(todo), desc="grading", unit="submission")
     if opts.workers <= 1:
         for sub, digest in todo:

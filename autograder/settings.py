@@ -1,6 +1,7 @@
 """Grading settings, configured like the rest of nbgrader (``c.GradingSettings.x``)."""
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -35,13 +36,16 @@ class GradingSettings(Configurable):
 
 
 def course_seed(course: Course) -> int:
+    """The course's recorded seed, created on first use (atomically: concurrent first runs agree)."""
     path = course.root / ".grading_seed"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".grading_seed.{os.getpid()}")
         tmp.write_text(str(secrets.randbelow(2**31)))
         try:
-            tmp.rename(path) if not path.exists() else tmp.unlink()
+            os.link(tmp, path)  # fails if another run created it first: then theirs is used
         except FileExistsError:
+            pass
+        finally:
             tmp.unlink()
     return int(path.read_text().strip())
 

@@ -8,17 +8,63 @@ from __future__ import annotations
 
 import filecmp
 import json
+import math
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from autograder import nbgrader_api
 from autograder.course import Course, CourseError
 from autograder.plan import visible_checks
-from helpers.checking import CHECKS_FILE
+from helpers.checking import CHECKS_FILE, rounded
+
+#: Two checks.json agree when every number agrees to this tolerance (another CPU's libm or SIMD
+#: kernels change the last bits of a float; a changed reference or case changes far more).
+RTOL = 1e-7
+ATOL = 1e-10
 
 
 def checks_json_text(course: Course, aid: str) -> str:
-    return json.dumps(visible_checks(course, aid), sort_keys=True) + "\n"
+    """checks.json: sorted, indented, floats rounded (``helpers.checking.SIGNIFICANT_DIGITS``)."""
+    return readable_json(rounded(visible_checks(course, aid))) + "\n"
+
+
+def readable_json(obj: Any, indent: str = "") -> str:
+    """JSON with sorted keys, one key per line, and lists of plain values kept on one line
+    (a diff then shows which case changed without one line per number)."""
+    inner = indent + " "
+    if isinstance(obj, dict) and obj:
+        items = [f"{inner}{json.dumps(k)}: {readable_json(obj[k], inner)}" for k in sorted(obj)]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
+        return "[\n" + ",\n".join(inner + readable_json(v, inner) for v in obj) + "\n" + indent + "]"
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def json_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """Where two JSON values differ (numbers to RTOL/ATOL, everything else exactly); None if they agree."""
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        if type(a) is not type(b):
+            return f"{where or 'the top level'}: {type(a).__name__} vs {type(b).__name__}"
+        if isinstance(a, dict):
+            if a.keys() != b.keys():
+                return f"{where or 'the top level'}: keys {sorted(set(a) ^ set(b))[:5]} differ"
+            return next((d for k in sorted(a) if (d := json_difference(a[k], b[k], f"{where}.{k}"))), None)
+        if isinstance(a, list):
+            if len(a) != len(b):
+                return f"{where}: {len(a)} vs {len(b)} items"
+            return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := json_difference(x, y, f"{where}[{i}]"))), None)
+        return None if a == b else f"{where}: {str(a)[:40]!r} vs {str(b)[:40]!r}"
+    if math.isclose(a, b, rel_tol=RTOL, abs_tol=ATOL):
+        return None
+    return f"{where}: {a!r} vs {b!r}"
+
+
+def _json_file_difference(fresh: Path, committed: Path) -> str | None:
+    try:
+        return json_difference(json.loads(fresh.read_text()), json.loads(committed.read_text()))
+    except (OSError, ValueError) as e:
+        return f"unreadable ({e})"
 
 
 def release(course: Course, aids: list[str], release_dir: Path | None = None, db_url: str | None = None) -> None:
@@ -47,8 +93,12 @@ def check_release(course: Course, aids: list[str]) -> list[str]:
     problems = []
     for aid in aids:
         committed = course.source_dir / aid / CHECKS_FILE
-        if not committed.exists() or committed.read_text() != checks_json_text(course, aid):
-            problems.append(f"{committed} is out of date with the reference solution or cases.py")
+        try:
+            diff = json_difference(json.loads(checks_json_text(course, aid)), json.loads(committed.read_text()))
+        except (OSError, ValueError) as e:
+            diff = f"unreadable ({e})"
+        if diff:
+            problems.append(f"{committed} is out of date with the reference solution or cases.py ({diff[:160]})")
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "release"
         release(course, aids, release_dir=fresh, db_url=f"sqlite:///{tmp}/gradebook.db")
@@ -69,6 +119,10 @@ def _diff_trees(fresh: Path, committed: Path) -> list[str]:
     for rel in sorted(committed_files - fresh_files):
         problems.append(f"{committed / rel} is not generated from the source (stale?)")
     for rel in sorted(fresh_files & committed_files):
-        if not filecmp.cmp(fresh / rel, committed / rel, shallow=False):
+        if rel.suffix == ".json":
+            diff = _json_file_difference(fresh / rel, committed / rel)
+            if diff:
+                problems.append(f"{committed / rel} differs from a fresh release ({diff[:160]})")
+        elif not filecmp.cmp(fresh / rel, committed / rel, shallow=False):
             problems.append(f"{committed / rel} differs from a fresh release")
     return problems

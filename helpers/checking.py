@@ -253,9 +253,28 @@ def prepare_inputs(inputs: list, framework: str) -> list:
     return args
 
 
+#: Floats written to checks.json and given to functions as inputs keep this many significant digits,
+#: so that a case does not depend on the last bits of the machine that drew it (SIMD exp/tanh differ).
+SIGNIFICANT_DIGITS = 12
+
+
+def rounded(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
+    """``obj`` (plain JSON data) with every float rounded to ``digits`` significant digits."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+    if isinstance(obj, list):
+        return [rounded(v, digits) for v in obj]
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    return obj
+
+
 def encode_inputs(inputs: dict[str, Any]) -> list:
-    """A case's inputs ``{name: value}`` as ordered plain data (JSON keeps lists in order)."""
-    return [[name, encode(value)] for name, value in inputs.items()]
+    """A case's inputs ``{name: value}`` as ordered plain data (JSON keeps lists in order).
+
+    Floats are rounded to ``SIGNIFICANT_DIGITS``: the reference and the student then see the
+    same inputs on every machine."""
+    return [[name, rounded(encode(value))] for name, value in inputs.items()]
 
 
 def call_case(func: Callable, inputs: list, framework: str) -> Any:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import nbformat
 import pytest
@@ -10,7 +9,9 @@ from nbclient import NotebookClient
 
 from conftest import REPO, run_cli, syllabus_ids
 
-NOTEBOOK_BUDGET_S = 120  # the target is 60 s on 2 cores (benchmarks/ measures it); this is the hard stop
+# The target is 60 s per notebook on 2 cores: `./run bench` measures it. This is only a hang guard per
+# cell, generous enough for a loaded machine (timing is never asserted here).
+CELL_TIMEOUT_S = 900
 
 
 @pytest.mark.slow
@@ -20,12 +21,9 @@ def test_source_notebook_executes_without_error(aid, tmp_path):
     work = tmp_path / aid
     shutil.copytree(src, work)
     nb = nbformat.read(work / f"{aid}.ipynb", as_version=4)
-    client = NotebookClient(nb, timeout=NOTEBOOK_BUDGET_S, kernel_name="python3",
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                             resources={"metadata": {"path": str(work)}})
-    start = time.monotonic()
     client.execute()  # raises CellExecutionError on the first failing cell
-    elapsed = time.monotonic() - start
-    assert elapsed < NOTEBOOK_BUDGET_S
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
 
@@ -47,3 +45,22 @@ def test_release_check_fails_after_a_source_edit(course_copy):
     # `release` brings it back in sync
     assert run_cli("release", aid, course=course_copy).returncode == 0
     assert run_cli("release", "--check", course=course_copy).returncode == 0
+
+
+def test_release_check_tolerates_last_bit_differences_but_not_real_ones(course_copy):
+    """Another CPU changes the last bits of a float: still in sync. A changed number is not."""
+    import json
+
+    aid = syllabus_ids()[0]
+    path = course_copy.parent / "source_notebooks" / aid / "checks.json"
+    data = json.loads(path.read_text())
+    case = next(iter(data["exercises"].values()))["cases"][0]
+    leaf = case["expected"]["tuple"][0] if "tuple" in case["expected"] else case["expected"]
+    i = next(i for i, x in enumerate(leaf["data"]) if isinstance(x, float) and x != 0)
+    leaf["data"][i] *= 1 + 1e-13
+    path.write_text(json.dumps(data))
+    assert run_cli("release", "--check", course=course_copy).returncode == 0
+    leaf["data"][i] *= 1 + 1e-3
+    path.write_text(json.dumps(data))
+    result = run_cli("release", "--check", course=course_copy)
+    assert result.returncode == 1 and "checks.json is out of date" in result.stderr

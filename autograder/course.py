@@ -1,12 +1,17 @@
 """Where the course lives and what it contains: paths and the syllabus."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 REPO = Path(__file__).resolve().parent.parent
+
+#: Seconds a sqlite writer waits for the lock before "database is locked" (Python's default is 5).
+SQLITE_BUSY_TIMEOUT_S = 60
 
 
 class CourseError(Exception):
@@ -21,6 +26,7 @@ class Assignment:
     title: str
     points: float
     order: int
+    due: dt.datetime | None = None  # aware, UTC; None: no due date (nothing is late)
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,19 @@ class Course:
             raise CourseError(f"{root} is not a course folder (no nbgrader_config.py in it)")
         raise CourseError("no course folder found: run from the repository root or pass --course DIR")
 
-    def config(self):
-        """The course's nbgrader configuration (a traitlets Config), read from its file."""
+    def file_config(self):
+        """nbgrader_config.py as written (a traitlets Config)."""
         from traitlets.config.loader import PyFileConfigLoader
 
         return PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()
+
+    def config(self):
+        """The course's nbgrader configuration (a traitlets Config): its file, with
+        ``CourseDirectory.db_url`` set to :attr:`db_url` so every nbgrader app and
+        preprocessor (in worker processes too) opens the same gradebook the same way."""
+        config = self.file_config()
+        config.CourseDirectory.db_url = self.db_url
+        return config
 
     @property
     def source_dir(self) -> Path:
@@ -60,7 +74,14 @@ class Course:
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.gradebook}"
+        """The gradebook's SQLAlchemy URL: $GRADEBOOK_URL, else ``c.CourseDirectory.db_url`` of
+        nbgrader_config.py, else the sqlite file :attr:`gradebook`. A sqlite URL gets a busy
+        timeout (``?timeout=``) unless it names one, so concurrent writers wait instead of failing."""
+        url = os.environ.get("GRADEBOOK_URL", "").strip()
+        if not url:
+            section = self.file_config().get("CourseDirectory", {})
+            url = str(section["db_url"]) if "db_url" in section else f"sqlite:///{self.gradebook}"
+        return gradebook_url(url)
 
     @property
     def outcomes_dir(self) -> Path:
@@ -73,7 +94,7 @@ class Course:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise CourseError(f"cannot read {path}: {e}") from e
-        return [Assignment(a["id"], a["title"], float(a["points"]), i)
+        return [Assignment(a["id"], a["title"], float(a["points"]), i, parse_due(a.get("due"), a["id"], path))
                 for i, a in enumerate(data.get("assignment", []), 1)]
 
     def assignment(self, aid: str) -> Assignment:
@@ -89,3 +110,41 @@ class Course:
 
     def cases_file(self, aid: str) -> Path:
         return self.source_dir / aid / "cases.py"
+
+
+def parse_due(value: object, aid: str, where: Path) -> dt.datetime | None:
+    """A syllabus ``due`` (a TOML date-time or an ISO 8601 string with a time zone) as aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise CourseError(f"{where}: due date of {aid} is not ISO 8601 ({value!r}); "
+                              f"write e.g. due = \"2026-12-15T23:59:00Z\"") from None
+    if not isinstance(value, dt.datetime):
+        raise CourseError(f"{where}: due date of {aid} must be a date and time, e.g. \"2026-12-15T23:59:00Z\"")
+    if value.tzinfo is None:
+        raise CourseError(f"{where}: due date of {aid} ({value.isoformat()}) has no time zone; "
+                          f"add one, e.g. Z for UTC or +01:00")
+    return value.astimezone(dt.timezone.utc)
+
+
+def gradebook_url(url: str) -> str:
+    """``url`` checked, with a busy timeout added to a sqlite URL that names none.
+
+    >>> gradebook_url("sqlite:////srv/course/gradebook.db")
+    'sqlite:////srv/course/gradebook.db?timeout=60'
+    """
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise CourseError(f"unsupported gradebook URL {url.split('@')[-1]!r}: use sqlite:///FILE or "
+                          "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+    if scheme == "postgres":  # Heroku-style alias that SQLAlchemy does not accept
+        url = "postgresql" + url[len("postgres"):]
+    if scheme != "sqlite":
+        return url
+    base, _, query = url.partition("?")
+    params = dict(parse_qsl(query))
+    params.setdefault("timeout", str(SQLITE_BUSY_TIMEOUT_S))
+    return f"{base}?{urlencode(params)}"

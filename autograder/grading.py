@@ -85,7 +85,8 @@ def ensure_in_gradebook(course: Course, aids: set[str]) -> None:
     """nbgrader needs each assignment's cells in the gradebook before grading it.
 
     `autograder release` puts them there; on a fresh course (a new clone, a deleted
-    gradebook) we do the same into a throw-away folder, leaving release/ alone.
+    gradebook) we do the same into a throw-away folder, leaving release/ alone. Each
+    assignment's due date is then set from the syllabus (late penalties depend on it).
     """
     from nbgrader.api import MissingEntry
 
@@ -102,6 +103,7 @@ def ensure_in_gradebook(course: Course, aids: set[str]) -> None:
     if missing:
         with tempfile.TemporaryDirectory() as tmp:
             release(course, sorted(missing), release_dir=Path(tmp))
+    nbgrader_api.set_due_dates(course, aids)
 
 
 def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:

@@ -35,9 +35,53 @@ def _venv_on_path() -> None:
 
 
 def gradebook(course: Course) -> Gradebook:
-    """nbgrader's gradebook of the course (use as a context manager)."""
+    """nbgrader's gradebook of the course (use as a context manager).
+
+    The URL is :attr:`Course.db_url`: PostgreSQL when configured, else the sqlite file with a
+    busy timeout, switched to write-ahead logging (WAL: readers never block the writer; the
+    setting is stored in the file, so nbgrader's own connections use it too).
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from autograder.course import CourseError
+
     _venv_on_path()
-    return Gradebook(course.db_url)
+    url = course.db_url
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1].split("?", 1)[0]
+        if not Path(path).parent.is_dir():
+            raise CourseError(f"the gradebook's folder {Path(path).parent} does not exist")
+    try:
+        gb = Gradebook(url)
+    except ModuleNotFoundError as e:  # the driver of a configured database
+        raise CourseError(f"cannot open the gradebook {_redacted(url)}: {e} (pip install psycopg2-binary "
+                          "for PostgreSQL)") from None
+    except OperationalError as e:
+        raise CourseError(f"cannot open the gradebook {_redacted(url)}: {str(e.orig).strip()[:200]}") from None
+    if gb.engine.dialect.name == "sqlite":
+        with gb.engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+            if str(mode).lower() != "wal":
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return gb
+
+
+def set_due_dates(course: Course, aids: set[str]) -> None:
+    """Each assignment's due date in the gradebook becomes the syllabus's (none: nothing is late).
+
+    nbgrader's late-submission check (AssignLatePenalties) compares a submission's timestamp
+    with this date; the gradebook stores naive UTC datetimes. Assignments not yet in the
+    gradebook are created."""
+    with gradebook(course) as gb:
+        for a in course.assignments():
+            if a.id in aids:
+                due = a.due.replace(tzinfo=None) if a.due else None
+                gb.update_or_create_assignment(a.id, duedate=due)
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def api(course: Course, config: Config | None = None) -> NbGraderAPI:

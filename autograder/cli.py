@@ -44,7 +44,7 @@ def cmd_release(course: Course, args: argparse.Namespace) -> int:
 
 def cmd_grade(course: Course, args: argparse.Namespace) -> int:
     from autograder.export import export_csv, summary_table
-    from autograder.grading import GradeOptions, grade
+    from autograder.grading import GradeOptions, grade, lost_submissions
 
     opts = GradeOptions(workers=args.workers, seed=args.seed, unsafe_no_sandbox=args.unsafe_no_sandbox,
                         force=args.force, assignment=args.assignment)
@@ -57,6 +57,12 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
     print(summary_table(course, results))
     print(f"\n{len(results)} submission(s) in {elapsed:.1f} s with {opts.workers} worker(s). "
           f"Grades: {out}. Feedback: {course.root / 'feedback'}/<student>/<assignment>/")
+    lost = lost_submissions(results)
+    if lost:
+        print(f"autograder: error: {len(lost)} submission(s) were not graded because a grading worker died "
+              "(killed, or out of memory: try fewer --workers). Run the same command again to finish them; "
+              "the others are kept.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -74,6 +80,22 @@ def cmd_export(course: Course, args: argparse.Namespace) -> int:
     from autograder.export import export_csv
 
     print(f"grades written to {export_csv(course, Path(args.to) if args.to else None)}")
+    return 0
+
+
+def cmd_report(course: Course, args: argparse.Namespace) -> int:
+    from autograder.report import build_report, write_report
+    from autograder.similarity import THRESHOLD
+
+    threshold = THRESHOLD if args.threshold is None else args.threshold
+    if not 0.0 < threshold <= 1.0:
+        raise CourseError(f"--threshold must be in (0, 1], not {threshold:g}")
+    report = build_report(course, args.assignment, similarity=not args.no_similarity, threshold=threshold)
+    to = Path(args.to) if args.to else course.root / "exports" / "report.html"
+    paths = write_report(report, to, Path(args.csv) if args.csv else None, Path(args.json) if args.json else None)
+    flagged = sum(len(a.similarity.flagged) for a in report.assignments if a.similarity)
+    print(f"report of {sum(a.submitted for a in report.assignments)} submission(s) "
+          f"({flagged} similar pair(s) to review) written to {', '.join(map(str, paths))}")
     return 0
 
 
@@ -106,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write the grades CSV (with each submission's outcome)")
     p.add_argument("--to", help="CSV path (default: course/exports/grades.csv)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="what the class got wrong: one HTML page (and CSV/JSON) from the outcomes")
+    p.add_argument("assignment", nargs="?", help="one assignment id (default: the whole course)")
+    p.add_argument("--to", help="HTML path (default: course/exports/report.html)")
+    p.add_argument("--csv", help="also write the numbers as CSV to this path")
+    p.add_argument("--json", help="also write the numbers as JSON to this path")
+    p.add_argument("--threshold", type=float, help="flag pairs at least this similar (default 0.5, see similarity.py)")
+    p.add_argument("--no-similarity", action="store_true", help="skip the comparison of solution code")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -116,6 +147,9 @@ def _default_workers() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*not in session.*")  # SQLAlchemy, on nbgrader's cascades
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s: %(message)s")

@@ -10,19 +10,23 @@ a dead kernel, the time limit) is recorded in ``resources["autograder"]``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, List, Unicode
 
 from autograder import sandbox
+from autograder.scoring import MAX_OUTPUT_BYTES
 from autograder.settings import GradingSettings, course_from_config
 
 
@@ -57,12 +61,18 @@ class SandboxedExecute(Execute):
         from autograder.plan import grading_plan
 
         plan = grading_plan(course.root, info["assignment"], settings.resolved_seed(course))
+        self._limits = settings.limits()
+        self._unsafe = settings.unsafe_no_sandbox
         for attempt in (1, 2):  # a kernel that fails to start is retried once, in a fresh sandbox
             workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
+            uid = sandbox.new_kernel_uid()
+            km = None
+            self._watchdog = None
+            self._workdir, self._uid = workdir, uid
             try:
-                uid = sandbox.new_kernel_uid()
                 self._stage(workdir, course.source_dir / info["assignment"], plan, uid)
                 km = self._kernel_manager(workdir, settings, uid)
+                self._km_ref = km
                 resources.setdefault("metadata", {})["path"] = str(workdir / "work")
                 self._deadline = time.monotonic() + self.notebook_timeout
                 self._output_bytes = 0
@@ -70,19 +80,81 @@ class SandboxedExecute(Execute):
                 try:
                     nb, resources = super().preprocess(nb, resources, km=km)
                 except DeadKernelError:
-                    record["events"].append("kernel died: the cells after it were not run"
-                                            + _last_words(workdir / "kernel.log"))
+                    why = self._watchdog.reason if self._watchdog and self._watchdog.reason else None
+                    record["events"].append(why or ("kernel died: the cells after it were not run"
+                                                    + _last_words(workdir / "kernel.log")))
                 except (RuntimeError, TimeoutError) as e:
                     if "kernel_info" not in str(e) and not isinstance(e, TimeoutError):
                         raise
                     if attempt == 1:
                         continue
                     raise RuntimeError("the kernel failed to start twice" + _last_words(workdir / "kernel.log"))
+                if self._watchdog and self._watchdog.reason and self._watchdog.reason not in record["events"]:
+                    record["events"].append(self._watchdog.reason)
+                self._stop_kernel(km, uid)  # nothing of the submission runs while its outputs are read
+                km = None
                 record["outputs"] = self._collect_outputs(workdir)
                 return nb, resources
             finally:
+                if self._watchdog is not None:
+                    self._watchdog.stop()
+                self._stop_kernel(km, uid)
                 shutil.rmtree(workdir, ignore_errors=True)
         return nb, resources
+
+    # -- the kernel's life ----------------------------------------------------
+
+    def start_new_kernel_client(self):
+        """Once the kernel answers: lock its folder and start watching its resources."""
+        kc = super().start_new_kernel_client()
+        if not self._unsafe:
+            sandbox.lock_kernel_dir(self._workdir)
+        self._watchdog = sandbox.Watchdog(self._limits, self._workdir, self._kernel_pids, self._kill_kernel)
+        self._watchdog.start()
+        return kc
+
+    def _kernel_pids(self) -> set[int]:
+        """Every process of this submission: the sandbox's uid (as root), else the kernel's tree."""
+        from autograder import processes
+
+        pid = getattr(getattr(self._km_ref, "provisioner", None), "pid", None)
+        pids = processes.descendants(pid) | {pid} if pid else set()
+        if os.geteuid() == 0 and not self._unsafe:
+            pids |= {p for p, (_pp, u) in processes.all_processes().items() if u == self._uid}
+        return pids
+
+    def _kill_kernel(self) -> None:
+        from autograder import processes
+
+        for pid in self._kernel_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if os.geteuid() == 0 and not self._unsafe:
+            processes.kill_uid(self._uid)
+
+    def _stop_kernel(self, km, uid: int) -> None:
+        """The kernel ends with its submission: nbclient leaves a kernel it did not create running."""
+        if km is None:
+            return
+        kc = getattr(self, "kc", None)
+        if kc is not None:
+            try:
+                kc.stop_channels()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
+            self.kc = None
+        self._kill_kernel()
+        try:
+            run_sync(km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 - the kernel is already gone (we killed it)
+            pass
+        try:
+            run_sync(km.cleanup_resources)()
+        except Exception:  # noqa: BLE001
+            pass
+        self.km = None
 
     # -- set-up -------------------------------------------------------------
 
@@ -102,6 +174,7 @@ class SandboxedExecute(Execute):
         env = sandbox.kernel_env(workdir)
         km = sandbox.SandboxedKernelManager(config=self.config, transport="ipc",
                                            ip=str(workdir / "kernel" / "ipc"))
+        km.client_class = "autograder.sandbox.BoundedKernelClient"
         km.connection_file = str(workdir / "kernel" / "connection.json")
         km.log_path = str(workdir / "kernel.log")
         km.uid = uid
@@ -145,29 +218,32 @@ class SandboxedExecute(Execute):
         self._record["events"].append(f"a cell timed out after {timeout} s and was interrupted")
         return await super()._async_handle_timeout(timeout, cell)
 
-    def output(self, outs: list, msg: dict, display_id: Any, cell_index: int):
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        self._output_bytes += size
-        if self._output_bytes > self.max_output_bytes:
-            if not any("output limit" in e for e in self._record["events"]):
-                self._record["events"].append(f"output limit ({self.max_output_bytes} bytes) reached: "
-                                              "later output dropped")
-                outs.append(NotebookNode(output_type="stream", name="stderr",
-                                         text="[output limit reached: the rest was dropped]\n"))
-            return None
-        return super().output(outs, msg, display_id, cell_index)
+    #: iopub messages whose content counts against the output limit (display updates and widget
+    #: state included); status and execute_input carry no output and are never dropped.
+    COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_data", "clear_output",
+               "comm_open", "comm_msg", "comm_close"}
+
+    def process_message(self, msg: dict, cell: NotebookNode, cell_index: int):
+        if msg.get("msg_type") in self.COUNTED:
+            self._output_bytes += len(json.dumps(msg.get("content", {}), default=str))
+            if self._output_bytes > self.max_output_bytes:
+                if not any("output limit" in e for e in self._record["events"]):
+                    self._record["events"].append(f"output limit ({self.max_output_bytes} bytes) reached: "
+                                                  "later output dropped")
+                    cell.outputs.append(NotebookNode(output_type="stream", name="stderr",
+                                                     text="[output limit reached: the rest was dropped]\n"))
+                return None
+        return super().process_message(msg, cell, cell_index)
 
     # -- results ------------------------------------------------------------
 
     @staticmethod
-    def _collect_outputs(workdir: Path, max_bytes: int = 50_000_000) -> dict[str, str]:
+    def _collect_outputs(workdir: Path, max_bytes: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
         """Raw text of each exercise's output file (parsed and validated by the scorer)."""
         found: dict[str, str] = {}
         out_dir = workdir / "grader" / "outputs"
         for f in out_dir.iterdir():
             if f.suffix == ".json" and f.is_file() and not f.is_symlink() and f.stat().st_size > 0:
-                if f.stat().st_size <= max_bytes:
-                    found[f.stem] = f.read_text(errors="replace")
-                else:
-                    found[f.stem] = ""
+                with f.open("rb") as handle:  # at most max_bytes + 1: the scorer says it is too large
+                    found[f.stem] = handle.read(max_bytes + 1).decode(errors="replace")
         return found

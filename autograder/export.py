@@ -36,7 +36,10 @@ def grade_rows(course: Course, gb: Gradebook) -> list[dict]:
             if notes:
                 reason = "; ".join([*notes, reason]) if reason and reason != "ok" else "; ".join(notes)
             rows.append({"student": student.id, "assignment": a.id, "score": f"{score:g}",
-                         "max_score": f"{max_score:g}", "status": status, "reason": reason})
+                         "max_score": f"{max_score:g}", "status": status, "reason": outcomes.clean_text(reason)})
+    for refusal in sorted(outcomes.read_refusals(course).values(), key=lambda r: (r["name"], r["assignment"])):
+        rows.append({"student": refusal["name"], "assignment": refusal["assignment"], "score": "0",
+                     "max_score": "", "status": outcomes.REFUSED, "reason": refusal["reason"]})
     return rows
 
 
@@ -58,13 +61,17 @@ def summary_table(course: Course, results: list[dict]) -> str:
     with nbgrader_api.gradebook(course) as gb:
         rows = {(r["student"], r["assignment"]): r for r in grade_rows(course, gb)}
     lines = [f"{'student':<20} {'assignment':<18} {'score':>11}  outcome"]
-    for res in sorted(results, key=lambda r: (r.get("student", ""), r.get("assignment", ""))):
+    refused = [r for r in results if r.get("status") == outcomes.REFUSED]
+    for res in sorted((r for r in results if r.get("status") != outcomes.REFUSED),
+                      key=lambda r: (r.get("student", ""), r.get("assignment", ""))):
         key = (res.get("student", "?"), res.get("assignment", "?"))
         row = rows.get(key, {"score": "0", "max_score": "?", "status": res.get("status", "?"),
                              "reason": res.get("reason", "")})
         score = f"{row['score']}/{row['max_score']}"
         outcome = row["status"] + (f" ({row['reason']})" if row["reason"] and row["reason"] != "ok" else "")
-        lines.append(f"{key[0]:<20} {key[1]:<18} {score:>11}  {outcome[:110]}")
+        lines.append(f"{key[0]:<20} {key[1]:<18} {score:>11}  {outcomes.clean_text(outcome)[:110]}")
+    for row in refused:
+        lines.append(f"{row['name'][:20]:<20} {row['assignment'][:18]:<18} {'-':>11}  refused ({row['reason'][:100]})")
     return "\n".join(lines)
 
 
@@ -72,6 +79,7 @@ class OutcomeCsvExport(ExportPlugin):
     """``nbgrader export`` plugin writing the same CSV as ``autograder export``."""
 
     def export(self, gradebook: Gradebook) -> None:
-        course = Course.find()
+        # The course nbgrader was given (its CourseDirectory.root), never the repository's.
+        course = Course(Path(self.config.CourseDirectory.root).resolve())
         to = Path(self.to) if self.to else course.root / "exports" / "grades.csv"
         export_csv(course, to)

@@ -1,29 +1,44 @@
-"""Grade a batch: collect, autograde (sandboxed, in parallel), feedback, outcomes.
+"""Grade a batch: collect, check the host (canary), autograde (sandboxed, in parallel), feedback, outcomes.
 
 Each (student, assignment) is graded by nbgrader's own autograde and
 generate_feedback, configured with the sandboxed execution and trusted scoring
 of this package. Work runs in worker processes; a failure is recorded as that
-submission's outcome and never stops the batch. A submission already graded
-with the same file and the same seed is skipped, so after a crash or Ctrl-C
-the next run finishes the rest; ``force`` regrades everything (idempotent).
+submission's outcome (and its gradebook scores set to what the outcome says) and
+never stops the batch. Before a batch, the reference solution is graded in the
+same sandbox as a canary: a host that cannot grade it full marks stops the run.
+A submission already graded with the same file and seed is skipped only when the
+gradebook still holds the same score; ``force`` regrades everything (idempotent).
+No process a submission started outlives its grading.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import multiprocessing
 import os
+import shutil
+import signal
 import sys
 import tempfile
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from autograder import collect, nbgrader_api, outcomes
+from autograder import collect, nbgrader_api, outcomes, processes
 from autograder.course import Course, CourseError
 from autograder.sandbox import UNSAFE_WARNING, SandboxUnavailable, bwrap_path
 from autograder.settings import GradingSettings
+
+#: The student id under which the reference solution is graded as a canary (never a valid
+#: collected id: those start with a letter or a digit). Removed from the gradebook afterwards.
+CANARY = "_reference_canary"
+#: Longest a submission's feedback may take to render (s).
+FEEDBACK_SECONDS = 120
+WORKER_DIED = "the grading worker died (killed, or out of memory)"
+RERUN = "run the same command again to grade it"
 
 
 @dataclass
@@ -33,6 +48,15 @@ class GradeOptions:
     unsafe_no_sandbox: bool = False
     force: bool = False
     assignment: str | None = None
+    # Found by the caller while collecting (an LMS export, the exchange): remarks per
+    # (student, assignment), kept in that submission's outcome, and entries refused outright.
+    notes: dict[tuple[str, str], list[str]] = dataclasses.field(default_factory=dict)
+    refusals: list[collect.Refusal] = dataclasses.field(default_factory=list)
+    timestamps: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+
+
+class HostBroken(CourseError):
+    """The reference solution does not score full marks here: grading would be wrong for everyone."""
 
 
 def _config(course: Course, opts: GradeOptions):
@@ -42,42 +66,93 @@ def _config(course: Course, opts: GradeOptions):
     return nbgrader_api.course_config(course, GradingSettings=settings)
 
 
+class _FeedbackTooSlow(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: int):
+    """Raise _FeedbackTooSlow after ``seconds`` (main thread of a process only; else no limit)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _FeedbackTooSlow()
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def grade_one(course_root: str, aid: str, student: str, opts: GradeOptions, digest: str) -> dict:
-    """Autograde one submission and write its feedback (runs in a worker process)."""
+    """Autograde one submission and write its feedback (runs in a worker process).
+
+    Whatever happens, the submission ends with an outcome that agrees with the gradebook,
+    and every process it started is gone when this returns."""
     course = Course(Path(course_root))
+    processes.become_subreaper()
+    before = processes.descendants()
     try:
         nb_api = nbgrader_api.api(course, _config(course, opts))
         result = nb_api.autograde(aid, student, force=True, create=True)
         if not result.get("success"):
             raise CourseError(nbgrader_api.failure_reason(result))
-        result = nb_api.generate_feedback(aid, student, force=True)
-        if not result.get("success"):
-            raise CourseError("feedback: " + nbgrader_api.failure_reason(result))
         data = outcomes.read(course, aid, student) or {}
+        if data.get("status") == outcomes.NOT_GRADED:  # e.g. an environment error, found by the scorer
+            zero_scores(course, aid, student)
+            return data
         if data.get("status") != outcomes.GRADED:
             raise CourseError("the scorer recorded no result")
+        try:
+            with _time_limit(FEEDBACK_SECONDS):
+                result = nb_api.generate_feedback(aid, student, force=True)
+        except _FeedbackTooSlow:
+            raise CourseError(f"feedback took more than {FEEDBACK_SECONDS} s to render") from None
+        if not result.get("success"):
+            raise CourseError("feedback: " + nbgrader_api.failure_reason(result))
+        from autograder.sanitize import harden_feedback_html
+
+        harden_feedback_html(course.root / "feedback" / student / aid / f"{aid}.html")
         data["sha256"] = digest
         data["feedback"] = True
         outcomes._write(outcomes._path(course, aid, student), data)
         return data
-    except Exception as e:  # one bad submission never stops the batch
+    except Exception as e:  # one bad submission never stops the batch; its old points never remain
+        try:
+            zero_scores(course, aid, student)
+        except Exception:  # noqa: BLE001 - the outcome below still says it is not graded
+            pass
         outcomes.record_not_graded(course, aid, student, f"internal error: {str(e)[:300]}")
         return outcomes.read(course, aid, student) or {}
+    finally:
+        processes.kill_new_descendants(before)
 
 
-def _record_missing(course: Course, sub: collect.Submission) -> None:
-    """No gradable notebook: zero points in the gradebook, and the reason."""
+def zero_scores(course: Course, aid: str, student: str) -> None:
+    """Set every autograded score of a submission to 0 (its outcome says why it is not graded)."""
     with nbgrader_api.gradebook(course) as gb:
-        gb.update_or_create_student(sub.student)
+        gb.update_or_create_student(student)
         try:
-            submission = gb.update_or_create_submission(sub.assignment, sub.student)
+            submission = gb.update_or_create_submission(aid, student)
         except Exception as e:  # the assignment is not in the gradebook yet
-            raise CourseError(f"{sub.assignment} is not in the gradebook: run `autograder release` first ({e})")
+            raise CourseError(f"{aid} is not in the gradebook: run `autograder release` first ({e})")
         for nb in submission.notebooks:
             for grade in nb.grades:
                 grade.auto_score = 0
                 grade.needs_manual_grade = False
         gb.db.commit()
+
+
+def _record_missing(course: Course, sub: collect.Submission) -> None:
+    """No gradable notebook: zero points in the gradebook, and the reason."""
+    zero_scores(course, sub.assignment, sub.student)
     outcomes.record_not_graded(course, sub.assignment, sub.student, sub.problem or "no notebook")
 
 
@@ -106,8 +181,37 @@ def ensure_in_gradebook(course: Course, aids: set[str]) -> None:
     nbgrader_api.set_due_dates(course, aids)
 
 
+def _gradebook_score(course: Course, aid: str, student: str) -> float | None:
+    """The submission's score in the gradebook, or None if it holds no scores for it."""
+    from nbgrader.api import MissingEntry
+
+    with nbgrader_api.gradebook(course) as gb:
+        try:
+            sub = gb.find_submission(aid, student)
+        except MissingEntry:
+            return None
+        grades = [g for nb in sub.notebooks for g in nb.grades]
+        if not grades or any(g.auto_score is None for g in grades if g.cell.type == "code"):
+            return None
+        return float(sub.score)
+
+
+def already_graded(course: Course, sub: collect.Submission, digest: str, seed: int) -> bool:
+    """Skip a submission only when its outcome (same file, same seed), its feedback and the
+    gradebook's scores all agree; a lost or replaced gradebook means it is graded again."""
+    previous = outcomes.read(course, sub.assignment, sub.student) or {}
+    if not (previous.get("status") == outcomes.GRADED and previous.get("feedback")
+            and previous.get("sha256") == digest and previous.get("seed") == seed):
+        return False
+    if not (course.root / "feedback" / sub.student / sub.assignment / f"{sub.assignment}.html").is_file():
+        return False
+    score = _gradebook_score(course, sub.assignment, sub.student)
+    return score is not None and abs(score - float(previous.get("score", -1))) < 1e-9
+
+
 def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
-    """Grade every submission under ``path`` (a folder or a zip). Returns the outcomes."""
+    """Grade every submission under ``path`` (a folder or a zip). Returns the outcomes
+    (and, with status "refused", what was refused while collecting)."""
     if opts.unsafe_no_sandbox:
         print(f"WARNING: {UNSAFE_WARNING}", file=sys.stderr)
     elif bwrap_path() is None:
@@ -115,11 +219,16 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
             "(Debian/Ubuntu: apt-get install bubblewrap) or pass --unsafe-no-sandbox to grade without protection.")
     with tempfile.TemporaryDirectory() as unpack:
-        root = collect.open_source(Path(path), Path(unpack), {a.id for a in course.assignments()})
-        submissions, skipped = collect.discover(course, root, opts.assignment)
-        for s in skipped:
-            print(f"skipped {s}", file=sys.stderr)
+        root, problems = collect.open_source(Path(path), Path(unpack), {a.id for a in course.assignments()})
+        submissions, refused = collect.discover(course, root, opts.assignment, problems)
+        refused = [*refused, *opts.refusals]
+        for r in refused:
+            outcomes.record_refusal(course, r.name, r.assignment, r.reason)
+            print(f"refused {outcomes.printable_name(r.name)}{'/' + r.assignment if r.assignment else ''}: "
+                  f"{outcomes.clean_text(r.reason)}", file=sys.stderr)
         if not submissions:
+            if refused:
+                return [outcomes.read_refusals(course)[f"{r.name}\x00{r.assignment}"] for r in refused]
             raise CourseError(f"no submissions found in {path} (expected <student>/<assignment>/<assignment>.ipynb)")
         ensure_in_gradebook(course, {s.assignment for s in submissions})
         with nbgrader_api.gradebook(course) as gb:  # once, before parallel workers race to create them
@@ -130,21 +239,143 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
         opts = dataclasses.replace(opts, seed=seed)
         todo: list[tuple[collect.Submission, str]] = []
         for sub in submissions:
+            key = (sub.student, sub.assignment)
+            sub.notes.extend(opts.notes.get(key, []))
+            sub.timestamp = opts.timestamps.get(key, sub.timestamp)
             if not sub.gradable:
+                outcomes.clear(course, sub.assignment, sub.student)
+                for note in sub.notes:
+                    outcomes.record_note(course, sub.assignment, sub.student, note)
                 _record_missing(course, sub)
                 continue
             digest = collect.sha256(sub.notebook)
             collect.install(course, sub)
-            previous = outcomes.read(course, sub.assignment, sub.student) or {}
-            if (not opts.force and previous.get("status") == outcomes.GRADED and previous.get("feedback")
-                    and previous.get("sha256") == digest and previous.get("seed") == seed):
-                continue  # already graded, same file, same seed
+            if not opts.force and already_graded(course, sub, digest, seed):
+                continue  # already graded, same file, same seed, and the gradebook agrees
             outcomes.clear(course, sub.assignment, sub.student)
             for note in sub.notes:
                 outcomes.record_note(course, sub.assignment, sub.student, note)
             todo.append((sub, digest))
+        if todo:
+            check_host(course, sorted({s.assignment for s, _ in todo}), opts)
         _run(course, todo, opts)
-    return [outcomes.read(course, s.assignment, s.student) or {} for s in submissions]
+    results = [outcomes.read(course, s.assignment, s.student) or {} for s in submissions]
+    refusals = outcomes.read_refusals(course)
+    return results + [refusals[f"{r.name}\x00{r.assignment}"] for r in refused
+                      if f"{r.name}\x00{r.assignment}" in refusals]
+
+
+# --------------------------------------------------------------------------- #
+# The canary: the reference solution, graded in the same sandbox first.
+# --------------------------------------------------------------------------- #
+
+
+def reference_submission(course: Course, aid: str):
+    """The released notebook with every solution cell filled in from the source notebook."""
+    import nbformat
+
+    source = nbformat.read(course.source_notebook(aid), as_version=4)
+    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
+                 if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.read(course.release_dir / aid / f"{aid}.ipynb", as_version=4)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and gid in solutions:
+            cell.source = solutions[gid]
+    return nb
+
+
+def _remove_canary(course: Course, aid: str) -> None:
+    import warnings
+
+    from nbgrader.api import MissingEntry
+
+    with nbgrader_api.gradebook(course) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLAlchemy's notes on nbgrader's cascade deletes
+        try:
+            gb.remove_submission(aid, CANARY)
+        except MissingEntry:
+            pass
+        try:
+            if not gb.find_student(CANARY).submissions:
+                gb.remove_student(CANARY)
+        except MissingEntry:
+            pass
+    outcomes.clear(course, aid, CANARY)
+    for folder in ("submitted", "autograded", "feedback"):
+        shutil.rmtree(course.root / folder / CANARY, ignore_errors=True)
+
+
+def _first_setup_error(course: Course, aid: str) -> str | None:
+    import nbformat
+
+    path = course.root / "autograded" / CANARY / aid / f"{aid}.ipynb"
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return None
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename')}: {outcomes.clean_text(out.get('evalue'))[:160]}"
+    return None
+
+
+def _in_child(fn, *args):
+    """Run ``fn(*args)`` in a fresh worker process (the coordinator never hosts a kernel)."""
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+#: Canaries that passed in this process: (course, assignment, seed, unsafe). A process grades one
+#: batch (the CLI), so this only spares repeated in-process batches (tests, benchmarks) a rerun.
+_HOST_OK: set[tuple] = set()
+
+
+def check_host(course: Course, aids: list[str], opts: GradeOptions) -> None:
+    """Grade the reference solution of each assignment as a canary; stop if it loses a point."""
+    import nbformat
+
+    for aid in aids:
+        key = (str(course.root), aid, opts.seed, opts.unsafe_no_sandbox)
+        if key in _HOST_OK:
+            continue
+        expected = course.assignment(aid).points
+        try:
+            _remove_canary(course, aid)
+            dest = course.root / "submitted" / CANARY / aid
+            dest.mkdir(parents=True)
+            nbformat.write(reference_submission(course, aid), dest / f"{aid}.ipynb")
+            data = _in_child(grade_one, str(course.root), aid, CANARY, opts, "canary")
+            score = data.get("score") if data.get("status") == outcomes.GRADED else None
+            if score is None or abs(float(score) - expected) > 1e-9:
+                cause = data.get("reason", "")
+                if data.get("status") == outcomes.GRADED:
+                    failing = [f"{n}: {c['message']}" for n, e in data.get("exercises", {}).items()
+                               for c in e.get("cases", []) if not c.get("ok")]
+                    cause = "; ".join([*data.get("events", []), *failing[:2]]) or "no exercise passed"
+                setup = _first_setup_error(course, aid)
+                if setup:
+                    cause = f"the setup cell failed: {setup}"
+                got = f"{score:g}" if score is not None else "no score"
+                raise HostBroken(f"this host cannot grade {aid}: the reference solution scored {got}/{expected:g} "
+                                 f"in the sandbox ({outcomes.clean_text(cause)[:300]}). Nothing was graded; fix "
+                                 "the grading environment (is the project installed, bubblewrap working?) and rerun.")
+            _HOST_OK.add(key)
+        finally:
+            _remove_canary(course, aid)
+
+
+# --------------------------------------------------------------------------- #
+# Running the batch.
+# --------------------------------------------------------------------------- #
+
+
+def _lost(course: Course, sub: collect.Submission) -> None:
+    """A submission whose worker died: zero points, and how to finish."""
+    with contextlib.suppress(Exception):
+        zero_scores(course, sub.assignment, sub.student)
+    outcomes.record_not_graded(course, sub.assignment, sub.student, f"not graded: {WORKER_DIED}; {RERUN}")
 
 
 def _run(course: Course, todo: list, opts: GradeOptions) -> None:
@@ -163,14 +394,29 @@ def _run(course: Course, todo: list, opts: GradeOptions) -> None:
         bar.close()
         return
     ctx = multiprocessing.get_context("fork")
-    with cf.ProcessPoolExecutor(max_workers=opts.workers, mp_context=ctx) as pool:
-        futures = [pool.submit(grade_one, str(course.root), s.assignment, s.student, opts, d) for s, d in todo]
-        try:
-            for _ in cf.as_completed(futures):
-                bar.update()
-        except KeyboardInterrupt:
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            bar.close()
+    pool = cf.ProcessPoolExecutor(max_workers=opts.workers, mp_context=ctx)
+    futures = {pool.submit(grade_one, str(course.root), s.assignment, s.student, opts, d): s for s, d in todo}
+    try:
+        for future in cf.as_completed(futures):
+            try:
+                future.result()
+            except BrokenProcessPool:
+                _lost(course, futures[future])
+            except Exception as e:  # noqa: BLE001 - grade_one records its own failures; this is a last resort
+                outcomes.record_not_graded(course, futures[future].assignment, futures[future].student,
+                                           f"internal error: {str(e)[:300]}")
+            bar.update()
+    except KeyboardInterrupt:
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def lost_submissions(results: list[dict]) -> list[dict]:
+    """Outcomes that say the submission still has to be graded (a worker died, or none was recorded)."""
+    return [r for r in results if not r or not r.get("status")
+            or (r.get("status") == outcomes.NOT_GRADED and WORKER_DIED in r.get("reason", ""))]
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,26 @@ from autograder.course import Course
 
 GRADED = "graded"
 NOT_GRADED = "not graded"
+REFUSED = "refused"
+REFUSALS_FILE = "_refused.json"
+
+# ANSI escape sequences, C0/C1 control characters and Unicode bidi/format overrides: none of them
+# may reach the terminal table or the CSV (a kernel or a file name can carry any of them).
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b.")
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean_text(text: Any) -> str:
+    """``text`` as one printable line: escape sequences removed, other control characters as spaces."""
+    return _CONTROLS.sub(" ", _ESCAPES.sub("", str(text))).strip()
+
+
+def printable_name(name: str, limit: int = 80) -> str:
+    """A file or folder name as shown in the CSV: printable, quoted if it had to be changed."""
+    clean = clean_text(name)
+    if clean != name or len(clean) > limit:
+        return ascii(name)[:limit]
+    return clean
 
 
 def _path(course: Course, aid: str, student: str) -> Path:
@@ -40,13 +61,15 @@ def record_graded(course: Course, aid: str, student: str, notebook: str, seed: i
     path = _path(course, aid, student)
     previous = read(course, aid, student) or {}
     notes = [n for n in previous.get("notes", []) if previous.get("pending")]
+    events = [clean_text(e) for e in events]
+    exercises = {name: {"passed": r.passed, "total": r.total, "ok": r.ok,
+                        "points": points.get(name, 0.0) if r.ok else 0.0,
+                        "max_points": points.get(name, 0.0), "cases": r.cases} for name, r in results.items()}
     _write(path, {
         "assignment": aid, "student": student, "notebook": notebook, "status": GRADED,
-        "reason": "; ".join(events) if events else "ok", "events": list(events), "notes": notes,
-        "seed": seed, "time": _now(),
-        "exercises": {name: {"passed": r.passed, "total": r.total, "ok": r.ok,
-                             "points": points.get(name, 0.0) if r.ok else 0.0,
-                             "max_points": points.get(name, 0.0)} for name, r in results.items()},
+        "reason": "; ".join(events) if events else "ok", "events": events, "notes": notes,
+        "seed": seed, "time": _now(), "score": sum(e["points"] for e in exercises.values()),
+        "exercises": exercises,
     })
 
 
@@ -56,14 +79,37 @@ def record_note(course: Course, aid: str, student: str, note: str) -> None:
     data = read(course, aid, student) or {}
     if not data.get("pending"):
         data = {"assignment": aid, "student": student, "pending": True, "notes": []}
-    data["notes"].append(note)
+    data["notes"].append(clean_text(note))
     _write(path, data)
 
 
-def record_not_graded(course: Course, aid: str, student: str, reason: str) -> None:
+def record_not_graded(course: Course, aid: str, student: str, reason: str, events: list[str] | None = None) -> None:
+    """A submission that got no grade, and why (its gradebook scores are set to 0 by the caller)."""
+    previous = read(course, aid, student) or {}
+    notes = previous.get("notes", []) if previous.get("pending") else []
     _write(_path(course, aid, student), {
-        "assignment": aid, "student": student, "status": NOT_GRADED, "reason": reason,
-        "events": [], "notes": [], "time": _now(), "exercises": {}})
+        "assignment": aid, "student": student, "status": NOT_GRADED, "reason": clean_text(reason),
+        "events": [clean_text(e) for e in events or []], "notes": notes, "time": _now(), "score": 0.0,
+        "exercises": {}})
+
+
+def record_refusal(course: Course, name: str, aid: str, reason: str) -> None:
+    """Something collected that is not a gradable (student, assignment): a link, an invalid id, a
+    stray file. Kept (by name and assignment) so that the CSV lists it with its reason."""
+    path = course.outcomes_dir / REFUSALS_FILE
+    data = read_refusals(course)
+    key = f"{name}\x00{aid}"
+    data[key] = {"name": printable_name(name), "assignment": printable_name(aid), "status": REFUSED,
+                 "reason": clean_text(reason), "time": _now()}
+    _write(path, data)
+
+
+def read_refusals(course: Course) -> dict[str, dict]:
+    try:
+        data = json.loads((course.outcomes_dir / REFUSALS_FILE).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def clear(course: Course, aid: str, student: str) -> None:

@@ -17,9 +17,13 @@ import os
 import secrets
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import List as TList
 from traitlets import Integer, Unicode
@@ -40,6 +44,10 @@ class Limits:
     cpu_seconds: int = 900     # CPU time of the kernel process
     open_files: int = 512
     disk_mb: int = 256         # each writable tmpfs (/tmp, the working folder)
+    total_memory_mb: int = 4096  # resident memory of all the submission's processes together
+    kernel_dir_files: int = 64   # files in the host-backed kernel folder (sockets, connection file)
+    kernel_dir_mb: int = 16      # bytes in that folder
+    message_mb: int = 64         # largest single message the trusted side accepts from the kernel
 
 
 UNSAFE_WARNING = (
@@ -167,6 +175,79 @@ def kernel_env(workdir: Path, harvest: bool = True) -> dict[str, str]:
     if harvest:
         env["AUTOGRADER_HARVEST"] = str(workdir / "grader")
     return env
+
+
+class BoundedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets refuse any message over ``max_message_bytes``: the trusted
+    process never holds a huge message (ZeroMQ drops the connection instead)."""
+
+    max_message_bytes = Integer(64 * 1024 * 1024).tag(config=True)
+
+    def _create_connected_socket(self, channel: str, identity: bytes | None = None):
+        sock = super()._create_connected_socket(channel, identity)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        return sock
+
+
+def lock_kernel_dir(workdir: Path) -> None:
+    """Once the kernel is up (its sockets exist), take the kernel folder back from its uid: it can no
+    longer create, grow or replace any file there (root only; otherwise the watchdog bounds it)."""
+    if os.geteuid() != 0:
+        return
+    kernel = workdir / "kernel"
+    os.chown(kernel, 0, 0)
+    kernel.chmod(0o755)
+    conn = kernel / "connection.json"
+    if conn.exists():
+        os.chown(conn, 0, 0, follow_symlinks=False)
+        conn.chmod(0o644)
+
+
+def folder_usage(folder: Path, limit_files: int) -> tuple[int, int]:
+    """(files, bytes) under ``folder``, counting stops after ``limit_files + 1`` files."""
+    files = size = 0
+    for root, dirs, names in os.walk(folder):
+        for n in names + dirs:
+            files += 1
+            try:
+                size += os.lstat(os.path.join(root, n)).st_size
+            except OSError:
+                pass
+            if files > limit_files:
+                return files, size
+    return files, size
+
+
+class Watchdog(threading.Thread):
+    """Polls a running submission: the resident memory of all its processes and the size of its
+    host-backed kernel folder. Over a limit, it kills every process and says why (``reason``)."""
+
+    def __init__(self, limits: Limits, workdir: Path, pids: Callable[[], set[int]],
+                 kill: Callable[[], None], interval: float = 0.2):
+        super().__init__(daemon=True, name="sandbox-watchdog")
+        self.limits, self.workdir, self.pids, self.kill, self.interval = limits, workdir, pids, kill, interval
+        self.reason: str | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        from autograder.processes import rss_bytes
+
+        mb = 1024 * 1024
+        while not self._stop_event.wait(self.interval):
+            rss = rss_bytes(self.pids())
+            files, size = folder_usage(self.workdir / "kernel", self.limits.kernel_dir_files)
+            if rss > self.limits.total_memory_mb * mb:
+                self.reason = (f"memory limit ({self.limits.total_memory_mb} MB for all the submission's "
+                               "processes together) reached: the kernel was stopped")
+            elif files > self.limits.kernel_dir_files or size > self.limits.kernel_dir_mb * mb:
+                self.reason = "disk limit of the kernel folder reached: the kernel was stopped"
+            if self.reason:
+                self.kill()
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(2)
 
 
 class SandboxedKernelManager(AsyncKernelManager):

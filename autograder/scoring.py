@@ -11,7 +11,9 @@ never appear in a message.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
@@ -19,19 +21,31 @@ from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import SaveAutoGrades
 
 from autograder import outcomes
+from autograder.outcomes import clean_text
 from autograder.plan import ExercisePlan, grading_plan
 from autograder.settings import GradingSettings, course_from_config
 from helpers.checking import EncodingError, compare, decode
 
 
+#: Largest output file the trusted side parses per exercise (bytes); larger is that exercise's failure.
+MAX_OUTPUT_BYTES = 16_000_000
+_EXC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,80}$")
+
+
 @dataclass
 class ExerciseResult:
-    """The trusted verdict on one exercise."""
+    """The trusted verdict on one exercise.
+
+    cases: one record per planned case, in order: ``{"hidden": bool, "ok": bool, "kind": str,
+           "message": str, "mistake": str | None}``; kind is one of ``CASE_KINDS``. Messages of
+           hidden cases never echo student-controlled text or values derived from hidden inputs.
+    """
 
     name: str
     passed: int = 0
     total: int = 0
     problems: list[str] = field(default_factory=list)
+    cases: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -44,52 +58,111 @@ class ExerciseResult:
         return "\n".join([head] + [f"  - {p}" for p in self.problems[:4]]) + "\n"
 
 
+#: What happened on one case: passed; a known mistake matched; another wrong output; the function
+#: raised; not implemented; never run; output not plain numbers.
+CASE_KINDS = ("passed", "known_mistake", "wrong", "error", "not_implemented", "not_run", "malformed")
+
+
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+def _error_text(error: Any, hidden: bool) -> str:
+    """What the student's exception is called in a verdict: its type only for hidden cases."""
+    text = clean_text(str(error))[:200]
+    if not hidden:
+        return text
+    name = text.split(":", 1)[0].strip()
+    return name if _EXC_NAME.match(name) else "an exception"
+
+
 def score_exercise(plan: ExercisePlan, raw: str | None) -> ExerciseResult:
-    """Judge the raw text the sandbox wrote for one exercise (None: nothing written)."""
+    """Judge the raw text the sandbox wrote for one exercise (None: nothing written).
+
+    Total: whatever the text holds (malformed, deep, huge, overflowing), every case ends
+    passed or failed with a reason; nothing here raises because of what a submission wrote."""
     result = ExerciseResult(plan.exercise.name, total=len(plan.cases))
+
+    def fail(i: int, kind: str, message: str, mistake: str | None = None) -> None:
+        case = plan.cases[i]
+        result.cases.append({"hidden": case.hidden, "ok": False, "kind": kind, "message": message,
+                             "mistake": mistake})
+        if kind != "not_implemented":
+            result.problems.append(f"{'hidden' if case.hidden else 'visible'} case {i + 1}: {message}")
+
+    results: list | None = None
+    problem = None
     if raw is None:
-        result.problems.append("no outputs were recorded: the check cell did not run "
-                               "(an error before it, a time limit, or the kernel died?)")
-        return result
-    try:
-        data = json.loads(raw)
-        results = data["results"]
-        if not isinstance(results, list) or data.get("exercise") != plan.exercise.name:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        result.problems.append("the recorded outputs were unreadable")
+        problem = ("not_run", "no outputs were recorded: the check cell did not run "
+                              "(an error before it, a time limit, or the kernel died?)")
+    elif len(raw) > MAX_OUTPUT_BYTES:
+        problem = ("malformed", f"the recorded outputs are larger than {MAX_OUTPUT_BYTES // 1_000_000} MB")
+    else:
+        try:
+            data = json.loads(raw)
+            results = data["results"]
+            if not isinstance(results, list) or data.get("exercise") != plan.exercise.name:
+                raise ValueError
+        except (ValueError, KeyError, TypeError, RecursionError, MemoryError):
+            results, problem = None, ("malformed", "the recorded outputs were unreadable")
+    if results is None:
+        kind, message = problem
+        result.problems.append(message)
+        result.cases = [{"hidden": c.hidden, "ok": False, "kind": kind, "message": message, "mistake": None}
+                        for c in plan.cases]
         return result
     not_implemented = 0
     for i, case in enumerate(plan.cases):
-        label = f"{'hidden' if case.hidden else 'visible'} case {i + 1}"
         entry = results[i] if i < len(results) else None
         if not isinstance(entry, dict):
-            result.problems.append(f"{label}: not run")
+            fail(i, "not_run", "not run")
             continue
         if "error" in entry:
-            err = str(entry["error"])[:200]
+            err = entry["error"]
             if err == "not implemented":
                 not_implemented += 1
+                fail(i, "not_implemented", "not implemented yet")
             else:
-                result.problems.append(f"{label}: your function raised {err}")
+                fail(i, "error", f"your function raised {_error_text(err, case.hidden)}")
             continue
         try:
             got = decode(entry.get("output"))
+            verdict = compare(got, case.expected, plan.exercise.rtol, plan.exercise.atol, case.mistakes,
+                              hidden=case.hidden)
         except EncodingError as e:
-            result.problems.append(f"{label}: the output is not plain numbers ({e})")
+            fail(i, "malformed", f"the output is not plain numbers ({e})")
             continue
-        verdict = compare(got, case.expected, plan.exercise.rtol, plan.exercise.atol, case.mistakes)
+        except Exception:  # noqa: BLE001 - overflow, recursion, odd shapes: the case fails, grading goes on
+            fail(i, "malformed", "the output is not plain numbers")
+            continue
         if verdict.ok:
             result.passed += 1
+            result.cases.append({"hidden": case.hidden, "ok": True, "kind": "passed", "message": "",
+                                 "mistake": None})
         else:
-            result.problems.append(f"{label}: {verdict.message}")
+            fail(i, "known_mistake" if verdict.mistake else "wrong", verdict.message, verdict.mistake)
     if not_implemented:
         result.problems.insert(0, "not implemented yet")
     return result
+
+
+#: Errors the grader itself writes into cells it did not run (not a failure of the cell).
+_OWN_ERRORS = {"NotebookTimeLimit"}
+
+
+def setup_error(nb: NotebookNode) -> str | None:
+    """"environment error: ..." if a locked set-up cell (read-only code the student cannot change:
+    imports, given helpers) raised while grading; None otherwise."""
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("locked") or meta.get("grade") or meta.get("solution"):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error" and out.get("ename") not in _OWN_ERRORS:
+                what = f"{clean_text(out.get('ename', 'Error'))[:60]}: {clean_text(out.get('evalue', ''))[:160]}"
+                return (f"environment error: the locked cell {meta.get('grade_id', '?')!r} failed ({what}); "
+                        "check the grading environment (the reference solution is graded first as a canary)")
+    return None
 
 
 class TrustedScores(SaveAutoGrades):
@@ -103,12 +176,20 @@ class TrustedScores(SaveAutoGrades):
         self._plan = grading_plan(course.root, info["assignment"], seed)
         record = resources.setdefault("autograder", {"events": []})
         outputs = record.get("outputs", {})
-        self._results = {name: score_exercise(p, outputs.get(name)) for name, p in self._plan.items()}
+        env_error = setup_error(nb)
+        if env_error:  # the grading host, not the student, failed: no score stands
+            self._results = {name: ExerciseResult(name, total=len(p.cases), problems=[env_error])
+                             for name, p in self._plan.items()}
+        else:
+            self._results = {name: score_exercise(p, outputs.get(name)) for name, p in self._plan.items()}
         self._points: dict[str, float] = {}
         self._events = record["events"]
         nb, resources = super().preprocess(nb, resources)
-        outcomes.record_graded(course, info["assignment"], info["student"], info["notebook"], seed,
-                               record["events"], self._results, self._points)
+        if env_error:
+            outcomes.record_not_graded(course, info["assignment"], info["student"], env_error, record["events"])
+        else:
+            outcomes.record_graded(course, info["assignment"], info["student"], info["notebook"], seed,
+                                   record["events"], self._results, self._points)
         return nb, resources
 
     def _add_score(self, cell: NotebookNode, resources: dict) -> None:

@@ -7,6 +7,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     GetGrades, IgnorePattern, LimitOutput)
 
 from autograder.execute import SandboxedExecute
+from autograder.sanitize import FeedbackOutputs, StudentContent
 from autograder.scoring import TrustedScores
 
 HERE = Path(__file__).resolve().parent
@@ -48,13 +49,16 @@ c.Autograde.autograde_preprocessors = [
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
+    StudentContent,  # student HTML/JS is data: sanitised before formgrader or feedback shows it
     TrustedScores,
     AssignLatePenalties,
     CheckCellMetadata,
 ]
 
-# Feedback never shows hidden tests.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback never shows hidden tests, student HTML/JS that could run, or outputs computed from
+# hidden inputs: the student's source and the trusted verdicts only (autograder.sanitize).
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, StudentContent, FeedbackOutputs,
+                                    CSSHTMLHeaderPreprocessor]
 
 # `nbgrader export` writes the same grades CSV (with outcomes) as `autograder export`.
 c.ExportApp.plugin_class = "autograder.export.OutcomeCsvExport"

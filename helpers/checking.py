@@ -93,21 +93,28 @@ def _float_to_json(x: float) -> float | str:
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
-def decode(obj: Any) -> np.ndarray | tuple:
-    """Decode (and validate) what ``encode`` produced. Never evaluates code."""
+#: Deepest nesting of tuples accepted in an encoded value.
+MAX_DEPTH = 4
+
+
+def decode(obj: Any, _depth: int = 0) -> np.ndarray | tuple:
+    """Decode (and validate) what ``encode`` produced. Never evaluates code.
+
+    Raises EncodingError for anything else: other types, tuples nested deeper than
+    ``MAX_DEPTH``, more than ``MAX_ELEMENTS`` numbers, data that does not fit its shape."""
     if not isinstance(obj, dict):
         raise EncodingError("malformed value")
     if "tuple" in obj:
         items = obj["tuple"]
-        if not isinstance(items, list) or len(items) > 64:
+        if not isinstance(items, list) or len(items) > 64 or _depth >= MAX_DEPTH:
             raise EncodingError("malformed tuple")
-        return tuple(decode(v) for v in items)
+        return tuple(decode(v, _depth + 1) for v in items)
     kind, shape, data = obj.get("kind"), obj.get("shape"), obj.get("data")
     if kind not in ("bool", "int", "float"):
         raise EncodingError("unknown kind")
     if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape) or len(shape) > 8:
         raise EncodingError("malformed shape")
-    if not isinstance(data, list) or len(data) != math.prod(shape) or len(data) > MAX_ELEMENTS:
+    if not isinstance(data, list) or len(data) > MAX_ELEMENTS or len(data) != math.prod(shape):
         raise EncodingError("data does not match its shape")
     if kind == "float":
         special = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -143,40 +150,60 @@ class Verdict:
 
     ok: bool
     message: str = ""
+    mistake: str | None = None  # the known mistake the output matched, if any
 
 
 def compare(got: Any, expected: Any, rtol: float, atol: float,
-            mistakes: Sequence[tuple[str, Any]] = ()) -> Verdict:
+            mistakes: Sequence[tuple[str, Any]] = (), *, hidden: bool = False) -> Verdict:
     """Compare a decoded output with the expected one.
 
     got, expected: numpy arrays (or tuples of them, compared item by item).
     rtol, atol:    |got - expected| <= atol + rtol * |expected| elementwise.
     mistakes:      (message, output of a known-wrong version) pairs; when ``got``
                    matches one of them, its message is the diagnosis.
+    hidden:        the inputs are hidden: the message names the kind of failure
+                   without any size or value derived from them.
     """
     if isinstance(expected, tuple):
         if not isinstance(got, tuple) or len(got) != len(expected):
             n = len(got) if isinstance(got, tuple) else 1
             return Verdict(False, f"returned {n} value(s), expected a tuple of {len(expected)}")
+        if all(_same(g, e, rtol, atol) for g, e in zip(got, expected)):
+            return Verdict(True)
+        whole = [(m, o) for m, o in mistakes if isinstance(o, tuple) and len(o) == len(got)
+                 and all(_same(g, w, rtol, atol) for g, w in zip(got, o))]
+        if whole:
+            return Verdict(False, whole[0][0], whole[0][0])
         for i, (g, e) in enumerate(zip(got, expected)):
-            v = compare(g, e, rtol, atol, [(m, o[i]) for m, o in mistakes if isinstance(o, tuple)])
+            v = compare(g, e, rtol, atol, [(m, o[i]) for m, o in mistakes
+                                           if isinstance(o, tuple) and len(o) == len(expected)], hidden=hidden)
             if not v.ok:
-                return Verdict(False, f"item {i} of the returned tuple: {v.message}")
+                return Verdict(False, f"item {i} of the returned tuple: {v.message}", v.mistake)
         return Verdict(True)
     if isinstance(got, tuple):
         return Verdict(False, f"returned a tuple of {len(got)} values, expected a single array")
     got = np.asarray(got)
     expected = np.asarray(expected)
     if got.shape != expected.shape:
-        return Verdict(False, _shape_message(got.shape, expected.shape))
+        for message, wrong in mistakes:
+            if _same(got, wrong, rtol, atol):
+                return Verdict(False, message, message)
+        return Verdict(False, _shape_message(got.shape, expected.shape, hidden))
     g = got.astype(np.float64)  # float32 answers and integer answers given as floats are fine
     e = expected.astype(np.float64)
     if _close(g, e, rtol, atol):
         return Verdict(True)
     for message, wrong in mistakes:
-        if not isinstance(wrong, tuple) and np.shape(wrong) == g.shape and _close(g, np.asarray(wrong, dtype=np.float64), rtol, atol):
-            return Verdict(False, message)
-    return Verdict(False, _value_message(g, e, rtol, atol))
+        if _same(g, wrong, rtol, atol):
+            return Verdict(False, message, message)
+    return Verdict(False, _value_message(g, e, rtol, atol, hidden))
+
+
+def _same(got: Any, wrong: Any, rtol: float, atol: float) -> bool:
+    """Whether an output equals a known-wrong version's output (same shape, close values)."""
+    if isinstance(got, tuple) or isinstance(wrong, tuple) or np.shape(wrong) != np.shape(got):
+        return False
+    return _close(np.asarray(got, dtype=np.float64), np.asarray(wrong, dtype=np.float64), rtol, atol)
 
 
 def _close(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> bool:
@@ -186,8 +213,8 @@ def _close(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> bool:
     return bool(np.all(ok))
 
 
-def _shape_message(got: tuple, expected: tuple) -> str:
-    msg = f"output has shape {got}, expected {expected}"
+def _shape_message(got: tuple, expected: tuple, hidden: bool = False) -> str:
+    msg = "output has the wrong shape" if hidden else f"output has shape {got}, expected {expected}"
     if len(got) == len(expected) >= 2 and tuple(reversed(got)) == tuple(expected):
         return msg + ": transposed?"
     if math.prod(got) == math.prod(expected):
@@ -201,10 +228,10 @@ def _shape_message(got: tuple, expected: tuple) -> str:
     if len(got) > len(expected):
         return msg + ": a reduction (sum/mean/max) missing?"
     axes = [i for i, (a, b) in enumerate(zip(got, expected)) if a != b]
-    return msg + f": axis {axes[0]} has the wrong size"
+    return msg + f": axis {axes[0]} has the wrong size"  # an axis number, not a size: safe for hidden cases
 
 
-def _value_message(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str:
+def _value_message(g: np.ndarray, e: np.ndarray, rtol: float, atol: float, hidden: bool = False) -> str:
     if np.any(~np.isfinite(g)) and np.all(np.isfinite(e)):
         return "output contains NaN or inf where the answer is finite: overflow in exp? use a numerically stable form"
     if g.size and _close(-g, e, rtol, atol):
@@ -214,12 +241,16 @@ def _value_message(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> st
         ratio = g[finite] / e[finite]
         r0 = float(np.median(ratio))
         if abs(r0) > 1e-12 and not math.isclose(r0, 1.0, rel_tol=1e-3) and np.allclose(ratio, r0, rtol=1e-4):
-            return f"every value is off by the same factor ({r0:.4g}x): a missing or extra scale such as 1/N or 2?"
+            factor = "" if hidden else f" ({r0:.4g}x)"
+            return f"every value is off by the same factor{factor}: a missing or extra scale such as 1/N or 2?"
         diff = g - e
         d0 = float(np.median(diff))
         if abs(d0) > atol and np.allclose(diff, d0, rtol=1e-6, atol=max(atol, 1e-9)):
-            return f"every value is off by the same constant ({d0:+.4g}): a missing or extra bias/offset?"
+            offset = "" if hidden else f" ({d0:+.4g})"
+            return f"every value is off by the same constant{offset}: a missing or extra bias/offset?"
     wrong = ~np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+    if hidden:
+        return f"{100 * wrong.mean():.0f} % of the values differ from the expected ones"
     return f"{int(wrong.sum())} of {g.size} values differ from the expected ones"
 
 

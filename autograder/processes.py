@@ -1,0 +1,122 @@
+"""No process outlives its grading: find, stop and reap what a submission started.
+
+Linux only (reads ``/proc``). A grading process marks itself a *child subreaper*
+(``prctl(PR_SET_CHILD_SUBREAPER)``), so that processes a kernel leaves behind —
+even ones that daemonise with a double fork — are re-parented to it instead of to
+init; after each submission every new descendant is killed and reaped. When the
+sandbox gives each kernel its own uid, every process of that uid is killed too.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants of this process its children (so they can be found and reaped)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, real uid) of a process, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        uid = Path(f"/proc/{pid}").stat().st_uid
+        return ppid, uid
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def all_processes() -> dict[int, tuple[int, int]]:
+    """{pid: (parent pid, uid)} of every visible process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = _stat(int(entry))
+            if info:
+                out[int(entry)] = info
+    return out
+
+
+def descendants(pid: int | None = None) -> set[int]:
+    """Every process below ``pid`` (default: this process)."""
+    pid = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    for p, (ppid, _uid) in all_processes().items():
+        children.setdefault(ppid, []).append(p)
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for c in children.get(stack.pop(), []):
+            if c not in found:
+                found.add(c)
+                stack.append(c)
+    return found
+
+
+def kill_new_descendants(before: set[int]) -> int:
+    """SIGKILL every descendant of this process not in ``before``, then reap them. Returns how many."""
+    killed = 0
+    for _ in range(5):  # a dying process may still fork: repeat until nothing new is left
+        new = descendants() - before
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        reap()
+    return killed
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process of ``uid`` (a sandbox's own, never-reused uid). Returns how many."""
+    if uid <= 0:
+        return 0
+    killed = 0
+    for _ in range(5):
+        pids = [p for p, (_ppid, u) in all_processes().items() if u == uid]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        reap()
+    return killed
+
+
+def reap() -> None:
+    """Collect the exit status of finished children (re-parented orphans included)."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def rss_bytes(pids: set[int]) -> int:
+    """Resident memory of these processes together (bytes)."""
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

@@ -4,6 +4,9 @@
     autograder grade PATH [--workers N] ...     collect, autograde, feedback, export, summary
     autograder feedback [ASSIGNMENT]            (re)generate feedback HTML
     autograder export [--to FILE]               grades CSV with outcomes
+    autograder release --exchange [DIR]         ...and publish to nbgrader's exchange (JupyterHub)
+    autograder collect [--grade]                latest exchange submissions into course/inbound/
+    autograder return                           graded feedback back to the exchange
 
 User errors are one line on stderr and exit status 2; nothing prints a traceback
 for a mistake the user can fix.
@@ -39,6 +42,11 @@ def cmd_release(course: Course, args: argparse.Namespace) -> int:
         return 0
     release(course, aids)
     print(f"released {', '.join(aids)} into {course.release_dir}")
+    if getattr(args, "exchange", None) is not None:
+        from autograder.exchange import publish
+
+        outbound = publish(course, aids, args.exchange or None)
+        print(f"published {', '.join(aids)} to the exchange: {outbound} (students: Assignments tab, Fetch)")
     return 0
 
 
@@ -99,6 +107,49 @@ def cmd_report(course: Course, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(course: Course, args: argparse.Namespace) -> int:
+    from autograder import exchange
+
+    taken, refused = exchange.collect(course, args.exchange, args.assignment, check_owner=not args.trust_names)
+    for r in refused:
+        print(f"refused {r.name!r}: {r.reason}", file=sys.stderr)
+    for c in taken:
+        extra = f" ({c.earlier} earlier submission(s) not taken)" if c.earlier else ""
+        print(f"collected {c.student}/{c.assignment}, submitted {c.timestamp}{extra}")
+        for note in c.notes:
+            print(f"  note: {note}")
+    folder = exchange.collected_dir(course)
+    if not taken:
+        print(f"no submission to collect in the exchange ({len(refused)} refused)")
+        return 1 if refused else 0
+    if not args.grade:
+        print(f"\n{len(taken)} submission(s) in {folder}. Grade them with:\n  autograder grade {folder}")
+        return 0
+    from autograder.collect import Refusal
+    from autograder.export import export_csv, summary_table
+    from autograder.grading import GradeOptions, grade
+
+    opts = GradeOptions(workers=args.workers, unsafe_no_sandbox=args.unsafe_no_sandbox, assignment=args.assignment,
+                        notes={(c.student, c.assignment): c.notes for c in taken if c.notes},
+                        refusals=[Refusal(r.student or r.name, r.assignment, r.reason) for r in refused])
+    results = grade(course, folder, opts)
+    print(summary_table(course, results))
+    print(f"\nGrades: {export_csv(course, None)}. Return the feedback with: autograder return")
+    return 0
+
+
+def cmd_return(course: Course, args: argparse.Namespace) -> int:
+    from autograder.exchange import return_feedback
+
+    done = return_feedback(course, args.exchange, args.assignment)
+    for r in done:
+        print(f"{'returned' if r.returned else 'not returned'} {r.student}/{r.assignment}"
+              + ("" if r.returned else f": {r.reason}"))
+    returned = sum(r.returned for r in done)
+    print(f"\nfeedback of {returned} submission(s) is in the exchange (students: Assignments tab, Fetch Feedback)")
+    return 0 if returned or not done else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--course", help="course folder (default: ./course or the repository's)")
@@ -108,7 +159,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("release", help="regenerate release/ from source_notebooks/")
     p.add_argument("assignment", nargs="?", help="one assignment id (default: all in the syllabus)")
     p.add_argument("--check", action="store_true", help="fail if release/ is out of date; change nothing")
+    p.add_argument("--exchange", nargs="?", const="", metavar="DIR",
+                   help="then publish to nbgrader's exchange (DIR, else $NBGRADER_EXCHANGE or the course config's)")
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("collect", help="take the latest submissions from nbgrader's exchange into course/inbound/")
+    p.add_argument("--assignment", help="collect only this assignment")
+    p.add_argument("--exchange", metavar="DIR", help="the exchange (default: $NBGRADER_EXCHANGE or the course config's)")
+    p.add_argument("--trust-names", action="store_true",
+                   help="accept a submission whose folder is not owned by the student it names (shared uids only)")
+    p.add_argument("--grade", action="store_true", help="then grade them (as `autograder grade course/inbound`)")
+    p.add_argument("--workers", type=int, default=_default_workers(), help="parallel workers when grading")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="grade without bubblewrap: student code is NOT contained (see README)")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("return", help="release the feedback of graded exchange submissions to the students")
+    p.add_argument("--assignment", help="return only this assignment")
+    p.add_argument("--exchange", metavar="DIR", help="the exchange (default: $NBGRADER_EXCHANGE or the course config's)")
+    p.set_defaults(func=cmd_return)
 
     p = sub.add_parser("grade", help="grade a folder or zip of submissions")
     p.add_argument("path", help="folder PATH/<student>/<assignment>/*.ipynb, or a zip of that layout")

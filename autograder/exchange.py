@@ -1,0 +1,405 @@
+"""nbgrader's exchange on a shared machine (JupyterHub): publish, collect, return feedback.
+
+The exchange is a folder every user reaches (``NBGRADER_EXCHANGE``, else the course config's
+``c.Exchange.root``)::
+
+    <root>/                      1777  anyone may create a course folder; nobody may move another's
+    <root>/<course>/             0755  the instructor's
+    <root>/<course>/outbound/    0755  released assignments, readable by all
+    <root>/<course>/inbound/     3733  setgid + sticky, write-only: students drop submissions in,
+                                       cannot list it, cannot rename or delete another's entry
+    <root>/<course>/inbound/<student>+<assignment>+<time>+<random>/
+                                 0750/0640 (group: the instructor's, inherited from inbound)
+    <root>/<course>/feedback/    0711  feedback files named by an HMAC of the submission's secret
+
+What stock nbgrader 0.9.6 creates differs, and leaks: it resets the root to 0777 on every
+release (any student can then rename the course folder away and put a readable one in its
+place), and leaves each submission folder 0777 with 0644 files (anyone who learns its name can
+read or change it). The classes below are nbgrader's own exchange with those permissions fixed;
+they are selected through ``ExchangeFactory`` in the students', the instructor's and this
+tool's configuration (students' servers need nothing but nbgrader and this module).
+
+Collection trusts nothing a student wrote: a submission counts for the student who owns its
+folder (a folder named for another student is refused), only regular files are read (no
+symbolic or hard link, at any level), and the submission time is nbgrader's ``timestamp.txt``
+unless the files were changed later than that (their inode change time, which a user cannot
+set back): then the later time is used and the outcome says so.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import pwd
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgrader.exchange.default.release_assignment import ExchangeReleaseAssignment
+from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
+from nbgrader.exchange.default.submit import ExchangeSubmit
+
+ROOT_MODE = 0o1777
+COURSE_MODE = 0o755
+INBOUND_MODE = stat.S_ISGID | stat.S_ISVTX | 0o733
+SUBMISSION_DIR_MODE = 0o750
+SUBMISSION_FILE_MODE = 0o640
+FEEDBACK_DIR_MODE = 0o711
+FEEDBACK_FILE_MODE = 0o644
+
+#: Files read from a submission besides its notebooks.
+TIMESTAMP, SECRET = "timestamp.txt", "submission_secret.txt"
+MAX_FILE_BYTES = 50 * 2**20
+MAX_SUBMISSION_BYTES = 200 * 2**20
+#: A submission changed this long after its recorded time counts as submitted when it changed (s).
+CLOCK_TOLERANCE_S = 120
+
+
+# --------------------------------------------------------------------------- #
+# nbgrader's exchange classes with private permissions (run by students and the instructor).
+# --------------------------------------------------------------------------- #
+
+
+def _chmod_if_needed(path: str, mode: int, log) -> None:
+    st = os.lstat(path)
+    if stat.S_IMODE(st.st_mode) != mode:
+        try:
+            os.chmod(path, mode)
+        except PermissionError:
+            log.warning("cannot set the permissions of %s to %o (owned by uid %d)", path, mode, st.st_uid)
+
+
+class PrivateReleaseAssignment(ExchangeReleaseAssignment):
+    """``nbgrader release_assignment``, leaving the exchange root sticky and the inbound private."""
+
+    def ensure_root(self) -> None:
+        if not os.path.isdir(self.root):
+            try:
+                os.makedirs(self.root)
+            except PermissionError:
+                self.fail(f"Could not create {self.root}, permission denied.")
+        _chmod_if_needed(self.root, ROOT_MODE, self.log)
+        if stat.S_IMODE(os.stat(self.root).st_mode) != ROOT_MODE:
+            self.fail(f"The exchange {self.root} must have mode {ROOT_MODE:o} (sticky, writable by all); "
+                      f"ask its owner to run: chmod {ROOT_MODE:o} {self.root}")
+
+    def init_dest(self) -> None:
+        super().init_dest()
+        for path in (self.course_path, self.outbound_path):
+            _chmod_if_needed(path, COURSE_MODE, self.log)
+        _chmod_if_needed(self.inbound_path, INBOUND_MODE, self.log)
+
+
+class PrivateSubmit(ExchangeSubmit):
+    """``nbgrader submit``, after which the submission is readable by its owner and the
+    instructors' group only (nbgrader leaves the folder 0777 and its files 0644)."""
+
+    def copy_files(self) -> None:
+        super().copy_files()
+        dest = os.path.join(self.inbound_path, self.assignment_filename)
+        for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if not os.path.islink(path):
+                    os.chmod(path, SUBMISSION_FILE_MODE)
+            os.chmod(dirpath, SUBMISSION_DIR_MODE)
+        if os.stat(dest).st_gid != os.stat(self.inbound_path).st_gid:
+            self.log.warning("the submission %s is not in the instructors' group: is the inbound setgid?", dest)
+
+
+class PrivateReleaseFeedback(ExchangeReleaseFeedback):
+    """``nbgrader release_feedback``, with files every student can read by (secret) name only."""
+
+    def copy_files(self) -> None:
+        super().copy_files()
+        _chmod_if_needed(self.dest_path, FEEDBACK_DIR_MODE, self.log)
+        for entry in os.scandir(self.dest_path):
+            if entry.name.endswith(".html") and entry.is_file(follow_symlinks=False) \
+                    and entry.stat(follow_symlinks=False).st_uid == os.geteuid():
+                _chmod_if_needed(entry.path, FEEDBACK_FILE_MODE, self.log)
+
+
+#: ``c.ExchangeFactory`` settings selecting the classes above (students' and instructors' configs).
+FACTORY = {
+    "release_assignment": "autograder.exchange.PrivateReleaseAssignment",
+    "submit": "autograder.exchange.PrivateSubmit",
+    "release_feedback": "autograder.exchange.PrivateReleaseFeedback",
+}
+
+
+# --------------------------------------------------------------------------- #
+# The instructor's side: publish, collect, return.
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class Collected:
+    """The submission taken for one (student, assignment): where it was copied, its time."""
+
+    student: str
+    assignment: str
+    folder: Path
+    timestamp: str                     # nbgrader's format, UTC ("2026-12-01 10:00:00.000000 UTC")
+    notes: list[str] = field(default_factory=list)
+    earlier: int = 0                   # older submissions of the same student, not taken
+
+
+@dataclass
+class Refused:
+    """An inbound entry that is not taken, and why (``name`` is the entry's name)."""
+
+    name: str
+    student: str
+    assignment: str
+    reason: str
+
+
+def exchange_root(course, override: str | os.PathLike | None = None) -> Path:
+    """The exchange folder: ``override``, else $NBGRADER_EXCHANGE, else the course config's."""
+    root = override or os.environ.get("NBGRADER_EXCHANGE") or course.config().Exchange.root
+    return Path(root).resolve()
+
+
+def exchange_config(course, root: str | os.PathLike | None = None, **overrides):
+    """The course's nbgrader config with the private exchange classes and ``root``."""
+    from autograder import nbgrader_api
+
+    return nbgrader_api.course_config(course, Exchange={"root": str(exchange_root(course, root))},
+                                      ExchangeFactory=dict(FACTORY), **overrides)
+
+
+def course_id(course) -> str:
+    return str(course.config().CourseDirectory.course_id)
+
+
+def publish(course, aids: list[str], root: str | os.PathLike | None = None) -> Path:
+    """``nbgrader release_assignment`` of each assignment (from release/) into the exchange,
+    replacing an earlier release; sets each one's due date in the gradebook. Returns outbound/."""
+    from autograder import nbgrader_api
+    from autograder.course import CourseError
+
+    config = exchange_config(course, root, ExchangeReleaseAssignment={"force": True})
+    nb_api = nbgrader_api.api(course, config)
+    for aid in aids:
+        course.assignment(aid)
+        if not (course.release_dir / aid / f"{aid}.ipynb").is_file():
+            raise CourseError(f"{course.release_dir / aid} has no {aid}.ipynb: run `autograder release {aid}` first")
+        nbgrader_api.check_result(nb_api.release_assignment(aid), f"release_assignment {aid}")
+    nbgrader_api.set_due_dates(course, set(aids))
+    return exchange_root(course, root) / course_id(course) / "outbound"
+
+
+def collected_dir(course) -> Path:
+    """Where ``collect`` copies submissions (the instructor's; ``autograder grade`` reads it)."""
+    return course.root / "inbound"
+
+
+def _parse_name(name: str) -> tuple[str, str, str] | None:
+    """(student, assignment, timestamp) of an inbound entry ``student+aid+time[+random]``."""
+    parts = name.split("+")
+    if len(parts) not in (3, 4) or not all(parts[:3]):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def _utc(text: str) -> dt.datetime | None:
+    from nbgrader.utils import parse_utc
+
+    try:
+        value = parse_utc(text.strip())
+    except (ValueError, OverflowError, TypeError):
+        return None
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def nbgrader_time(value: dt.datetime) -> str:
+    """A time in the format nbgrader writes to ``timestamp.txt``."""
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, never through a link (O_NOFOLLOW, one hard link), at most ``limit``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise ValueError(f"{path.name} is not a plain file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} is larger than {limit // 2**20} MB")
+    return data
+
+
+def _scan(entry: Path) -> tuple[dict[str, bytes], float, str | None]:
+    """The submission's notebooks and metadata files, the latest inode change time of anything
+    in it, and the reason to refuse it (a link or special file anywhere, too big)."""
+    files: dict[str, bytes] = {}
+    latest = os.lstat(entry).st_ctime
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(entry, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            st = os.lstat(path)
+            rel = str(path.relative_to(entry))
+            if stat.S_ISLNK(st.st_mode):
+                return {}, latest, f"refused: {rel!r} is a symbolic link; only regular files are read"
+            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                return {}, latest, f"refused: {rel!r} is not a regular file"
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                return {}, latest, f"refused: {rel!r} is a hard link; only regular files are read"
+            latest = max(latest, st.st_ctime)
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+            if total > MAX_SUBMISSION_BYTES:
+                return {}, latest, f"refused: the submission is larger than {MAX_SUBMISSION_BYTES // 2**20} MB"
+    for path in sorted(entry.iterdir()):
+        if path.name.endswith(".ipynb") or path.name in (TIMESTAMP, SECRET):
+            if path.is_dir():
+                continue
+            try:
+                files[path.name] = _read_regular(path, MAX_FILE_BYTES)
+            except (OSError, ValueError) as e:
+                return {}, latest, f"refused: {e}"
+    return files, latest, None
+
+
+def collect(course, root: str | os.PathLike | None = None, only: str | None = None,
+            check_owner: bool = True) -> tuple[list[Collected], list[Refused]]:
+    """Copy each student's latest submission of each assignment from the exchange's inbound
+    into ``course/inbound/<student>/<assignment>/`` (the layout ``autograder grade`` reads),
+    with ``timestamp.txt`` (the trusted submission time) and the submission's secret.
+
+    A previously collected copy is replaced. ``check_owner``: a submission counts only for the
+    system user who owns it (turn off only where users share one uid, e.g. in containers)."""
+    from autograder.collect import STUDENT_ID
+    from autograder.course import CourseError
+
+    inbound = exchange_root(course, root) / course_id(course) / "inbound"
+    if not inbound.is_dir():
+        raise CourseError(f"{inbound} does not exist: publish an assignment first (autograder release --exchange)")
+    known = {a.id for a in course.assignments()}
+    if only is not None:
+        course.assignment(only)
+    refused: list[Refused] = []
+    candidates: dict[tuple[str, str], list[tuple[dt.datetime, Path]]] = {}
+    try:
+        entries = sorted(inbound.iterdir())
+    except PermissionError:
+        raise CourseError(f"cannot list {inbound}: collect as the instructor who released the assignment") from None
+    for entry in entries:
+        parsed = _parse_name(entry.name)
+        if parsed is None:
+            refused.append(Refused(entry.name, "", "", "refused: not a submission (expected student+assignment+time)"))
+            continue
+        student, aid, stamp = parsed
+        if aid not in known or (only and aid != only):
+            if aid not in known:
+                refused.append(Refused(entry.name, student, aid, f"refused: {aid!r} is not an assignment of the syllabus"))
+            continue
+        st = os.lstat(entry)
+        if not stat.S_ISDIR(st.st_mode):
+            refused.append(Refused(entry.name, student, aid, "refused: not a folder (a link or a file)"))
+            continue
+        if not STUDENT_ID.match(student):
+            refused.append(Refused(entry.name, student, aid, "refused: not a valid student id"))
+            continue
+        if check_owner:
+            try:
+                expected_uid = pwd.getpwnam(student).pw_uid
+            except KeyError:
+                expected_uid = None
+            if st.st_uid != expected_uid:
+                refused.append(Refused(entry.name, student, aid,
+                                       f"refused: submitted by {_owner_name(st.st_uid)}, not by {student}"))
+                continue
+        when = _utc(stamp)
+        if when is None:
+            refused.append(Refused(entry.name, student, aid, f"refused: unreadable time {stamp!r} in its name"))
+            continue
+        candidates.setdefault((student, aid), []).append((when, entry))
+    dest_root = collected_dir(course)
+    dest_root.mkdir(exist_ok=True)
+    os.chmod(dest_root, 0o700)  # students' work: the instructor's eyes only
+    taken: list[Collected] = []
+    for (student, aid), found in sorted(candidates.items()):
+        found.sort()
+        when, entry = found[-1]
+        files, changed, problem = _scan(entry)
+        if problem:
+            refused.append(Refused(entry.name, student, aid, problem))
+            continue
+        notes = []
+        recorded = _utc(files.get(TIMESTAMP, b"").decode("utf-8", "replace")) or when
+        changed_at = dt.datetime.fromtimestamp(changed, dt.timezone.utc)
+        if (changed_at - recorded).total_seconds() > CLOCK_TOLERANCE_S:
+            notes.append(f"files changed after the recorded submission time ({nbgrader_time(recorded)}): "
+                         f"counted as submitted at {nbgrader_time(changed_at)}")
+            recorded = changed_at
+        folder = dest_root / student / aid
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        for name, data in files.items():
+            if name != TIMESTAMP:
+                (folder / name).write_bytes(data)
+        stamp_text = nbgrader_time(recorded)
+        (folder / TIMESTAMP).write_text(stamp_text)
+        taken.append(Collected(student, aid, folder, stamp_text, notes, earlier=len(found) - 1))
+    return taken, refused
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class Returned:
+    student: str
+    assignment: str
+    returned: bool
+    reason: str = ""
+
+
+def return_feedback(course, root: str | os.PathLike | None = None, only: str | None = None) -> list[Returned]:
+    """Release to the exchange the feedback of every collected submission that was graded
+    (nbgrader's release_feedback layout: ``feedback/<hmac>.html``), so students' "Fetch
+    Feedback" gets it. A submission collected again but not yet graded gets nothing."""
+    from autograder import nbgrader_api, outcomes
+    from autograder.course import CourseError
+
+    base = collected_dir(course)
+    if not base.is_dir():
+        raise CourseError(f"nothing collected yet ({base} does not exist): run `autograder collect` first")
+    nb_api = nbgrader_api.api(course, exchange_config(course, root))
+    done: list[Returned] = []
+    for student_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.is_symlink()):
+        for adir in sorted(p for p in student_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+            student, aid = student_dir.name, adir.name
+            if only and aid != only:
+                continue
+            secret = adir / SECRET
+            html = course.root / "feedback" / student / aid / f"{aid}.html"
+            outcome = outcomes.read(course, aid, student) or {}
+            digests = {_sha256(p) for p in adir.glob("*.ipynb") if p.is_file()}
+            if not secret.is_file():
+                done.append(Returned(student, aid, False, "no submission secret (not from the exchange)"))
+            elif outcome.get("status") != outcomes.GRADED or outcome.get("sha256") not in digests:
+                done.append(Returned(student, aid, False, "not graded since it was collected: run "
+                                     f"`autograder grade {base}` first"))
+            elif not html.is_file():
+                done.append(Returned(student, aid, False, f"no feedback file {html}"))
+            else:
+                shutil.copyfile(secret, html.parent / SECRET)
+                shutil.copyfile(adir / TIMESTAMP, html.parent / TIMESTAMP)
+                nbgrader_api.check_result(nb_api.release_feedback(aid, student), f"release_feedback {aid} {student}")
+                done.append(Returned(student, aid, True))
+    return done

@@ -116,6 +116,7 @@ def extract_zip(path: Path, dest: Path) -> dict[str, str]:
         raise _zip_error(path, e) from None
     problems: dict[str, str] = {}
     budget = MAX_ZIP_MB * 1024 * 1024
+    dest.mkdir(parents=True, exist_ok=True)
     with zf:
         try:
             infos = zf.infolist()
@@ -289,19 +290,27 @@ def discover(course: Course, root: Path, only: str | None = None,
                 continue
             sub = check_submission(name, adir.name, adir)
             broken = sorted(k for k in problems if k.startswith(f"{name}/{adir.name}/"))
-            if broken and sub.problem is None:
+            if broken:  # an entry of this submission could not be extracted: it is not graded, and says why
                 sub.problem = f"{problems[broken[0]]} ({broken[0][len(name) + len(adir.name) + 2:][:60]})"
             submissions.append(sub)
-        for k in [k for k in problems if k.startswith(f"{name}/")]:
-            parts = k.split("/")
-            if len(parts) < 3 or parts[1] not in known:
-                refused.append(Refusal(name, parts[1] if len(parts) > 1 else "", problems[k]))
-    seen = {s.name for s in refused} | {s.student for s in submissions}
+    # Entries that could not be extracted: the submission they belong to is not graded (and says
+    # why), whether or not anything else of it was extracted; anything else is refused.
+    have = {(s.student, s.assignment) for s in submissions}
+    refused_keys = {(r.name, r.assignment) for r in refused}
     for k, why in sorted(problems.items()):
-        top = k.split("/")[0]
-        if top not in seen:
-            refused.append(Refusal(top, "", why))
-            seen.add(top)
+        parts = k.split("/")
+        if len(parts) >= 3 and STUDENT_ID.match(parts[0]) and parts[1] in known:
+            if only and parts[1] != only:
+                continue
+            if (parts[0], parts[1]) not in have:
+                submissions.append(Submission(parts[0], parts[1], problem=f"{why} ({parts[-1][:60]})"))
+                have.add((parts[0], parts[1]))
+            continue
+        key = (parts[0], parts[1] if len(parts) > 1 and parts[1] in known else "")
+        if key not in refused_keys:
+            refused.append(Refusal(*key, why))
+            refused_keys.add(key)
+    submissions.sort(key=lambda s: (s.student, s.assignment))
     return submissions, refused
 
 

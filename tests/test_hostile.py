@@ -234,19 +234,37 @@ def test_gradebook_holds_only_honest_scores(hostile):
     assert db.execute("SELECT SUM(max_score) FROM grade_cells").fetchone()[0] == FULL
 
 
+def _graded_text(hostile, student: str) -> str:
+    """What the instructor sees: the autograded notebook's outputs (feedback shows no outputs)."""
+    nb = json.loads((hostile["course"] / "autograded" / student / AID / f"{AID}.ipynb").read_text())
+    return "\n".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+                     for c in nb["cells"] for o in c.get("outputs", []) if "text" in o) + "\n" + "\n".join(
+        o.get("evalue", "") for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error")
+
+
+def _feedback_text(hostile, student: str) -> str:
+    page = (hostile["course"] / "feedback" / student / AID / f"{AID}.html").read_text()
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
 def test_sandbox_saw_no_secrets_and_no_network(hostile):
     assert hostile["hits"] == [], "a submission reached a socket on the host"
-    page = (hostile["course"] / "feedback" / "read_secrets" / AID / f"{AID}.html").read_text()
-    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    text = _graded_text(hostile, "read_secrets") + _feedback_text(hostile, "read_secrets")
     assert "refused" in text  # the spy ran and reported
     assert SECRET not in text and CASES_MARKER not in text and "SQLite format" not in text
     assert "root:" not in text  # /etc/shadow or passwd of root... shadow must not be readable
-    net = html.unescape(re.sub(r"<[^>]+>", "", (hostile["course"] / "feedback" / "network" / AID / f"{AID}.html").read_text()))
+    net = _graded_text(hostile, "network")
     assert "127.0.0.1 refused" in net and "127.0.0.1 CONNECTED" not in net
 
 
+def test_feedback_shows_no_output_of_the_students_cells(hostile):
+    """Outputs can carry hidden inputs (a function that records its arguments, printed later)."""
+    assert "refused" not in _feedback_text(hostile, "read_secrets")
+    assert "passed" in _feedback_text(hostile, "read_secrets")  # the trusted verdicts are there
+
+
 def test_resource_attacks_were_stopped_by_the_limits(hostile):
-    page = lambda s: html.unescape(re.sub(r"<[^>]+>", "", (hostile["course"] / "feedback" / s / AID / f"{AID}.html").read_text()))  # noqa: E731
+    page = lambda s: _graded_text(hostile, s)  # noqa: E731
     assert "fork stopped" in page("fork_bomb")
     assert "threads stopped" in page("thread_bomb")
     assert "MemoryError" in page("big_alloc")

@@ -25,6 +25,7 @@ import datetime as dt
 import html
 import io
 import json
+import re
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -464,7 +465,8 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
+    return text
 
 
 def _mpl():

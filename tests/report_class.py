@@ -277,3 +277,75 @@ def write_class(folder: Path) -> Path:
     for student, nb in notebooks().items():
         subs.write(folder, student, AID, nb)
     return folder
+
+
+# -- the class graded once per test process through the real CLI -------------------------
+
+#: Fixed so the hidden cases (and so every number) are the same on every run.
+SEED = 1
+#: The syllabus's due date given to the throw-away course, and who handed in late (nbgrader's
+#: ``timestamp.txt`` beside the notebook): student -> seconds after the due date.
+DUE = "2026-11-20T12:00:00Z"
+LATE = {"carol": 3 * 86400 + 600, "evan": 2 * 3600 + 300}
+_GRADED: dict[str, dict] = {}
+
+
+def _set_due(course: Path) -> None:
+    """Give 01_perceptron a due date in the copied syllabus (one line after its id)."""
+    path = course / "syllabus.toml"
+    text = path.read_text()
+    line = f'id = "{AID}"\n'
+    assert text.count(line) == 1, "syllabus layout changed"
+    path.write_text(text.replace(line, line + f'due = "{DUE}"\n'))
+
+
+def graded_class(tmp: Path) -> dict:
+    """Grade the class into a copy of the course under ``tmp`` (once per process), then write the
+    report with its CSV and JSON. Returns {course, folder, grade, report, html, csv, json}."""
+    import datetime as dt
+
+    from conftest import copy_course, run_cli
+
+    if "class" in _GRADED:
+        return _GRADED["class"]
+    course = copy_course(tmp)
+    _set_due(course)
+    folder = write_class(tmp / "submissions")
+    due = dt.datetime.fromisoformat(DUE.replace("Z", "+00:00"))
+    for student, seconds in LATE.items():
+        when = (due + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        (folder / student / AID / "timestamp.txt").write_text(when)
+    grade = run_cli("grade", str(folder), "--workers", "2", "--seed", str(SEED), course=course)
+    out = tmp / "out"
+    report = run_cli("report", AID, "--to", str(out / "report.html"), "--csv", str(out / "report.csv"),
+                     "--json", str(out / "report.json"), course=course)
+    _GRADED["class"] = {"course": course, "folder": folder, "grade": grade, "report": report,
+                        "html": out / "report.html", "csv": out / "report.csv", "json": out / "report.json"}
+    return _GRADED["class"]
+
+
+def hidden_numbers(course: Path, seed: int = SEED) -> set[str]:
+    """Every hidden case's input and expected values as a page would print them (``.4g``, at
+    least four significant digits, so that no ordinary number of the page matches by chance)."""
+    from autograder.plan import grading_plan
+    from helpers.checking import encode
+
+    def floats(obj):
+        if isinstance(obj, dict):
+            for v in obj.values():
+                yield from floats(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                yield from floats(v)
+        elif isinstance(obj, float):
+            yield obj
+
+    out = set()
+    for plan in grading_plan(course.resolve(), AID, seed).values():
+        for case in plan.cases:
+            if case.hidden:
+                for x in [*floats(case.inputs), *floats(encode(case.expected))]:
+                    text = f"{x:.4g}"
+                    if "e" not in text and len(text.replace("-", "").replace(".", "").lstrip("0")) >= 4:
+                        out.add(text)
+    return out

@@ -357,8 +357,8 @@ def check_host(course: Course, aids: list[str], opts: GradeOptions) -> None:
                 setup = _first_setup_error(course, aid)
                 if setup:
                     cause = f"the setup cell failed: {setup}"
-                got = f"{score:g}" if score is not None else "no score"
-                raise HostBroken(f"this host cannot grade {aid}: the reference solution scored {got}/{expected:g} "
+                got = f"scored {score:g}/{expected:g}" if score is not None else "was not graded"
+                raise HostBroken(f"this host cannot grade {aid}: the reference solution {got} "
                                  f"in the sandbox ({outcomes.clean_text(cause)[:300]}). Nothing was graded; fix "
                                  "the grading environment (is the project installed, bubblewrap working?) and rerun.")
             _HOST_OK.add(key)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nbconvert.preprocessors import Preprocessor
 from nbconvert.preprocessors.sanitize import SanitizeHTML
+from traitlets import Bool
 
 #: Markdown images, inline ``![alt](url "title")`` and by reference ``![alt][ref]``.
 _INLINE_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]*)>?(?:\s+[\"'(][^)]*)?\)")
@@ -43,6 +44,8 @@ def neutralise_images(markdown: str) -> str:
 class StudentContent(SanitizeHTML):
     """SanitizeHTML, plus no remote images and no widget state (see the module docstring)."""
 
+    enabled = Bool(True, help="nbconvert's preprocessors are off unless enabled: this one always runs.").tag(config=True)
+
     def preprocess(self, nb, resources):
         nb.metadata.pop("widgets", None)
         return super().preprocess(nb, resources)
@@ -61,6 +64,8 @@ class StudentContent(SanitizeHTML):
 
 class FeedbackOutputs(Preprocessor):
     """Feedback shows the student's source and the trusted verdicts, not the cells' outputs."""
+
+    enabled = Bool(True).tag(config=True)
 
     def preprocess_cell(self, cell, resources, cell_index):
         if cell.cell_type == "code" and not cell.get("metadata", {}).get("nbgrader", {}).get("grade"):

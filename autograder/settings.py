@@ -23,10 +23,13 @@ class GradingSettings(Configurable):
     max_processes = Integer(Limits.processes).tag(config=True)
     max_file_mb = Integer(Limits.file_size_mb).tag(config=True)
     cpu_seconds = Integer(Limits.cpu_seconds).tag(config=True)
+    total_memory_mb = Integer(Limits.total_memory_mb,
+                              help="Resident memory of all of a submission's processes together (MB).").tag(config=True)
 
     def limits(self) -> Limits:
         return Limits(memory_mb=self.memory_mb, processes=self.max_processes,
-                      file_size_mb=self.max_file_mb, cpu_seconds=self.cpu_seconds)
+                      file_size_mb=self.max_file_mb, cpu_seconds=self.cpu_seconds,
+                      total_memory_mb=self.total_memory_mb)
 
     def resolved_seed(self, course: Course) -> int:
         """The explicit seed, else the course's recorded one (created once, then reused)."""

@@ -1,0 +1,68 @@
+"""Peak memory of a grading run's whole process tree against the batch size (it must stay flat).
+
+Grades batches of 01_perceptron submissions (half solved, half untouched) through the real
+CLI with 2 workers, sampling every 0.2 s the resident memory of the CLI and all its
+descendants (workers, sandboxes, kernels) and the number of live kernels.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+AID = "01_perceptron"
+
+
+def bench_memory(sizes: tuple[int, ...] = (10, 40, 100), workers: int = 2) -> list[dict]:
+    import submissions as subs
+    from conftest import copy_course
+
+    from autograder import processes
+
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            course = copy_course(tmp)
+            folder = tmp / "class"
+            solved, stub = subs.solved(AID), subs.release_notebook(AID)
+            for i in range(n):
+                subs.write(folder, f"s{i:04d}", AID, solved if i % 2 == 0 else stub)
+            start = time.monotonic()
+            proc = subprocess.Popen([sys.executable, "-m", "autograder", "--course", str(course), "grade",
+                                     str(folder), "--workers", str(workers)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            peak = kernels = 0
+            while proc.poll() is None:
+                tree = processes.descendants(proc.pid) | {proc.pid}
+                peak = max(peak, processes.rss_bytes(tree))
+                live = 0
+                for pid in tree:
+                    try:
+                        live += "ipykernel" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+                    except OSError:
+                        pass
+                kernels = max(kernels, live)
+                time.sleep(0.2)
+            rows.append({"submissions": n, "seconds": time.monotonic() - start, "peak_mb": peak / 2**20,
+                         "kernels_at_once": kernels, "ok": proc.returncode == 0})
+    return rows
+
+
+def render(rows: list[dict], workers: int = 2) -> str:
+    lines = [f"## Memory against batch size ({AID}, {workers} workers, sandboxed)", "",
+             "| submissions | total (s) | peak memory of the process tree (MB) | kernels alive at once | exit 0 |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['submissions']} | {r['seconds']:.0f} | {r['peak_mb']:.0f} | {r['kernels_at_once']} | {r['ok']} |"
+              for r in rows]
+    return "\n".join(lines + [""])
+
+
+if __name__ == "__main__":
+    sizes = tuple(int(x) for x in sys.argv[1:]) or (10, 40, 100)
+    print(render(bench_memory(sizes)))

@@ -246,7 +246,7 @@ def _rename_params(line: str, pattern: re.Pattern) -> str:
 CLASS = {
     "alice": (12, {"frank"}, "the reference solution"),
     "bob": (0, set(), "the untouched release"),
-    "carol": (3, set(), "softmax over axis 0, d_tanh, update sign, missing 1/N; train not done"),
+    "carol": (2, set(), "softmax over axis 0, d_tanh, update sign, missing 1/N; train not done"),
     "diana": (12, {"gina"}, "independent, correct"),
     "evan": (12, set(), "independent, correct, loops"),
     "frank": (12, {"alice"}, "alice's code with identifiers renamed"),

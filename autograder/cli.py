@@ -4,6 +4,7 @@
     autograder grade PATH [--workers N] ...     collect, autograde, feedback, export, summary
     autograder feedback [ASSIGNMENT]            (re)generate feedback HTML
     autograder export [--to FILE]               grades CSV with outcomes
+    autograder bundle [--to DIR|FILE.zip]       the student edition (no solutions, no cases)
     autograder release --exchange [DIR]         ...and publish to nbgrader's exchange (JupyterHub)
     autograder collect [--grade]                latest exchange submissions into course/inbound/
     autograder return                           graded feedback back to the exchange
@@ -88,6 +89,22 @@ def cmd_export(course: Course, args: argparse.Namespace) -> int:
     from autograder.export import export_csv
 
     print(f"grades written to {export_csv(course, Path(args.to) if args.to else None)}")
+    return 0
+
+
+def cmd_bundle(course: Course, args: argparse.Namespace) -> int:
+    from autograder.bundle import NOTEBOOKS, bundle
+
+    where, files, warnings = bundle(course, Path(args.to) if args.to else None, args.rev)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    size = sum(len(f.data) for f in files)
+    print(f"student edition ({len(files)} files, {size / 2**20:.1f} MB) written to {where}")
+    if where.suffix.lower() == ".zip":
+        print("Publish it as an LMS file; students unzip it and run ./run lab (its README says how).")
+    else:
+        print(f"Publish it: `cd {where} && git init -b main && git add . && git commit -m 'Course'` and push to "
+              f"a student repository (or serve it with an nbgitpuller link to {NOTEBOOKS}/); students run ./run lab.")
     return 0
 
 
@@ -197,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write the grades CSV (with each submission's outcome)")
     p.add_argument("--to", help="CSV path (default: course/exports/grades.csv)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bundle", help="build the student edition (notebooks, helpers, README, run) without answers")
+    p.add_argument("--to", help="a new folder, or FILE.zip (default: course/exports/dl-course-student/)")
+    p.add_argument("--rev", default="HEAD", help="the commit to build from (default: HEAD)")
+    p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("report", help="what the class got wrong: one HTML page (and CSV/JSON) from the outcomes")
     p.add_argument("assignment", nargs="?", help="one assignment id (default: the whole course)")

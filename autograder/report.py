@@ -47,6 +47,8 @@ KIND_LABELS = {
     "not_run": "not run (an error before it, a time limit, the kernel died)",
     "malformed": "output not plain numbers",
 }
+#: Side-by-side views shown (the most similar flagged pairs); the table lists every flagged pair.
+MAX_VIEWS = 30
 CSV_COLUMNS = ["assignment", "section", "exercise", "item", "count", "total", "value", "example"]
 
 
@@ -708,11 +710,14 @@ def _similarity_section(a: AssignmentReport) -> str:
         parts.append("<p class='ok'>No pair above the threshold.</p>")
     else:
         rows = [[_e(p.a), _e(p.b), _pct(p.similarity), f"{_pct(p.coverage_a)} / {_pct(p.coverage_b)}", str(p.overlap),
-                 f"<a href='#{_anchor(a.id)}-pair-{i}'>view</a>"] for i, p in enumerate(flagged)]
+                 f"<a href='#{_anchor(a.id)}-pair-{i}'>view</a>" if i < MAX_VIEWS else ""] for i, p in enumerate(flagged)]
         parts.append("<h4>Pairs to review</h4>" + _table(
             ["student", "student", "similarity", "share of each one's code matched", "matched tokens", ""],
             rows, {2, 4}, "pairs"))
-        for i, p in enumerate(flagged):
+        if len(flagged) > MAX_VIEWS:
+            parts.append(f"<p class='muted'>Side-by-side views of the {MAX_VIEWS} most similar pairs below; the "
+                         f"JSON export (--json) names every flagged pair.</p>")
+        for i, p in enumerate(flagged[:MAX_VIEWS]):
             cells = "".join(f"<h5>{_e(c.grade_id)}</h5><div class='sbs'>{_code_column(c.left)}{_code_column(c.right)}</div>"
                             for c in p.cells)
             parts.append(f"<div class='pair' id='{_anchor(a.id)}-pair-{i}'><b>{_e(p.a)}</b> and <b>{_e(p.b)}</b>: "

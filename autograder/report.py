@@ -256,7 +256,8 @@ def analyse_exercises(rows: list[SubmissionRow]) -> tuple[list[ExerciseStat], li
     for row in rows:
         if row.status != outcomes.GRADED or not row.outcome:
             continue
-        exercises = row.outcome.get("exercises") or {}
+        exercises = row.outcome.get("exercises")
+        exercises = exercises if isinstance(exercises, dict) else {}
         lacks = False
         for name, ex in exercises.items():
             if not isinstance(ex, dict):
@@ -310,6 +311,11 @@ def analyse_exercises(rows: list[SubmissionRow]) -> tuple[list[ExerciseStat], li
     return list(stats.values()), missing_cases
 
 
+def _strings(value: Any) -> list[str]:
+    """A list of texts from an outcome field (anything else: none)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 def analyse_assignment(assignment: Assignment, rows: list[SubmissionRow], refused: Iterable[dict] = (),
                        similarity: SimilarityResult | None = None) -> AssignmentReport:
     """The report of one assignment from its rows (any order; sorted by student here)."""
@@ -323,10 +329,10 @@ def analyse_assignment(assignment: Assignment, rows: list[SubmissionRow], refuse
     events: dict[str, list[tuple[str, str]]] = {}
     notes: list[tuple[str, str]] = []
     for r in with_outcome:
-        for e in (r.outcome or {}).get("events") or []:
+        for e in _strings((r.outcome or {}).get("events")):
             text = outcomes.clean_text(e)
             events.setdefault(_event_kind(text), []).append((r.student, text))
-        for n in (r.outcome or {}).get("notes") or []:
+        for n in _strings((r.outcome or {}).get("notes")):
             notes.append((r.student, outcomes.clean_text(n)))
     return AssignmentReport(
         id=assignment.id, title=assignment.title, points=assignment.points, rows=rows,

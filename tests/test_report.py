@@ -404,3 +404,16 @@ def test_report_page_names_the_top_mistakes_and_hides_hidden_values(graded_class
     assert not leaked, f"hidden values on the page: {leaked[:5]}"
     assert "Traceback" not in graded_class["report"].stdout + graded_class["report"].stderr
     assert "2 similar pair(s) to review" in graded_class["report"].stdout
+
+
+def test_malformed_outcome_fields_do_not_break_the_report():
+    """Outcome files are the grader's, but a hand-edited or truncated one must not crash the report."""
+    rows = small_class()
+    rows[0].outcome["exercises"] = "oops"
+    rows[1].outcome["events"] = "not a list"
+    rows[2].outcome["exercises"]["softmax"]["cases"] = [None, 3, {"ok": False, "hidden": True, "kind": "??"}]
+    report = analyse_assignment(ASSIGNMENT, rows)
+    assert report.events and all(k != "n" for k, _ in report.events)
+    soft = next(e for e in report.exercises if e.name == "softmax")
+    assert ("wrong", ["cat"]) in [(k.kind, k.students) for k in soft.failures]
+    assert "<html" in render_html(report_of(report)) and to_csv(report_of(report))

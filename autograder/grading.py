@@ -191,7 +191,7 @@ def _gradebook_score(course: Course, aid: str, student: str) -> float | None:
         except MissingEntry:
             return None
         grades = [g for nb in sub.notebooks for g in nb.grades]
-        if not grades or any(g.auto_score is None for g in grades if g.cell.type == "code"):
+        if not grades or any(g.auto_score is None for g in grades if g.cell.cell_type == "code"):
             return None
         return float(sub.score)
 

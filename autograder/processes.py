@@ -111,12 +111,23 @@ def reap() -> None:
 
 
 def rss_bytes(pids: set[int]) -> int:
-    """Resident memory of these processes together (bytes)."""
+    """Memory these processes use together (bytes): the sum of their proportional set sizes
+    (``Pss`` in ``/proc/<pid>/smaps_rollup``: a page shared by n processes counts 1/n in each, so
+    a fork bomb's copy-on-write children are not counted n times), or resident sizes where the
+    kernel gives no ``Pss``."""
     total = 0
     page = os.sysconf("SC_PAGE_SIZE")
     for pid in pids:
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+            else:
+                raise ValueError("no Pss")
         except (OSError, ValueError, IndexError):
-            continue
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                continue
     return total

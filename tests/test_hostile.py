@@ -160,6 +160,51 @@ def _build(folder, course, listener_port):
     subs.write(folder, "huge_notebook", AID, b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5, "x": "'
                + b"0" * 200_000_000 + b'"}')
     plans["huge_notebook"] = (0, "not graded", "over size limit")
+    # What a student writes is data: markup and scripts in markdown and outputs.
+    xss = copy.deepcopy(solved)
+    url = f"http://127.0.0.1:{listener_port}"
+    xss.cells.insert(1, subs.nbformat.v4.new_markdown_cell(
+        f'<script>window.__xss = 1; fetch("{url}/md-script")</script>\n<img src="{url}/img" onerror="window.__xss=2">\n'
+        f'![pic]({url}/md-image)\n<a href="javascript:window.__xss=6">click</a>'))
+    xss = subs.insert_code(xss, "from IPython.display import display, HTML, Javascript\n"
+                                f"display(HTML('<script>window.__xss = 3</script><img src={url}/html-img>'))\n"
+                                "display(Javascript('window.__xss = 4'))\n"
+                                "display({'image/svg+xml': '<svg xmlns=\"http://www.w3.org/2000/svg\"><script>window.__xss=5</script></svg>'}, raw=True)",
+                           after="sigmoid_impl")
+    add("xss", xss, FULL)
+    # A function that records its (hidden) inputs, printed by a later cell; one that raises with them.
+    recorder = subs.insert_code(solved, "_seen = []\n_orig_softmax = softmax\ndef softmax(Z):\n"
+                                        "    _seen.append(Z.tolist())\n    return _orig_softmax(Z)", after="softmax_impl")
+    add("leak_print", subs.insert_code(recorder, "print('LEAKED', _seen)", at_end=True), FULL)
+    add("leak_raise", subs.replace_exercise(solved, "softmax", "def softmax(Z):\n    raise ValueError(f'LEAK {Z.tolist()}')"),
+        FULL - 2)
+    add("memory_many", subs.insert_code(solved, "import multiprocessing as mp, time\n"
+                                                "def hog(n):\n    b = bytearray(n)\n    for i in range(0, n, 4096):\n"
+                                                "        b[i] = 1\n    time.sleep(60)\n"
+                                                "ps = [mp.Process(target=hog, args=(1_600_000_000,)) for _ in range(3)]\n"
+                                                "for p in ps:\n    p.start()\nfor p in ps:\n    p.join()", at_end=True),
+        FULL, words="memory limit")
+    add("kernel_dir", subs.insert_code(solved, "import os\nfrom ipykernel.connect import get_connection_file\n"
+                                               "d = os.path.dirname(get_connection_file())\ntry:\n"
+                                               "    for i in range(2000):\n"
+                                               "        with open(f'{d}/f{i}', 'w') as f:\n            f.write('x' * 1_000_000)\n"
+                                               "except OSError as e:\n    print('kernel dir refused:', type(e).__name__)",
+                                       at_end=True), FULL)
+    add("display_flood", subs.insert_code(solved, "from IPython.display import display\nimport ipywidgets as w\n"
+                                                  "h = display('start', display_id=True)\nfor i in range(20000):\n"
+                                                  "    h.update('y' * 1000)\ns = w.IntSlider()\ndisplay(s)\n"
+                                                  "for i in range(20000):\n    s.description = 'z' * 500",
+                                          at_end=True), FULL, words="output limit")
+    add("forge_malformed", subs.insert_code(solved, "import os, json\nroot = os.environ['AUTOGRADER_HARVEST'] + '/outputs/'\n"
+                                                    "for i, f in enumerate(sorted(os.listdir(root))):\n"
+                                                    "    with open(root + f, 'w') as out:\n"
+                                                    "        if i % 3 == 0:\n            out.write('[' * 200000)\n"
+                                                    "        elif i % 3 == 1:\n            out.write('1' * 20_000_000)\n"
+                                                    "        else:\n            out.write(json.dumps({'exercise': f[:-5], 'results': "
+                                                    "[{'output': {'kind': 'int', 'shape': [1], 'data': [10**400]}}] * 64}))",
+                                            at_end=True), 0)
+    add("terminal_codes", subs.insert_code(solved, "import os\nos.write(2, b'\\x1b[2J\\x1b]0;pwned\\x07Error: \\x1b[31mboom\\n')\n"
+                                                   "os._exit(1)", at_end=True), FULL, words="kernel died")
     add("zz_control_last", solved, FULL)
     return plans
 
@@ -209,7 +254,9 @@ STUDENTS = ["aa_control_first", "always_equal", "array_trick", "nan_inf", "mutat
             "patch_numpy", "patch_torch", "input_transformer", "ipython_hooks", "patch_checking", "forged_outputs",
             "exits_caught", "os_exit", "infinite_loop", "sleeper", "big_alloc", "fork_bomb", "thread_bomb",
             "huge_file", "fill_disk", "flood_stdout", "read_secrets", "sqlite_write", "network", "edited_tests",
-            "deleted_tests", "duplicated_tests", "reordered_tests", "metadata_points", "kernelspec", "huge_notebook", "zz_control_last"]
+            "deleted_tests", "duplicated_tests", "reordered_tests", "metadata_points", "kernelspec", "huge_notebook",
+            "xss", "leak_print", "leak_raise", "memory_many", "kernel_dir", "display_flood", "forge_malformed",
+            "terminal_codes", "zz_control_last"]
 
 
 def test_batch_finishes(hostile):
@@ -259,7 +306,9 @@ def test_sandbox_saw_no_secrets_and_no_network(hostile):
 
 def test_feedback_shows_no_output_of_the_students_cells(hostile):
     """Outputs can carry hidden inputs (a function that records its arguments, printed later)."""
-    assert "refused" not in _feedback_text(hostile, "read_secrets")
+    printed = re.compile(r"refused: [A-Z]\w*Error")  # the spy's output (its source says 'refused:', type...)
+    assert printed.search(_graded_text(hostile, "read_secrets"))
+    assert not printed.search(_feedback_text(hostile, "read_secrets"))
     assert "passed" in _feedback_text(hostile, "read_secrets")  # the trusted verdicts are there
 
 
@@ -274,3 +323,48 @@ def test_resource_attacks_were_stopped_by_the_limits(hostile):
 
 def test_submissions_left_untouched(hostile):
     assert (hostile["folder"] / "huge_notebook" / AID / f"{AID}.ipynb").stat().st_size > 200_000_000
+
+
+def test_student_markup_is_inert_in_the_graded_notebook_and_the_feedback(hostile):
+    nb = json.loads((hostile["course"] / "autograded" / "xss" / AID / f"{AID}.ipynb").read_text())
+    assert "widgets" not in nb["metadata"]
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            assert "<script" not in cell["source"] and "<img" not in cell["source"] and "](http" not in cell["source"]
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            assert not {"application/javascript", "image/svg+xml"} & set(data), data.keys()
+            assert "<script" not in str(data.get("text/html", ""))
+    page = (hostile["course"] / "feedback" / "xss" / AID / f"{AID}.html").read_text()
+    assert 'http-equiv="Content-Security-Policy"' in page
+    assert "window.__xss" not in page.replace("&lt;script&gt;window.__xss", "")
+    assert 'src="http://127.0.0.1' not in page
+
+
+def test_hidden_inputs_never_reach_the_feedback(hostile):
+    assert "LEAKED [[" in _graded_text(hostile, "leak_print")  # the instructor sees the printed inputs ...
+    assert "LEAKED [[" not in _feedback_text(hostile, "leak_print")  # ... the student does not
+    cases = hostile["outcomes"]["leak_raise"]["exercises"]["softmax"]["cases"]
+    assert any(not c["hidden"] and "LEAK" in c["message"] for c in cases)  # visible inputs are public
+    assert all(c["message"] == "your function raised ValueError" for c in cases if c["hidden"])
+    hidden_text = _feedback_text(hostile, "leak_raise")
+    assert hidden_text.count("LEAK") <= sum(1 for c in cases if not c["hidden"])
+
+
+def test_every_resource_is_bounded_per_submission(hostile):
+    import os
+
+    text = _graded_text(hostile, "kernel_dir")
+    if os.geteuid() == 0:
+        assert "kernel dir refused: PermissionError" in text
+    else:
+        assert "disk limit of the kernel folder" in hostile["outcomes"]["kernel_dir"]["reason"]
+    assert hostile["outcomes"]["forge_malformed"]["status"] == "graded"
+    assert "internal error" not in hostile["outcomes"]["forge_malformed"]["reason"]
+
+
+def test_no_control_character_reaches_the_table_or_the_csv(hostile):
+    text = (hostile["course"] / "exports" / "grades.csv").read_text()
+    assert not any(ch in text for ch in "\x1b\x07\x00\u202e")
+    assert "\x1b" not in hostile["result"].stdout
+    assert "boom" in hostile["grades"][("terminal_codes", AID)]["reason"]

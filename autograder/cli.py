@@ -4,6 +4,7 @@
     autograder grade PATH [--workers N] ...     collect, autograde, feedback, export, summary
     autograder feedback [ASSIGNMENT]            (re)generate feedback HTML
     autograder export [--to FILE]               grades CSV with outcomes
+    autograder export --format canvas|moodle    the LMS's grade import CSV and feedback zip
     autograder bundle [--to DIR|FILE.zip]       the student edition (no solutions, no cases)
     autograder release --exchange [DIR]         ...and publish to nbgrader's exchange (JupyterHub)
     autograder collect [--grade]                latest exchange submissions into course/inbound/
@@ -60,7 +61,18 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
     if args.assignment:
         course.assignment(args.assignment)
     start = time.monotonic()
-    results = grade(course, Path(args.path), opts)
+    if args.roster or args.lms or args.lms_assignment:
+        from autograder import lms
+        from autograder.roster import read_roster
+
+        if not args.roster:
+            raise CourseError("--lms and --lms-assignment need --roster FILE (who each LMS user is in the course)")
+        batch, results = lms.grade_export(course, Path(args.path), read_roster(Path(args.roster)), args.lms,
+                                          args.lms_assignment, opts)
+        print(f"{batch.lms.capitalize()} export of {batch.assignment}: {len(batch.identities)} student(s) "
+              f"matched to the roster, {len(batch.refusals)} entr(y/ies) refused")
+    else:
+        results = grade(course, Path(args.path), opts)
     elapsed = time.monotonic() - start
     out = export_csv(course, Path(args.to) if args.to else None)
     print(summary_table(course, results))
@@ -88,7 +100,30 @@ def cmd_feedback(course: Course, args: argparse.Namespace) -> int:
 def cmd_export(course: Course, args: argparse.Namespace) -> int:
     from autograder.export import export_csv
 
-    print(f"grades written to {export_csv(course, Path(args.to) if args.to else None)}")
+    if args.format == "csv":
+        if args.lms_assignment or args.roster:
+            raise CourseError("--roster and --lms-assignment are for --format canvas|moodle")
+        print(f"grades written to {export_csv(course, Path(args.to) if args.to else None)}")
+        return 0
+    from autograder import lms_export
+    from autograder.roster import read_roster
+
+    roster = read_roster(Path(args.roster)) if args.roster else None
+    to = Path(args.to) if args.to else course.root / "exports" / args.format
+    if args.format == "canvas":
+        written = lms_export.export_canvas(course, to, roster, lms_export.parse_lms_ids(args.lms_assignment, course),
+                                           args.assignment)
+        how = ("Canvas: Grades > Import > choose grades.csv; feedback: the assignment's column menu > "
+               "Re-Upload Submissions > <assignment>-feedback.zip")
+    else:
+        if args.lms_assignment:
+            raise CourseError("--lms-assignment is for --format canvas (Moodle's worksheet is per assignment)")
+        written = lms_export.export_moodle(course, to, roster, args.assignment)
+        how = ("Moodle: the assignment > View all submissions > Upload grading worksheet (<assignment>.csv); "
+               "Upload multiple feedback files in a zip (<assignment>-feedback.zip)")
+    for s in written.skipped:
+        print(f"not exported: {s}", file=sys.stderr)
+    print(f"{written.rows} grade row(s) written: {', '.join(map(str, written.files))}\n{how}")
     return 0
 
 
@@ -203,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the hidden cases (default: the course's recorded seed)")
     p.add_argument("--force", action="store_true", help="regrade submissions already graded")
     p.add_argument("--to", help="grades CSV path (default: course/exports/grades.csv)")
+    p.add_argument("--roster", metavar="FILE",
+                   help="PATH is an LMS export (Moodle or Canvas zip): map its users to students with this CSV")
+    p.add_argument("--lms", choices=["moodle", "canvas"], help="the LMS of the export (default: told from its names)")
+    p.add_argument("--lms-assignment", metavar="ID",
+                   help="the syllabus assignment the export is for (default: told from its notebooks)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade without bubblewrap: student code is NOT contained (see README)")
     p.set_defaults(func=cmd_grade)
@@ -211,8 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignment", nargs="?")
     p.set_defaults(func=cmd_feedback)
 
-    p = sub.add_parser("export", help="write the grades CSV (with each submission's outcome)")
-    p.add_argument("--to", help="CSV path (default: course/exports/grades.csv)")
+    p = sub.add_parser("export", help="write the grades CSV (with each submission's outcome), or an LMS's import files")
+    p.add_argument("--format", choices=["csv", "canvas", "moodle"], default="csv",
+                   help="csv: our grades CSV; canvas: gradebook import CSV + feedback zip; "
+                        "moodle: grading worksheet CSV + feedback zip per assignment")
+    p.add_argument("--to", help="csv: the CSV path (default: course/exports/grades.csv); canvas, moodle: a folder "
+                                "(default: course/exports/<format>/)")
+    p.add_argument("--roster", metavar="FILE", help="canvas, moodle: the roster (names, e-mails, SIS ids, LMS ids)")
+    p.add_argument("--assignment", help="canvas, moodle: only this assignment")
+    p.add_argument("--lms-assignment", action="append", metavar="ID=LMS_ID",
+                   help="canvas: the Canvas assignment id of a syllabus assignment (repeat per assignment)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bundle", help="build the student edition (notebooks, helpers, README, run) without answers")

@@ -9,7 +9,7 @@ The exchange is a folder every user reaches (``NBGRADER_EXCHANGE``, else the cou
     <root>/<course>/inbound/     3733  setgid + sticky, write-only: students drop submissions in,
                                        cannot list it, cannot rename or delete another's entry
     <root>/<course>/inbound/<student>+<assignment>+<time>+<random>/
-                                 0750/0640 (group: the instructor's, inherited from inbound)
+                                 0750, files 0640 (group: the instructor's, from the inbound)
     <root>/<course>/feedback/    0711  feedback files named by an HMAC of the submission's secret
 
 What stock nbgrader 0.9.6 creates differs, and leaks: it resets the root to 0777 on every
@@ -94,6 +94,34 @@ class PrivateReleaseAssignment(ExchangeReleaseAssignment):
 class PrivateSubmit(ExchangeSubmit):
     """``nbgrader submit``, after which the submission is readable by its owner and the
     instructors' group only (nbgrader leaves the folder 0777 and its files 0644)."""
+
+    def do_copy(self, src, dest, log=None) -> None:
+        """nbgrader's copy (same ignore patterns and size limits), except that the submission
+        folder keeps the setgid bit it inherits from the inbound: shutil.copytree would clear it
+        (copystat), and timestamp.txt and submission_secret.txt, written next, would then be in
+        the student's group, unreadable to the instructor. A student cannot set it back (not
+        being in the instructors' group), so it must never be cleared."""
+        if self.coursedir.groupshared or os.path.dirname(os.path.abspath(dest)) != os.path.abspath(self.inbound_path):
+            return super().do_copy(src, dest, log)
+        from nbgrader.utils import ignore_patterns
+
+        size, limit = self.get_size(src), 1000 * self.coursedir.max_dir_size
+        if size > limit:
+            self.log.error("Directory size is too big")
+            raise RuntimeError(f"Directory size is too big. Size is {size}, maximum size is {limit}")
+        ignore = ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
+                                 max_file_size=self.coursedir.max_file_size, log=self.log)
+        os.mkdir(dest, 0o700)  # group and setgid from the inbound
+        names = os.listdir(src)
+        skipped = ignore(src, names)
+        for name in names:
+            if name in skipped:
+                continue
+            s, d = os.path.join(src, name), os.path.join(dest, name)
+            if os.path.isdir(s):
+                shutil.copytree(s, d, ignore=ignore)
+            else:
+                shutil.copy2(s, d)
 
     def copy_files(self) -> None:
         super().copy_files()

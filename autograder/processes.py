@@ -12,6 +12,7 @@ import ctypes
 import os
 import signal
 from pathlib import Path
+from typing import Callable
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -63,30 +64,11 @@ def descendants(pid: int | None = None) -> set[int]:
     return found
 
 
-def kill_new_descendants(before: set[int]) -> int:
-    """SIGKILL every descendant of this process not in ``before``, then reap them. Returns how many."""
-    killed = 0
-    for _ in range(5):  # a dying process may still fork: repeat until nothing new is left
-        new = descendants() - before
-        if not new:
-            break
-        for pid in new:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
-        reap()
-    return killed
-
-
-def kill_uid(uid: int) -> int:
-    """SIGKILL every process of ``uid`` (a sandbox's own, never-reused uid). Returns how many."""
-    if uid <= 0:
-        return 0
+def _kill_until_gone(find: Callable[[], set[int]]) -> int:
+    """SIGKILL what ``find`` returns, reap, and repeat (a dying process may still fork). Returns how many."""
     killed = 0
     for _ in range(5):
-        pids = [p for p, (_ppid, u) in all_processes().items() if u == uid]
+        pids = find()
         if not pids:
             break
         for pid in pids:
@@ -97,6 +79,18 @@ def kill_uid(uid: int) -> int:
                 pass
         reap()
     return killed
+
+
+def kill_new_descendants(before: set[int]) -> int:
+    """SIGKILL every descendant of this process not in ``before``, then reap them. Returns how many."""
+    return _kill_until_gone(lambda: descendants() - before)
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process of ``uid`` (a sandbox's own, never-reused uid). Returns how many."""
+    if uid <= 0:
+        return 0
+    return _kill_until_gone(lambda: {p for p, (_ppid, u) in all_processes().items() if u == uid})
 
 
 def reap() -> None:

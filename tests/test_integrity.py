@@ -170,6 +170,22 @@ def _wait_for_outcome(course: Path, proc: subprocess.Popen, timeout: float = 600
     raise AssertionError("no submission was graded")
 
 
+def _start_and_wait(tmp_path: Path) -> tuple[Path, Path, subprocess.Popen]:
+    """The six submissions graded in a new course, returned once the first one is graded."""
+    course = copy_course(tmp_path)
+    folder = tmp_path / "subs"
+    _six(folder)
+    proc = _cli(course, "grade", str(folder), "--workers", "2", "--seed", "5")
+    _wait_for_outcome(course, proc)
+    return course, folder, proc
+
+
+def _finish_and_compare(course: Path, folder: Path, uninterrupted) -> None:
+    r = run_cli("grade", str(folder), "--workers", "2", "--seed", "5", course=course)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (course / "exports" / "grades.csv").read_text() == uninterrupted[2]
+
+
 def test_a_lost_gradebook_means_regrading(uninterrupted, tmp_path):
     course, folder, csv_text = uninterrupted
     (course / "gradebook.db").unlink()
@@ -180,12 +196,7 @@ def test_a_lost_gradebook_means_regrading(uninterrupted, tmp_path):
 
 
 def test_a_killed_worker_loses_nothing_and_the_rerun_finishes(uninterrupted, tmp_path):
-    _, _, csv_text = uninterrupted
-    course = copy_course(tmp_path)
-    folder = tmp_path / "subs"
-    _six(folder)
-    proc = _cli(course, "grade", str(folder), "--workers", "2", "--seed", "5")
-    _wait_for_outcome(course, proc)
+    course, folder, proc = _start_and_wait(tmp_path)
     workers = [p for p in processes.descendants(proc.pid)
                if processes.all_processes().get(p, (0, 0))[0] == proc.pid]
     assert workers, "no worker process found"
@@ -197,24 +208,15 @@ def test_a_killed_worker_loses_nothing_and_the_rerun_finishes(uninterrupted, tmp
     assert all((f"p{i}", AID) in rows for i in range(6)), "a submission has no outcome"
     assert any("worker died" in r["reason"] for r in rows.values())
     assert all(r["score"] == "0" for r in rows.values() if "worker died" in r["reason"])
-    r = run_cli("grade", str(folder), "--workers", "2", "--seed", "5", course=course)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert (course / "exports" / "grades.csv").read_text() == csv_text
+    _finish_and_compare(course, folder, uninterrupted)
 
 
 def test_an_interrupted_batch_resumed_gives_the_same_csv(uninterrupted, tmp_path):
-    _, _, csv_text = uninterrupted
-    course = copy_course(tmp_path)
-    folder = tmp_path / "subs"
-    _six(folder)
-    proc = _cli(course, "grade", str(folder), "--workers", "2", "--seed", "5")
-    _wait_for_outcome(course, proc)
+    course, folder, proc = _start_and_wait(tmp_path)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "Traceback" not in err, err[-2000:]
-    r = run_cli("grade", str(folder), "--workers", "2", "--seed", "5", course=course)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert (course / "exports" / "grades.csv").read_text() == csv_text
+    _finish_and_compare(course, folder, uninterrupted)
 
 
 def test_twenty_forced_regrades_give_identical_scores(tmp_path):

@@ -342,7 +342,10 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
             refusals.append(collect.Refusal(f"{u.label}/{inner}", aid, why))
         for inner, why in u.broken:
             refusals.append(collect.Refusal(f"{u.label}/{inner}", aid, why))
-            sub_notes.append(f"a file of the submission could not be read ({PurePosixPath(inner).name[:60]}: {why})")
+            sub_notes.append(f"not graded: a file of the submission could not be read "
+                             f"({PurePosixPath(inner).name[:60]}: {why})")
+        if u.broken:  # as for any zip (collect.discover): a damaged submission is not graded, and says why
+            copies = []
         if not copies and not_notebooks:
             sub_notes.append("no notebook was submitted, only "
                              + ", ".join(sorted(PurePosixPath(e).name for e, _ in not_notebooks))[:120])

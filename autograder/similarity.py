@@ -24,7 +24,6 @@ import io
 import itertools
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 import numpy as np

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from helpers.checking import Contract
+
 #: Tolerances used unless an exercise says otherwise. Chosen so that a correct
 #: answer computed in float32, or in another (stable) order, passes, while the
 #: smallest plausible mistake (a missing term, a wrong axis) is far outside.
@@ -34,7 +36,20 @@ class Exercise:
     framework: "numpy" or "torch": what the student's function receives.
     mistakes:  {diagnosis: wrong_implementation}: plausible wrong versions with
                the same signature. Their outputs name the mistake in feedback,
-               and tests prove each of them loses the exercise's points.
+               and tests prove each of them loses the exercise's points (under
+               many seeds: tests/test_mistakes_many_seeds.py).
+    pure:      the text says the inputs must not be modified: a case whose call
+               changes an argument in place fails ("modified `w` in place").
+    silent:    the text asks for a silent / numerically stable computation: a case
+               whose call raises a warning fails.
+    forbidden: dotted names of library calls the exercise asks students to write by
+               hand (``"torch.nn.functional.conv2d"``); their use is noticed during
+               the call and named; points per the course's ``shortcut_policy``.
+    builds_on: names of earlier exercises of the notebook that the reference (and
+               the student's version) calls: when one fails, this one's verdict
+               says so first.
+    partial_credit: None: the course's setting (default all or nothing); True:
+               points in proportion to the cases passed; False: all or nothing.
     """
 
     name: str
@@ -46,10 +61,22 @@ class Exercise:
     atol: float = DEFAULT_ATOL
     framework: str = "numpy"
     mistakes: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    pure: bool = False
+    silent: bool = False
+    forbidden: tuple[str, ...] = ()
+    builds_on: tuple[str, ...] = ()
+    partial_credit: bool | None = None
 
-    def visible_cases(self) -> list[dict[str, Any]]:
-        """The fixed cases then ``visible`` generated ones (a fixed seed per exercise)."""
-        rng = np.random.default_rng(_seed_for(self.name, "visible"))
+    def contract(self) -> Contract:
+        """What the text promises beyond the outputs, as judged by ``helpers.checking``."""
+        return Contract(pure=self.pure, silent=self.silent, forbidden=tuple(self.forbidden))
+
+    def visible_cases(self, seed: int | None = None) -> list[dict[str, Any]]:
+        """The fixed cases then ``visible`` generated ones (a fixed seed per exercise).
+
+        seed: draw the generated ones from another seed instead (tests: detection must not
+        depend on the particular draw shipped to students)."""
+        rng = np.random.default_rng(_seed_for(self.name, "visible" if seed is None else f"visible-{seed}"))
         return [dict(c) for c in self.fixed] + [self.inputs(rng) for _ in range(self.visible)]
 
     def hidden_cases(self, run_seed: int) -> list[dict[str, Any]]:

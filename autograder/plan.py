@@ -15,7 +15,7 @@ from typing import Any
 from autograder.course import Course
 from autograder.exercises import Exercise
 from autograder.reference import load_exercises, reference_function
-from helpers.checking import call_case, decode, encode, encode_inputs
+from helpers.checking import Contract, call_case, decode, encode, encode_inputs
 
 
 @dataclass
@@ -36,6 +36,7 @@ class ExercisePlan:
     def sandbox_inputs(self) -> dict:
         """What the sandbox gets: the inputs only, in order."""
         return {"exercise": self.exercise.name, "framework": self.exercise.framework,
+                "contract": self.exercise.contract().as_data(),
                 "cases": [{"inputs": c.inputs} for c in self.cases]}
 
 
@@ -62,6 +63,8 @@ def visible_checks(course: Course, aid: str) -> dict:
         cases = [plan_case(ex, fn, inputs, hidden=False) for inputs in ex.visible_cases()]
         out["exercises"][name] = {
             "framework": ex.framework, "rtol": ex.rtol, "atol": ex.atol,
+            **({"contract": ex.contract().as_data()} if ex.contract() != Contract() else {}),
+            **({"builds_on": list(ex.builds_on)} if ex.builds_on else {}),
             "cases": [{"inputs": c.inputs, "expected": encode(c.expected),
                        "mistakes": [{"message": m, "output": encode(o)} for m, o in c.mistakes]}
                       for c in cases],

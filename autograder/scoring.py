@@ -19,12 +19,13 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import SaveAutoGrades
+from traitlets import Bool, Enum
 
 from autograder import outcomes
 from autograder.outcomes import clean_text
 from autograder.plan import ExercisePlan, grading_plan
 from autograder.settings import GradingSettings, course_from_config
-from helpers.checking import EncodingError, compare, decode
+from helpers.checking import EncodingError, cascade_message, compare, contract_problems, decode
 
 
 #: Largest output file the trusted side parses per exercise (bytes); larger is that exercise's failure.
@@ -46,21 +47,39 @@ class ExerciseResult:
     total: int = 0
     problems: list[str] = field(default_factory=list)
     cases: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown whatever the verdict (shortcuts under "warn")
+    partial_credit: bool | None = None  # the exercise's own setting; None: the course's
 
     @property
     def ok(self) -> bool:
         return self.total > 0 and self.passed == self.total
 
-    def message(self, points: float) -> str:
-        got = points if self.ok else 0
+    def score(self, points: float, partial_credit: bool = False) -> float:
+        """The points earned out of ``points``: all or nothing, or (partial credit, set on the
+        exercise or else by the course) in proportion to the cases passed, visible and hidden."""
+        partial = partial_credit if self.partial_credit is None else self.partial_credit
+        if self.ok:
+            return points
+        if partial and self.total > 0:
+            return round(points * self.passed / self.total, 2)
+        return 0.0
+
+    def message(self, points: float, partial_credit: bool = False) -> str:
+        got = self.score(points, partial_credit)
         head = f"{'✔' if self.ok else '✘'} {self.name}: {self.passed} of {self.total} checks passed " \
                f"({_fmt(got)} / {_fmt(points)} points)"
-        return "\n".join([head] + [f"  - {p}" for p in self.problems[:4]]) + "\n"
+        lines = [head] + [f"  - {p}" for p in self.problems[:4]] + [f"  - note: {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
 
 
 #: What happened on one case: passed; a known mistake matched; another wrong output; the function
-#: raised; not implemented; never run; output not plain numbers.
-CASE_KINDS = ("passed", "known_mistake", "wrong", "error", "not_implemented", "not_run", "malformed")
+#: raised; not implemented; never run; output not plain numbers; an input modified in place (pure
+#: exercises); a warning raised (silent exercises); a forbidden library call used (shortcut policy "zero").
+CASE_KINDS = ("passed", "known_mistake", "wrong", "error", "not_implemented", "not_run", "malformed",
+              "mutated_input", "warning", "shortcut")
+
+#: What a forbidden library call costs: "warn" (named in the verdict, points kept) or "zero".
+SHORTCUT_POLICIES = ("warn", "zero")
 
 
 def _fmt(x: float) -> str:
@@ -76,12 +95,21 @@ def _error_text(error: Any, hidden: bool) -> str:
     return name if _EXC_NAME.match(name) else "an exception"
 
 
-def score_exercise(plan: ExercisePlan, raw: str | None) -> ExerciseResult:
+def score_exercise(plan: ExercisePlan, raw: str | None, shortcut_policy: str = "warn") -> ExerciseResult:
     """Judge the raw text the sandbox wrote for one exercise (None: nothing written).
+
+    Each case is judged on its recorded facts first (the exercise's contract:
+    ``helpers.checking.contract_problems``), then on its output (``compare``).
+    shortcut_policy: "warn" names a forbidden library call and keeps the case's verdict;
+    "zero" fails the case.
 
     Total: whatever the text holds (malformed, deep, huge, overflowing), every case ends
     passed or failed with a reason; nothing here raises because of what a submission wrote."""
-    result = ExerciseResult(plan.exercise.name, total=len(plan.cases))
+    if shortcut_policy not in SHORTCUT_POLICIES:
+        raise ValueError(f"shortcut_policy must be one of {SHORTCUT_POLICIES}, not {shortcut_policy!r}")
+    result = ExerciseResult(plan.exercise.name, total=len(plan.cases),
+                            partial_credit=plan.exercise.partial_credit)
+    contract = plan.exercise.contract()
 
     def fail(i: int, kind: str, message: str, mistake: str | None = None) -> None:
         case = plan.cases[i]
@@ -125,6 +153,14 @@ def score_exercise(plan: ExercisePlan, raw: str | None) -> ExerciseResult:
             else:
                 fail(i, "error", f"your function raised {_error_text(err, case.hidden)}")
             continue
+        broken = contract_problems(entry, contract, [n for n, _ in case.inputs], hidden=case.hidden)
+        for kind, message in broken:
+            if kind == "shortcut" and shortcut_policy == "warn" and message not in result.notes:
+                result.notes.append(message)
+        broken = [(k, m) for k, m in broken if k != "shortcut" or shortcut_policy == "zero"]
+        if broken:
+            fail(i, *broken[0])
+            continue
         try:
             got = decode(entry.get("output"))
             verdict = compare(got, case.expected, plan.exercise.rtol, plan.exercise.atol, case.mistakes,
@@ -144,6 +180,18 @@ def score_exercise(plan: ExercisePlan, raw: str | None) -> ExerciseResult:
     if not_implemented:
         result.problems.insert(0, "not implemented yet")
     return result
+
+
+def name_cascades(results: dict[str, ExerciseResult], plans: dict[str, ExercisePlan]) -> None:
+    """Put "uses your `f`, which fails its checks: fix that first" at the top of the verdict of
+    every failing exercise that builds on a failing one (``Exercise.builds_on``)."""
+    for name, result in results.items():
+        plan = plans.get(name)
+        if plan is None or result.ok:
+            continue
+        for dep in plan.exercise.builds_on:
+            if dep in results and not results[dep].ok and cascade_message(dep) not in result.problems:
+                result.problems.insert(0, cascade_message(dep))
 
 
 #: Errors the grader itself writes into cells it did not run (not a failure of the cell).
@@ -166,7 +214,18 @@ def setup_error(nb: NotebookNode) -> str | None:
 
 
 class TrustedScores(SaveAutoGrades):
-    """nbgrader's SaveAutoGrades, with the score of each test cell computed by us."""
+    """nbgrader's SaveAutoGrades, with the score of each test cell computed by us.
+
+    Per course (nbgrader_config.py): ``c.TrustedScores.partial_credit = True`` gives points in
+    proportion to the cases passed (an exercise's own ``partial_credit`` wins); default all or
+    nothing. ``c.TrustedScores.shortcut_policy = "zero"`` fails the cases that use a library call
+    an exercise forbids; default "warn" (named in the verdict, points kept)."""
+
+    partial_credit = Bool(False, help="Points in proportion to the cases passed (default: all or "
+                                      "nothing); an exercise's own partial_credit wins.").tag(config=True)
+    shortcut_policy = Enum(list(SHORTCUT_POLICIES), default_value="warn",
+                           help="What using a library call an exercise asks to write by hand costs: "
+                                "'warn' (named, points kept) or 'zero' (its cases fail).").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict):
         config = self.config
@@ -181,7 +240,11 @@ class TrustedScores(SaveAutoGrades):
             self._results = {name: ExerciseResult(name, total=len(p.cases), problems=[env_error])
                              for name, p in self._plan.items()}
         else:
-            self._results = {name: score_exercise(p, outputs.get(name)) for name, p in self._plan.items()}
+            self._results = {name: score_exercise(p, outputs.get(name), self.shortcut_policy)
+                             for name, p in self._plan.items()}
+            name_cascades(self._results, self._plan)
+            for r in self._results.values():  # the course's setting where the exercise has none
+                r.partial_credit = self.partial_credit if r.partial_credit is None else r.partial_credit
         self._points: dict[str, float] = {}
         self._events = record["events"]
         nb, resources = super().preprocess(nb, resources)
@@ -210,8 +273,8 @@ class TrustedScores(SaveAutoGrades):
             grade.needs_manual_grade = True
             text = f"✘ {grade_id}: this test cell has no trusted check; it needs manual grading\n"
         else:
-            grade.auto_score = points if result.ok else 0.0
+            grade.auto_score = result.score(points, self.partial_credit)
             grade.needs_manual_grade = grade.manual_score is not None
-            text = result.message(points)
+            text = result.message(points, self.partial_credit)
         cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=text)]
         self.gradebook.db.commit()

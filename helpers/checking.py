@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -172,31 +173,86 @@ def compare(got: Any, expected: Any, rtol: float, atol: float,
             return Verdict(True)
         whole = [(m, o) for m, o in mistakes if isinstance(o, tuple) and len(o) == len(got)
                  and all(_same(g, w, rtol, atol) for g, w in zip(got, o))]
-        if whole:
+        if whole and not (len(whole) > 1 and _tiny(got)):
             return Verdict(False, whole[0][0], whole[0][0])
+        order = _reordering(got, expected, rtol, atol)
+        if order is not None:
+            moved = ", ".join(f"item {i} holds item {j}" for i, j in enumerate(order) if i != j)
+            return Verdict(False, f"the returned values are in the wrong order ({moved}): "
+                                  "return them in the order the docstring gives")
+        wrong_items = []
         for i, (g, e) in enumerate(zip(got, expected)):
             v = compare(g, e, rtol, atol, [(m, o[i]) for m, o in mistakes
-                                           if isinstance(o, tuple) and len(o) == len(expected)], hidden=hidden)
+                                           if isinstance(o, tuple) and len(o) == len(expected)
+                                           and not _same(o[i], e, rtol, atol)], hidden=hidden)
             if not v.ok:
-                return Verdict(False, f"item {i} of the returned tuple: {v.message}", v.mistake)
-        return Verdict(True)
+                wrong_items.append((i, v))
+        if not wrong_items:
+            return Verdict(True)
+        named = [v.mistake for _, v in wrong_items if v.mistake]
+        text = "; ".join(f"item {i} of the returned tuple: {v.message}" for i, v in wrong_items)
+        return Verdict(False, text, named[0] if named else None)
     if isinstance(got, tuple):
         return Verdict(False, f"returned a tuple of {len(got)} values, expected a single array")
     got = np.asarray(got)
     expected = np.asarray(expected)
     if got.shape != expected.shape:
-        for message, wrong in mistakes:
-            if _same(got, wrong, rtol, atol):
-                return Verdict(False, message, message)
+        match = _known_mistake(got, mistakes, rtol, atol)
+        if match:
+            return Verdict(False, match, match)
         return Verdict(False, _shape_message(got.shape, expected.shape, hidden))
     g = got.astype(np.float64)  # float32 answers and integer answers given as floats are fine
     e = expected.astype(np.float64)
     if _close(g, e, rtol, atol):
         return Verdict(True)
-    for message, wrong in mistakes:
-        if _same(g, wrong, rtol, atol):
-            return Verdict(False, message, message)
+    match = _known_mistake(g, mistakes, rtol, atol)
+    if match:
+        return Verdict(False, match, match)
     return Verdict(False, _value_message(g, e, rtol, atol, hidden))
+
+
+#: Outputs with at most this many numbers are "tiny": a match with a known mistake there may be chance.
+TINY = 3
+
+
+def _tiny(value: Any) -> bool:
+    """Whether an output (array or tuple) holds at most ``TINY`` numbers in all."""
+    if isinstance(value, tuple):
+        return sum(np.size(v) for v in value) <= TINY
+    return np.size(value) <= TINY
+
+
+def _known_mistake(got: np.ndarray, mistakes: Sequence[tuple[str, Any]], rtol: float, atol: float) -> str | None:
+    """The message of the known mistake ``got`` matches, if the match means something.
+
+    On a tiny output a match is not claimed when it is ambiguous (two different mistakes give it)
+    or trivial (every value 0 or 1, as a stub or an early return gives by chance)."""
+    hits = [m for m, wrong in mistakes if _same(got, wrong, rtol, atol)]
+    if not hits:
+        return None
+    if _tiny(got):
+        values = np.asarray(got, dtype=np.float64).reshape(-1)
+        trivial = bool(np.all((values == 0) | (values == 1)))
+        if len(set(hits)) > 1 or trivial:
+            return None
+    return hits[0]
+
+
+def _reordering(got: tuple, expected: tuple, rtol: float, atol: float) -> tuple[int, ...] | None:
+    """``order`` such that ``got[i]`` equals ``expected[order[i]]`` for all i, if the returned items
+    are the expected ones in another order (none of them in its place twice over); else None."""
+    n = len(expected)
+    if n < 2 or n > 6:
+        return None
+    import itertools
+
+    for order in itertools.permutations(range(n)):
+        if order == tuple(range(n)):
+            continue
+        if all(_same(got[i], expected[j], rtol, atol) for i, j in enumerate(order)) and \
+                not all(_same(got[i], expected[i], rtol, atol) for i in range(n)):
+            return order
+    return None
 
 
 def _same(got: Any, wrong: Any, rtol: float, atol: float) -> bool:
@@ -231,12 +287,31 @@ def _shape_message(got: tuple, expected: tuple, hidden: bool = False) -> str:
     return msg + f": axis {axes[0]} has the wrong size"  # an axis number, not a size: safe for hidden cases
 
 
+def _simple_factor(ratio: float) -> str | None:
+    """"2x", "1/3x" ... when ``ratio`` is (within 1e-6) k or 1/k for an integer 2 <= k <= 64."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return None
+    for k in range(2, 65):
+        if math.isclose(ratio, k, rel_tol=1e-6):
+            return f"{k}x"
+        if math.isclose(ratio, 1 / k, rel_tol=1e-6):
+            return f"1/{k}x"
+    return None
+
+
 def _value_message(g: np.ndarray, e: np.ndarray, rtol: float, atol: float, hidden: bool = False) -> str:
     if np.any(~np.isfinite(g)) and np.all(np.isfinite(e)):
         return "output contains NaN or inf where the answer is finite: overflow in exp? use a numerically stable form"
     if g.size and _close(-g, e, rtol, atol):
         return "the values have the wrong sign"
     finite = np.isfinite(g) & np.isfinite(e) & (np.abs(e) > 1e-12)
+    if g.size == 1 and finite.all():
+        factor = _simple_factor(float(g.reshape(-1)[0]) / float(e.reshape(-1)[0]))
+        if factor is not None:
+            shown = "" if hidden else f" ({factor})"
+            return f"the value is off by a simple factor{shown}: a missing or extra scale such as 1/N, 2 or 1/2?"
+        return "the value differs from the expected one" if hidden else \
+            f"the value is {float(g.reshape(-1)[0]):.6g}, expected {float(e.reshape(-1)[0]):.6g}"
     if g.size > 1 and finite.sum() >= 2:
         ratio = g[finite] / e[finite]
         r0 = float(np.median(ratio))
@@ -270,6 +345,9 @@ def prepare_inputs(inputs: list, framework: str) -> list:
         raise EncodingError("malformed inputs")
     args = []
     for _name, value in inputs:
+        if value == NONE_INPUT:  # an optional argument left out (e.g. mask=None)
+            args.append(None)
+            continue
         arr = decode(value)
         if isinstance(arr, tuple):
             args.append(arr)
@@ -300,17 +378,225 @@ def rounded(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     return obj
 
 
+#: How an input given as None (an optional argument left at its default) is written in a case.
+NONE_INPUT = {"none": True}
+
+
 def encode_inputs(inputs: dict[str, Any]) -> list:
     """A case's inputs ``{name: value}`` as ordered plain data (JSON keeps lists in order).
 
     Floats are rounded to ``SIGNIFICANT_DIGITS``: the reference and the student then see the
-    same inputs on every machine."""
-    return [[name, rounded(encode(value))] for name, value in inputs.items()]
+    same inputs on every machine. ``None`` (an optional argument) is written as ``NONE_INPUT``."""
+    return [[name, dict(NONE_INPUT) if value is None else rounded(encode(value))] for name, value in inputs.items()]
 
 
 def call_case(func: Callable, inputs: list, framework: str) -> Any:
     """Call ``func`` positionally with a case's inputs (in the order given)."""
     return func(*prepare_inputs(inputs, framework))
+
+
+# --------------------------------------------------------------------------- #
+# Contracts an exercise's text states: the facts are recorded here (in the
+# student's process, visible checks and grading alike) by ``run_case``; they are
+# judged by ``contract_problems`` (in the notebook and on the trusted side).
+# --------------------------------------------------------------------------- #
+
+#: Most warnings (distinct categories) recorded per case.
+MAX_WARNINGS = 8
+
+
+def _snapshot(arg: Any) -> Any:
+    """A copy of one argument to compare with after the call (None for immutable values)."""
+    if isinstance(arg, np.ndarray):
+        return arg.copy()
+    if type(arg).__module__.startswith("torch") and hasattr(arg, "detach"):
+        return arg.detach().clone()
+    if isinstance(arg, tuple):
+        return tuple(_snapshot(a) for a in arg)
+    return None
+
+
+def _unchanged(before: Any, after: Any) -> bool:
+    if before is None:
+        return True
+    if isinstance(before, tuple):
+        return all(_unchanged(b, a) for b, a in zip(before, after))
+    try:
+        a = after.detach().numpy() if hasattr(after, "detach") else np.asarray(after)
+        b = before.numpy() if hasattr(before, "numpy") and not isinstance(before, np.ndarray) else before
+        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
+    except Exception:  # noqa: BLE001 - an argument replaced by something odd counts as modified
+        return False
+
+
+def resolve_callables(names: Sequence[str]) -> list[Any]:
+    """The objects named by dotted paths ("torch.nn.functional.conv2d"); None where one is missing."""
+    import importlib
+
+    found = []
+    for dotted in names:
+        parts, obj = dotted.split("."), None
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[i:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                obj = None
+            break
+        found.append(obj)
+    return found
+
+
+class _CallWatch:
+    """Notes which of some library callables are called (directly or not) while it is active.
+
+    Python functions are recognised by their code object (a class by its ``__init__`` and
+    ``forward``), built-ins by identity; an alias (``from torch.nn.functional import conv2d``)
+    is caught too."""
+
+    def __init__(self, targets: Sequence[Any]):
+        self.codes: dict[Any, int] = {}
+        self.builtins: dict[int, int] = {}
+        for j, t in enumerate(targets):
+            if t is None:
+                continue
+            funcs = [getattr(t, "__init__", None), getattr(t, "forward", None)] if isinstance(t, type) else [t]
+            for f in funcs:
+                code = getattr(getattr(f, "__func__", f), "__code__", None)
+                if code is not None:
+                    self.codes[code] = j
+                elif f is not None and not isinstance(t, type):
+                    self.builtins[id(f)] = j
+        self.used: set[int] = set()
+
+    def __enter__(self) -> "_CallWatch":
+        import sys
+        import threading
+
+        self._previous = sys.getprofile()
+        if self.codes or self.builtins:
+            sys.setprofile(self._profile)
+            threading.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import sys
+        import threading
+
+        if self.codes or self.builtins:
+            sys.setprofile(self._previous)
+            threading.setprofile(None)
+
+    def _profile(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            j = self.codes.get(frame.f_code)
+            if j is not None:
+                self.used.add(j)
+        elif event == "c_call":
+            j = self.builtins.get(id(arg))
+            if j is not None:
+                self.used.add(j)
+
+
+def run_case(func: Callable, inputs: list, framework: str, watch: Sequence[Any] = ()) -> dict:
+    """Call ``func`` on one case and record what happened, as plain data.
+
+    Returns ``{"output": encoded}`` or ``{"error": "Type: text"}`` (``{"error": "not implemented"}``
+    for NotImplementedError), plus the facts the contracts are judged on:
+    ``"mutated"``: indices of the arguments that differ after the call (changed in place);
+    ``"warnings"``: ``[[category, text], ...]`` raised during the call;
+    ``"used"``: indices into ``watch`` (resolved library callables) that were called.
+    KeyboardInterrupt is recorded as an interruption, then raised again."""
+    import warnings
+
+    args = prepare_inputs(inputs, framework)
+    before = [_snapshot(a) for a in args]
+    entry: dict[str, Any] = {}
+    with warnings.catch_warnings(record=True) as caught, _CallWatch(watch) as calls:
+        warnings.simplefilter("always")
+        try:
+            entry["output"] = encode(func(*args))
+        except NotImplementedError:
+            entry["error"] = "not implemented"
+        except KeyboardInterrupt:
+            entry["error"] = "interrupted (time limit)"
+            raise
+        except BaseException as e:  # noqa: BLE001 - SystemExit & co. are this case's error
+            entry["error"] = f"{type(e).__name__}: {str(e)[:300]}"
+    mutated = [i for i, (b, a) in enumerate(zip(before, args)) if not _unchanged(b, a)]
+    if mutated:
+        entry["mutated"] = mutated
+    seen: dict[str, str] = {}
+    for w in caught:
+        seen.setdefault(getattr(w.category, "__name__", "Warning"), str(w.message)[:200])
+    if seen:
+        entry["warnings"] = [[k, v] for k, v in list(seen.items())[:MAX_WARNINGS]]
+    if calls.used:
+        entry["used"] = sorted(calls.used)
+    return entry
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What an exercise's text promises beyond its outputs (see ``autograder.exercises.Exercise``).
+
+    pure:      the inputs must not be modified in place.
+    silent:    no warning may be raised (numerically stable code raises none).
+    forbidden: dotted names of library calls the exercise asks students to write by hand.
+    """
+
+    pure: bool = False
+    silent: bool = False
+    forbidden: tuple[str, ...] = ()
+
+    def as_data(self) -> dict:
+        return {"pure": self.pure, "silent": self.silent, "forbidden": list(self.forbidden)}
+
+    @classmethod
+    def from_data(cls, data: Any) -> "Contract":
+        data = data if isinstance(data, dict) else {}
+        forbidden = data.get("forbidden") or []
+        return cls(bool(data.get("pure")), bool(data.get("silent")),
+                   tuple(f for f in forbidden if isinstance(f, str))[:16])
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,80}$")
+
+
+def contract_problems(entry: dict, contract: Contract, input_names: Sequence[str],
+                      hidden: bool = False) -> list[tuple[str, str]]:
+    """``[(kind, message), ...]``: how one recorded case (``run_case``'s entry) breaks the contract.
+
+    kind: "mutated_input" (pure exercise, an argument changed), "warning" (silent exercise),
+    "shortcut" (a forbidden library call was used). Only names the grader chose appear in
+    hidden verdicts (argument names, the forbidden names); a warning's category is shown only
+    when it is a plain identifier, its text only for visible cases."""
+    problems: list[tuple[str, str]] = []
+    mutated = entry.get("mutated")
+    if contract.pure and isinstance(mutated, list):
+        names = [input_names[i] for i in mutated if type(i) is int and 0 <= i < len(input_names)]
+        if names:
+            which = ", ".join(f"`{n}`" for n in names)
+            problems.append(("mutated_input", f"modified {which} in place: the inputs must stay unchanged "
+                                              "(work on a copy, e.g. x = x.copy() or x = x + ...)"))
+    warned = entry.get("warnings")
+    if contract.silent and isinstance(warned, list) and warned:
+        first = warned[0] if isinstance(warned[0], list) and len(warned[0]) == 2 else ["Warning", ""]
+        category = first[0] if isinstance(first[0], str) and _SAFE_NAME.match(first[0]) else "a warning"
+        text = "" if hidden or not isinstance(first[1], str) else f" ({first[1][:120]})"
+        problems.append(("warning", f"raised {category}{text}: the exercise asks for a silent, numerically "
+                                    "stable computation (no overflow, no division by zero)"))
+    used = entry.get("used")
+    if contract.forbidden and isinstance(used, list):
+        names = [contract.forbidden[j] for j in used if type(j) is int and 0 <= j < len(contract.forbidden)]
+        if names:
+            problems.append(("shortcut", f"calls {', '.join(f'`{n}`' for n in names)}, which this exercise "
+                                         "asks you to write by hand"))
+    return problems
 
 
 # --------------------------------------------------------------------------- #
@@ -338,6 +624,7 @@ class CheckReport:
     total: int = 0
     problems: list[str] = field(default_factory=list)
     not_implemented: bool = False
+    notes: list[str] = field(default_factory=list)  # shown whether or not the checks pass (shortcuts)
 
     @property
     def ok(self) -> bool:
@@ -347,10 +634,11 @@ class CheckReport:
         if self.not_implemented:
             return (f"{self.name}: not implemented yet. Replace `raise NotImplementedError()` "
                     "with your code, run that cell, then run this check again.")
+        notes = [f"  - note: {n} (the grader may not give it the points)" for n in self.notes]
         if self.ok:
-            return f"{self.name}: all {self.total} visible checks passed."
+            return "\n".join([f"{self.name}: all {self.total} visible checks passed."] + notes)
         lines = [f"{self.name}: {self.passed} of {self.total} visible checks passed."]
-        lines += [f"  - {p}" for p in self.problems[:3]]
+        lines += [f"  - {p}" for p in self.problems[:3]] + notes
         return "\n".join(lines)
 
 
@@ -380,24 +668,41 @@ def check(name: str, func: Callable, *, path: str | os.PathLike | None = None) -
     print("\u2714 " + report.summary())
 
 
-def run_visible_checks(name: str, func: Callable, *, path: str | os.PathLike | None = None) -> CheckReport:
-    """Run the visible cases of ``name`` on ``func`` and return what was found."""
-    spec = load_checks(path)["exercises"].get(name)
+def run_visible_checks(name: str, func: Callable, *, path: str | os.PathLike | None = None,
+                       _depth: int = 0) -> CheckReport:
+    """Run the visible cases of ``name`` on ``func`` and return what was found.
+
+    Besides the outputs, the exercise's stated contract is judged (``contract_problems``), and
+    when it fails and builds on earlier exercises (``builds_on`` in checks.json), those of the
+    student's functions (looked up where ``func`` was defined) are checked too, and named if
+    they fail."""
+    checks = load_checks(path)
+    spec = checks["exercises"].get(name)
     if spec is None:
         raise KeyError(f"no checks named {name!r} in {CHECKS_FILE}")
+    contract = Contract.from_data(spec.get("contract"))
+    watch = resolve_callables(contract.forbidden)
     report = CheckReport(name)
     for i, case in enumerate(spec["cases"], 1):
         report.total += 1
-        try:
-            got = call_case(func, case["inputs"], spec["framework"])
-        except NotImplementedError:
+        entry = run_case(func, case["inputs"], spec["framework"], watch)
+        problems = contract_problems(entry, contract, [n for n, _ in case["inputs"]])
+        for kind, message in problems:
+            if kind == "shortcut":
+                if message not in report.notes:
+                    report.notes.append(message)
+        problems = [(k, m) for k, m in problems if k != "shortcut"]
+        if entry.get("error") == "not implemented":
             report.not_implemented = True
             break
-        except Exception as e:  # the student's code raised: report it, don't hide it
-            report.problems.append(f"case {i}: your function raised {type(e).__name__}: {e}")
+        if "error" in entry:  # the student's code raised: report it, don't hide it
+            report.problems.append(f"case {i}: your function raised {entry['error']}")
+            continue
+        if problems:
+            report.problems.append(f"case {i}: {problems[0][1]}")
             continue
         try:
-            got = _decoded(got)
+            got = decode(entry["output"])
         except EncodingError as e:
             report.problems.append(f"case {i}: {e}")
             continue
@@ -407,7 +712,20 @@ def run_visible_checks(name: str, func: Callable, *, path: str | os.PathLike | N
             report.passed += 1
         else:
             report.problems.append(f"case {i}: {verdict.message}")
+    if not report.ok and not report.not_implemented and _depth < 4:
+        namespace = getattr(func, "__globals__", {})
+        for dep in spec.get("builds_on", []):
+            dep_func = namespace.get(dep) if isinstance(namespace, dict) else None
+            if dep in checks["exercises"] and callable(dep_func):
+                dep_report = run_visible_checks(dep, dep_func, path=path, _depth=_depth + 1)
+                if not dep_report.ok:
+                    report.problems.insert(0, cascade_message(dep))
     return report
+
+
+def cascade_message(dependency: str) -> str:
+    """The verdict's first line when an exercise uses an earlier one that fails its checks."""
+    return f"uses your `{dependency}`, which fails its checks: fix that first"
 
 
 def _decoded(value: Any) -> Any:
@@ -416,23 +734,22 @@ def _decoded(value: Any) -> Any:
 
 
 def _harvest(name: str, func: Callable, root: Path) -> None:
-    """Grader mode: call ``func`` on the grader's inputs and write the outputs."""
+    """Grader mode: call ``func`` on the grader's inputs and write what ``run_case`` records."""
     src = root / "inputs" / f"{name}.json"
     if not src.exists():
         print(f"{name}: not graded in this run")
         return None
     spec = json.loads(src.read_text())
+    watch = resolve_callables(Contract.from_data(spec.get("contract")).forbidden)
     results: list[dict] = []
     out = root / "outputs" / f"{name}.json"
     for case in spec["cases"]:
         try:
-            results.append({"output": encode(call_case(func, case["inputs"], spec["framework"]))})
-        except NotImplementedError:
-            results.append({"error": "not implemented"})
+            results.append(run_case(func, case["inputs"], spec["framework"], watch))
         except KeyboardInterrupt:
             results.append({"error": "interrupted (time limit)"})
             break
-        except BaseException as e:  # noqa: BLE001 - record SystemExit & co. as this case's error
+        except Exception as e:  # noqa: BLE001 - malformed inputs: this case's error
             results.append({"error": f"{type(e).__name__}: {str(e)[:300]}"})
         out.write_text(json.dumps({"exercise": name, "results": results}))  # a pre-made file: no rename
     print(f"{name}: {len(results)} outputs recorded for grading")

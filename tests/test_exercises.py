@@ -17,7 +17,7 @@ from autograder.plan import grading_plan
 from autograder.reference import load_exercises
 from autograder.scoring import score_exercise
 from conftest import REPO, syllabus_ids
-from helpers.checking import call_case, encode
+from helpers.checking import resolve_callables, run_case
 import json
 
 COURSE = Course(REPO / "course")
@@ -43,12 +43,8 @@ def _mistake_params():
 
 def _harvest_like(plan, fn):
     """What the sandbox would write for ``fn`` (outputs on every planned case)."""
-    results = []
-    for case in plan.cases:
-        try:
-            results.append({"output": encode(call_case(fn, case.inputs, plan.exercise.framework))})
-        except Exception as e:  # noqa: BLE001 - a wrong version may raise
-            results.append({"error": f"{type(e).__name__}: {e}"})
+    watch = resolve_callables(plan.exercise.forbidden)
+    results = [run_case(fn, case.inputs, plan.exercise.framework, watch) for case in plan.cases]
     return json.dumps({"exercise": plan.exercise.name, "results": results})
 
 

@@ -36,7 +36,6 @@ from conftest import REPO, copy_course
 sys.path.insert(0, str(REPO / "deploy" / "jupyterhub"))
 import hubctl  # noqa: E402
 
-pytestmark = pytest.mark.slow
 
 AID = "01_perceptron"
 COURSE_ID = "dl-course"
@@ -132,7 +131,9 @@ def _as_user(hub: dict, user: str, *cmd: str, timeout: int = 600, **env: str) ->
     environ = {"HOME": home, "USER": user, "LANG": "C.UTF-8",
                "PATH": f"{Path(hub['python']).parent}:/usr/local/bin:/usr/bin:/bin",
                "NBGRADER_EXCHANGE": str(hub["hub"].exchange), "PYTHONWARNINGS": "ignore", **env}
-    return subprocess.run(list(cmd), user=user, cwd=home, env=environ, capture_output=True, text=True, timeout=timeout)
+    entry = pwd.getpwnam(user)  # the user's own groups: root's would open group-readable files
+    return subprocess.run(list(cmd), user=user, group=entry.pw_gid, extra_groups=os.getgrouplist(user, entry.pw_gid),
+                          cwd=home, env=environ, capture_output=True, text=True, timeout=timeout)
 
 
 def _autograder(hub: dict, *args: str) -> subprocess.CompletedProcess:
@@ -233,6 +234,7 @@ def loop(hub):
 
 # -- the hub itself ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_hub_starts_on_loopback_with_the_culler(hub):
     h: hubctl.Hub = hub["hub"]
     code, info = h.api("GET", "/")
@@ -242,6 +244,7 @@ def test_hub_starts_on_loopback_with_the_culler(hub):
     assert h.url.startswith("http://127.0.0.1:")
 
 
+@pytest.mark.slow
 def test_students_log_in_with_their_system_password(hub):
     import http.cookiejar
     import urllib.error
@@ -270,6 +273,7 @@ def test_students_log_in_with_their_system_password(hub):
 
 # -- the loop ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_students_see_and_fetch_the_released_assignment(loop):
     code, listing = loop["listed"]
     assert code == 200 and listing["success"], listing
@@ -279,6 +283,7 @@ def test_students_see_and_fetch_the_released_assignment(loop):
     assert fetched == {AID: "fetched"}
 
 
+@pytest.mark.slow
 def test_submissions_reach_the_inbound_privately(loop):
     alice, bob = loop["hub"]["alice"], loop["hub"]["bob"]
     assert loop["submitted_alice"]["success"] and loop["submitted_bob"]["success"]
@@ -293,6 +298,7 @@ def test_submissions_reach_the_inbound_privately(loop):
     assert all(p.stat().st_mode & 0o007 == 0 for p in entry.iterdir())
 
 
+@pytest.mark.slow
 def test_a_student_cannot_list_read_or_replace_another_submission(loop):
     hub = loop["hub"]
     alice_entry = loop["entries"][hub["alice"]]
@@ -324,6 +330,7 @@ print("\\n".join(results))
     assert lines and all(line.endswith(": denied") for line in lines), lines
 
 
+@pytest.mark.slow
 def test_a_submission_forged_in_another_name_is_refused(loop):
     hub = loop["hub"]
     assert loop["forged"].returncode == 0, loop["forged"].stderr[-2000:]  # nbgrader itself accepts it
@@ -336,6 +343,7 @@ def test_a_submission_forged_in_another_name_is_refused(loop):
     assert oct((hub["course"] / "inbound").stat().st_mode & 0o777) == "0o700"
 
 
+@pytest.mark.slow
 def test_grading_the_collected_submissions(loop):
     hub = loop["hub"]
     r = loop["grade"]
@@ -345,6 +353,7 @@ def test_grading_the_collected_submissions(loop):
     assert rows[(hub["bob"], AID)]["score"] == "10"  # softmax (2 points) wrong
 
 
+@pytest.mark.slow
 def test_the_late_submission_is_recorded_late(loop):
     from nbgrader.api import Gradebook
 
@@ -357,6 +366,7 @@ def test_the_late_submission_is_recorded_late(loop):
         assert gb.find_submission(AID, hub["bob"]).total_seconds_late > 0
 
 
+@pytest.mark.slow
 def test_students_fetch_their_own_feedback_with_their_score(loop):
     hub = loop["hub"]
     r = loop["return"]
@@ -370,6 +380,7 @@ def test_students_fetch_their_own_feedback_with_their_score(loop):
     assert oct(feedback.stat().st_mode & 0o777) == "0o711"  # no listing: names are secret HMACs
 
 
+@pytest.mark.slow
 def test_only_the_instructor_has_formgrader(loop):
     hub = loop["hub"]
     h = hub["hub"]
@@ -380,4 +391,83 @@ def test_only_the_instructor_has_formgrader(loop):
     code, page = _server(h, hub["instructor"], token, "GET", "/formgrader")
     assert code == 200 and "formgrader" in str(page).lower()
     code, assignments = _server(h, hub["instructor"], token, "GET", "/formgrader/api/assignments")
-    assert code == 200 and AID in [a["name"] for a in assignments]
+    assert code == 200 and AID in [a["name"] for a in assignments], (assignments, hubctl._tail(h.log_file, 40))
+
+
+# -- collection rules, without a hub (fast) ----------------------------------------------------------
+
+def _inbound_entry(inbound: Path, student: str, when: dt.datetime, notebook: str = "{}", rnd: str = "r") -> Path:
+    from autograder.exchange import nbgrader_time
+
+    entry = inbound / f"{student}+{AID}+{nbgrader_time(when)}+{rnd}"
+    entry.mkdir(parents=True)
+    (entry / f"{AID}.ipynb").write_text(notebook)
+    (entry / "timestamp.txt").write_text(nbgrader_time(when))
+    (entry / "submission_secret.txt").write_text("s" * 128)
+    return entry
+
+
+@pytest.mark.parametrize("kind", ["folder link", "notebook link", "hard link"])
+def test_collect_refuses_links_at_any_level(tmp_path, kind):
+    from autograder import exchange
+    from autograder.course import Course
+
+    course = Course(copy_course(tmp_path))
+    inbound = tmp_path / "ex" / COURSE_ID / "inbound"
+    now = dt.datetime.now(dt.timezone.utc)
+    secret_file = tmp_path / "elsewhere.ipynb"
+    secret_file.write_text('{"stolen": true}')
+    if kind == "folder link":
+        inbound.mkdir(parents=True)
+        (inbound / f"eve+{AID}+{exchange.nbgrader_time(now)}+r").symlink_to(tmp_path)
+    else:
+        entry = _inbound_entry(inbound, "eve", now)
+        (entry / f"{AID}.ipynb").unlink()
+        if kind == "notebook link":
+            (entry / f"{AID}.ipynb").symlink_to(secret_file)
+        else:
+            os.link(secret_file, entry / f"{AID}.ipynb")
+    taken, refused = exchange.collect(course, tmp_path / "ex", check_owner=False)
+    assert taken == [] and len(refused) == 1
+    assert ("link" in refused[0].reason) or ("not a folder" in refused[0].reason), refused[0].reason
+    assert not (course.root / "inbound" / "eve").exists()
+
+
+def test_collect_takes_each_students_latest_and_keeps_its_time(tmp_path):
+    from autograder import exchange
+    from autograder.course import Course
+
+    course = Course(copy_course(tmp_path))
+    inbound = tmp_path / "ex" / COURSE_ID / "inbound"
+    now = dt.datetime.now(dt.timezone.utc)
+    _inbound_entry(inbound, "amy", now - dt.timedelta(seconds=30), '{"v": 1}', "a")
+    _inbound_entry(inbound, "amy", now - dt.timedelta(seconds=10), '{"v": 2}', "b")
+    _inbound_entry(inbound, "ben", now - dt.timedelta(seconds=20), '{"v": 3}', "c")
+    (inbound / "not-a-submission").mkdir()
+    _inbound_entry(inbound, "ben", now, rnd="d").rename(inbound / f"ben+99_unknown+{exchange.nbgrader_time(now)}+d")
+    taken, refused = exchange.collect(course, tmp_path / "ex", check_owner=False)
+    got = {(c.student, c.assignment): c for c in taken}
+    assert sorted(got) == [("amy", AID), ("ben", AID)]
+    assert (got[("amy", AID)].folder / f"{AID}.ipynb").read_text() == '{"v": 2}' and got[("amy", AID)].earlier == 1
+    assert got[("amy", AID)].timestamp == exchange.nbgrader_time(now - dt.timedelta(seconds=10))
+    assert (got[("ben", AID)].folder / "timestamp.txt").read_text() == exchange.nbgrader_time(now - dt.timedelta(seconds=20))
+    assert len(refused) == 2 and any("not an assignment of the syllabus" in r.reason for r in refused)
+    assert any("not a submission" in r.reason for r in refused)
+
+
+def test_a_submission_changed_after_its_recorded_time_counts_when_it_changed(tmp_path):
+    """timestamp.txt is written by the student's process: an old time with files changed now
+    (their inode change time, which a user cannot set back) counts as submitted now."""
+    from autograder import exchange
+    from autograder.course import Course
+
+    course = Course(copy_course(tmp_path))
+    inbound = tmp_path / "ex" / COURSE_ID / "inbound"
+    claimed = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)
+    entry = _inbound_entry(inbound, "amy", claimed)
+    old = claimed.timestamp()
+    os.utime(entry / f"{AID}.ipynb", (old, old))  # mtime can be set back; ctime cannot
+    (taken,), _ = exchange.collect(course, tmp_path / "ex", check_owner=False)
+    recorded = exchange._utc(taken.timestamp)
+    assert (recorded - claimed).total_seconds() > 2 * 86400
+    assert taken.notes and "changed after the recorded submission time" in taken.notes[0]

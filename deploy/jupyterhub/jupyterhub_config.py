@@ -94,13 +94,17 @@ def per_user_config(spawner) -> None:
     except KeyError:
         raise RuntimeError(f"{name} is not a system user: create it (README, 'Running a class on JupyterHub')")
     role = "instructor" if name == INSTRUCTOR else "student"
-    spawner.environment["JUPYTER_CONFIG_PATH"] = str(HERE / role)
+    env = dict(spawner.environment)  # a copy: the configured dict is shared by every spawner
+    env["JUPYTER_CONFIG_PATH"] = str(HERE / role)
     if role == "instructor":
-        spawner.environment["COURSE_ROOT"] = COURSE_ROOT
+        env["COURSE_ROOT"] = COURSE_ROOT
+        # formgrader works only below the server's root: the instructor's root is the repository
+        spawner.notebook_dir = str(Path(COURSE_ROOT).resolve().parent)
         if os.environ.get("GRADEBOOK_URL"):
-            spawner.environment["GRADEBOOK_URL"] = os.environ["GRADEBOOK_URL"]
+            env["GRADEBOOK_URL"] = os.environ["GRADEBOOK_URL"]
         # the instructor's terminal finds `autograder`, `nbgrader`, `alembic` of the course
-        spawner.environment["PATH"] = f"{Path(USER_PYTHON).parent}:/usr/local/bin:/usr/bin:/bin"
+        env["PATH"] = f"{Path(USER_PYTHON).parent}:/usr/local/bin:/usr/bin:/bin"
+    spawner.environment = env
 
 
 c.Spawner.pre_spawn_hook = per_user_config

@@ -46,6 +46,9 @@ KIND_LABELS = {
     "not_implemented": "not implemented",
     "not_run": "not run (an error before it, a time limit, the kernel died)",
     "malformed": "output not plain numbers",
+    "mutated_input": "the function changed its input",
+    "warning": "the function raised a warning the exercise forbids",
+    "shortcut": "a library call the exercise forbids",
 }
 #: Side-by-side views shown (the most similar flagged pairs); the table lists every flagged pair.
 MAX_VIEWS = 30
@@ -159,6 +162,7 @@ class ExerciseStat:
     max_points: float
     graded: int = 0
     passed: int = 0
+    points: float = 0.0        # points earned, summed over the graded submissions (partial credit counts)
     attempted: int = 0
     visible_passed: int = 0
     visible_total: int = 0
@@ -172,6 +176,10 @@ class ExerciseStat:
     @property
     def pass_rate(self) -> float | None:
         return self.passed / self.graded if self.graded else None
+
+    @property
+    def mean_points(self) -> float | None:
+        return self.points / self.graded if self.graded else None
 
     @property
     def visible_rate(self) -> float | None:
@@ -266,6 +274,7 @@ def analyse_exercises(rows: list[SubmissionRow]) -> tuple[list[ExerciseStat], li
             st.max_points = max(st.max_points, _float(ex.get("max_points")))
             st.graded += 1
             st.passed += bool(ex.get("ok"))
+            st.points += _float(ex.get("points"))
             cases = ex.get("cases")
             if not isinstance(cases, list):
                 lacks = True
@@ -392,6 +401,7 @@ def report_records(report: CourseReport) -> list[dict]:
                 add(a.id, "score", key, value=value, count=a.scores.n if key != "max_points" else None)
         for ex in a.exercises:
             add(a.id, "exercise", "passed", ex.name, ex.passed, ex.graded, ex.pass_rate)
+            add(a.id, "exercise", "mean_points", ex.name, total=ex.graded, value=ex.mean_points)
             add(a.id, "exercise", "attempted", ex.name, ex.attempted, ex.graded, _rate(ex.attempted, ex.graded))
             add(a.id, "exercise", "visible_cases_passed", ex.name, ex.visible_passed, ex.visible_total, ex.visible_rate)
             add(a.id, "exercise", "hidden_cases_passed", ex.name, ex.hidden_passed, ex.hidden_total, ex.hidden_rate)
@@ -431,7 +441,7 @@ def report_dict(report: CourseReport) -> dict:
         exercises = []
         for ex in a.exercises:
             d = {k: v for k, v in asdict(ex).items() if k not in ("mistakes", "failures")}
-            d.update(pass_rate=ex.pass_rate, visible_rate=ex.visible_rate, hidden_rate=ex.hidden_rate,
+            d.update(pass_rate=ex.pass_rate, mean_points=ex.mean_points, visible_rate=ex.visible_rate, hidden_rate=ex.hidden_rate,
                      mistakes=[{**asdict(m), "count": m.count} for m in ex.mistakes],
                      failures=[{**asdict(k), "count": k.count} for k in ex.failures])
             exercises.append(d)
@@ -655,11 +665,12 @@ def _misconception_tables(a: AssignmentReport) -> str:
 
 def _exercise_table(a: AssignmentReport) -> str:
     rows = [[_e(ex.name), f"{ex.max_points:g}", str(ex.graded), str(ex.attempted), f"{ex.passed}",
-             _pct(ex.pass_rate), f"{ex.visible_passed}/{ex.visible_total} ({_pct(ex.visible_rate)})",
+             _pct(ex.pass_rate), _num(ex.mean_points), f"{ex.visible_passed}/{ex.visible_total} ({_pct(ex.visible_rate)})",
              f"{ex.hidden_passed}/{ex.hidden_total} ({_pct(ex.hidden_rate)})",
              _names(ex.visible_only) if ex.visible_only else "0"] for ex in a.exercises]
-    return _table(["exercise", "points", "graded", "attempted", "passed", "pass rate", "visible cases passed",
-                   "hidden cases passed", "passed visible, failed hidden"], rows, {1, 2, 3, 4, 5, 6, 7},
+    return _table(["exercise", "points", "graded", "attempted", "passed", "pass rate", "mean points",
+                   "visible cases passed", "hidden cases passed", "passed visible, failed hidden"], rows,
+                  {1, 2, 3, 4, 5, 6, 7, 8},
                   "exercises")
 
 

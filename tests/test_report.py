@@ -96,6 +96,7 @@ def test_pass_rates_visible_and_hidden_cases():
     # cat passed every visible case of both and failed a hidden one: the "works on the examples" signal
     assert sig.visible_only == ["cat"] and soft.visible_only == ["cat"]
     assert sig.pass_rate == 0.5 and soft.pass_rate == 0.25 and sig.has_cases
+    assert sig.mean_points == 0.5 and soft.mean_points == 0.5  # points earned per graded submission
 
 
 def test_misconception_table_counts_students_most_common_first_with_a_visible_example():
@@ -417,3 +418,10 @@ def test_malformed_outcome_fields_do_not_break_the_report():
     soft = next(e for e in report.exercises if e.name == "softmax")
     assert ("wrong", ["cat"]) in [(k.kind, k.students) for k in soft.failures]
     assert "<html" in render_html(report_of(report)) and to_csv(report_of(report))
+
+
+def test_every_way_a_case_can_fail_has_a_name_on_the_page():
+    from autograder.report import KIND_LABELS
+    from autograder.scoring import CASE_KINDS
+
+    assert set(CASE_KINDS) - {"passed"} <= set(KIND_LABELS), "a new case kind needs its words in KIND_LABELS"

@@ -391,7 +391,10 @@ def test_only_the_instructor_has_formgrader(loop):
     code, page = _server(h, hub["instructor"], token, "GET", "/formgrader")
     assert code == 200 and "formgrader" in str(page).lower()
     code, assignments = _server(h, hub["instructor"], token, "GET", "/formgrader/api/assignments")
-    assert code == 200 and AID in [a["name"] for a in assignments], (assignments, hubctl._tail(h.log_file, 40))
+    assert code == 200 and isinstance(assignments, list), (assignments, hubctl._tail(h.log_file, 40))
+    (mine,) = [a for a in assignments if a["name"] == AID]
+    # the same exchange (released there) and the same gradebook (its due date, two submissions)
+    assert mine["status"] == "released" and mine["duedate"] is not None and mine["num_submissions"] == 2, mine
 
 
 # -- collection rules, without a hub (fast) ----------------------------------------------------------

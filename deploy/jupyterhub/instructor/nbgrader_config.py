@@ -6,6 +6,7 @@ grading), the hub's exchange with private permissions, and the gradebook of auto
 and `autograder` in this server all see the same course.
 """
 import os
+from pathlib import Path
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -17,4 +18,4 @@ from autograder.exchange import FACTORY  # noqa: E402
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", c.Exchange.root)
 for _kind, _cls in FACTORY.items():
     setattr(c.ExchangeFactory, _kind, _cls)
-c.CourseDirectory.db_url = Course(os.environ["COURSE_ROOT"]).db_url
+c.CourseDirectory.db_url = Course(Path(os.environ["COURSE_ROOT"]).resolve()).db_url

@@ -178,10 +178,10 @@ def _build(folder, course, listener_port):
     add("leak_print", subs.insert_code(recorder, "print('LEAKED', _seen)", at_end=True), FULL)
     add("leak_raise", subs.replace_exercise(solved, "softmax", "def softmax(Z):\n    raise ValueError(f'LEAK {Z.tolist()}')"),
         FULL - 2)
-    add("memory_many", subs.insert_code(solved, "import multiprocessing as mp, time\n"
-                                                "def hog(n):\n    b = bytearray(n)\n    for i in range(0, n, 4096):\n"
-                                                "        b[i] = 1\n    time.sleep(60)\n"
-                                                "ps = [mp.Process(target=hog, args=(1_600_000_000,)) for _ in range(3)]\n"
+    add("memory_many", subs.insert_code(solved, "import multiprocessing as mp, time\nimport numpy as np\n"
+                                                "def hog(n):\n    a = np.ones(n)  # touches every page at once\n"
+                                                "    time.sleep(60)\n"
+                                                "ps = [mp.Process(target=hog, args=(200_000_000,)) for _ in range(3)]\n"
                                                 "for p in ps:\n    p.start()\nfor p in ps:\n    p.join()", at_end=True),
         FULL, words="memory limit")
     add("kernel_dir", subs.insert_code(solved, "import os\nfrom ipykernel.connect import get_connection_file\n"
@@ -286,7 +286,8 @@ def _graded_text(hostile, student: str) -> str:
     nb = json.loads((hostile["course"] / "autograded" / student / AID / f"{AID}.ipynb").read_text())
     return "\n".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
                      for c in nb["cells"] for o in c.get("outputs", []) if "text" in o) + "\n" + "\n".join(
-        o.get("evalue", "") for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error")
+        f"{o.get('ename', '')}: {o.get('evalue', '')}" for c in nb["cells"] for o in c.get("outputs", [])
+        if o.get("output_type") == "error")
 
 
 def _feedback_text(hostile, student: str) -> str:
@@ -337,8 +338,9 @@ def test_student_markup_is_inert_in_the_graded_notebook_and_the_feedback(hostile
             assert "<script" not in str(data.get("text/html", ""))
     page = (hostile["course"] / "feedback" / "xss" / AID / f"{AID}.html").read_text()
     assert 'http-equiv="Content-Security-Policy"' in page
-    assert "window.__xss" not in page.replace("&lt;script&gt;window.__xss", "")
-    assert 'src="http://127.0.0.1' not in page
+    # escaped text such as "&lt;img onerror=...&gt;" is inert; no real tag may carry the payload
+    assert not re.search(r"<(script|img|iframe|svg|a)\b[^>]*(window\.__xss|127\.0\.0\.1)", page)
+    assert not re.search(r"<script[^>]*>[^<]*window\.__xss", page)
 
 
 def test_hidden_inputs_never_reach_the_feedback(hostile):
@@ -348,7 +350,7 @@ def test_hidden_inputs_never_reach_the_feedback(hostile):
     assert any(not c["hidden"] and "LEAK" in c["message"] for c in cases)  # visible inputs are public
     assert all(c["message"] == "your function raised ValueError" for c in cases if c["hidden"])
     hidden_text = _feedback_text(hostile, "leak_raise")
-    assert hidden_text.count("LEAK") <= sum(1 for c in cases if not c["hidden"])
+    assert hidden_text.count("LEAK [[") <= sum(1 for c in cases if not c["hidden"])
 
 
 def test_every_resource_is_bounded_per_submission(hostile):
@@ -367,4 +369,4 @@ def test_no_control_character_reaches_the_table_or_the_csv(hostile):
     text = (hostile["course"] / "exports" / "grades.csv").read_text()
     assert not any(ch in text for ch in "\x1b\x07\x00\u202e")
     assert "\x1b" not in hostile["result"].stdout
-    assert "boom" in hostile["grades"][("terminal_codes", AID)]["reason"]
+    assert "kernel died" in hostile["grades"][("terminal_codes", AID)]["reason"]

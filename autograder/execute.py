@@ -45,6 +45,12 @@ def _last_words(log: Path) -> str:
     return f" (last output: {lines[-1][:160]})" if lines else ""
 
 
+def _workdir_base() -> str | None:
+    """Where per-notebook folders go: the usual temporary folder, unless its path is so long that
+    the kernel's unix sockets (``<workdir>/kernel/ipc-N``) would pass the 107-byte limit."""
+    return None if len(tempfile.gettempdir()) <= 60 else "/tmp"
+
+
 class SandboxedExecute(Execute):
     """Execute a submission in the sandbox; never let it stop the batch."""
 
@@ -64,7 +70,7 @@ class SandboxedExecute(Execute):
         self._limits = settings.limits()
         self._unsafe = settings.unsafe_no_sandbox
         for attempt in (1, 2):  # a kernel that fails to start is retried once, in a fresh sandbox
-            workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
+            workdir = Path(tempfile.mkdtemp(prefix="autograder-", dir=_workdir_base()))
             uid = sandbox.new_kernel_uid()
             km = None
             self._watchdog = None

@@ -387,6 +387,15 @@ def test_only_the_instructor_has_formgrader(loop):
     alice = hub["alice"]
     code, _ = _server(h, alice, loop["tokens"][alice], "GET", "/formgrader")
     assert code == 404
+    # the student's JupyterLab page: nbgrader's extension is there (the Assignments tab), its
+    # formgrader, course-list and create-assignment plugins are switched off
+    code, page = _server(h, alice, loop["tokens"][alice], "GET", "/lab")
+    assert code == 200
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  page, re.S).group(1))
+    assert "@jupyter/nbgrader" in [e["name"] for e in config["federated_extensions"]]
+    disabled = config.get("disabledExtensions", [])
+    assert "@jupyter/nbgrader:formgrader" in disabled and "@jupyter/nbgrader:assignment-list" not in disabled
     token = _start_server(h, hub["instructor"])
     code, page = _server(h, hub["instructor"], token, "GET", "/formgrader")
     assert code == 200 and "formgrader" in str(page).lower()

@@ -153,14 +153,6 @@ def score_exercise(plan: ExercisePlan, raw: str | None, shortcut_policy: str = "
             else:
                 fail(i, "error", f"your function raised {_error_text(err, case.hidden)}")
             continue
-        broken = contract_problems(entry, contract, [n for n, _ in case.inputs], hidden=case.hidden)
-        for kind, message in broken:
-            if kind == "shortcut" and shortcut_policy == "warn" and message not in result.notes:
-                result.notes.append(message)
-        broken = [(k, m) for k, m in broken if k != "shortcut" or shortcut_policy == "zero"]
-        if broken:
-            fail(i, *broken[0])
-            continue
         try:
             got = decode(entry.get("output"))
             verdict = compare(got, case.expected, plan.exercise.rtol, plan.exercise.atol, case.mistakes,
@@ -171,12 +163,20 @@ def score_exercise(plan: ExercisePlan, raw: str | None, shortcut_policy: str = "
         except Exception:  # noqa: BLE001 - overflow, recursion, odd shapes: the case fails, grading goes on
             fail(i, "malformed", "the output is not plain numbers")
             continue
-        if verdict.ok:
-            result.passed += 1
-            result.cases.append({"hidden": case.hidden, "ok": True, "kind": "passed", "message": "",
-                                 "mistake": None})
-        else:
+        if not verdict.ok:  # a wrong output is named first: it is the more specific diagnosis
             fail(i, "known_mistake" if verdict.mistake else "wrong", verdict.message, verdict.mistake)
+            continue
+        broken = contract_problems(entry, contract, [n for n, _ in case.inputs], hidden=case.hidden)
+        for kind, message in broken:
+            if kind == "shortcut" and shortcut_policy == "warn" and message not in result.notes:
+                result.notes.append(message)
+        broken = [(k, m) for k, m in broken if k != "shortcut" or shortcut_policy == "zero"]
+        if broken:  # the right output, but the text's contract is broken
+            fail(i, *broken[0])
+            continue
+        result.passed += 1
+        result.cases.append({"hidden": case.hidden, "ok": True, "kind": "passed", "message": "",
+                             "mistake": None})
     if not_implemented:
         result.problems.insert(0, "not implemented yet")
     return result

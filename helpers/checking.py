@@ -430,22 +430,22 @@ def _unchanged(before: Any, after: Any) -> bool:
 
 
 def resolve_callables(names: Sequence[str]) -> list[Any]:
-    """The objects named by dotted paths ("torch.nn.functional.conv2d"); None where one is missing."""
-    import importlib
+    """The objects named by dotted paths ("torch.nn.functional.conv2d"); None where one is missing.
+
+    Only modules already imported are looked in (code that never imported a library cannot
+    call it, and watching must not import anything)."""
+    import sys
 
     found = []
     for dotted in names:
         parts, obj = dotted.split("."), None
         for i in range(len(parts), 0, -1):
-            try:
-                obj = importlib.import_module(".".join(parts[:i]))
-            except ImportError:
+            module = sys.modules.get(".".join(parts[:i]))
+            if module is None:
                 continue
-            try:
-                for attr in parts[i:]:
-                    obj = getattr(obj, attr)
-            except AttributeError:
-                obj = None
+            obj = module
+            for attr in parts[i:]:
+                obj = getattr(obj, attr, None)
             break
         found.append(obj)
     return found
@@ -686,20 +686,11 @@ def run_visible_checks(name: str, func: Callable, *, path: str | os.PathLike | N
     for i, case in enumerate(spec["cases"], 1):
         report.total += 1
         entry = run_case(func, case["inputs"], spec["framework"], watch)
-        problems = contract_problems(entry, contract, [n for n, _ in case["inputs"]])
-        for kind, message in problems:
-            if kind == "shortcut":
-                if message not in report.notes:
-                    report.notes.append(message)
-        problems = [(k, m) for k, m in problems if k != "shortcut"]
         if entry.get("error") == "not implemented":
             report.not_implemented = True
             break
         if "error" in entry:  # the student's code raised: report it, don't hide it
             report.problems.append(f"case {i}: your function raised {entry['error']}")
-            continue
-        if problems:
-            report.problems.append(f"case {i}: {problems[0][1]}")
             continue
         try:
             got = decode(entry["output"])
@@ -708,10 +699,18 @@ def run_visible_checks(name: str, func: Callable, *, path: str | os.PathLike | N
             continue
         mistakes = [(m["message"], decode(m["output"])) for m in case.get("mistakes", [])]
         verdict = compare(got, decode(case["expected"]), spec["rtol"], spec["atol"], mistakes)
-        if verdict.ok:
-            report.passed += 1
-        else:
+        if not verdict.ok:  # a wrong output first (the more specific diagnosis), then the contract
             report.problems.append(f"case {i}: {verdict.message}")
+            continue
+        problems = contract_problems(entry, contract, [n for n, _ in case["inputs"]])
+        for kind, message in problems:
+            if kind == "shortcut" and message not in report.notes:
+                report.notes.append(message)
+        problems = [m for k, m in problems if k != "shortcut"]
+        if problems:
+            report.problems.append(f"case {i}: {problems[0]}")
+        else:
+            report.passed += 1
     if not report.ok and not report.not_implemented and _depth < 4:
         namespace = getattr(func, "__globals__", {})
         for dep in spec.get("builds_on", []):

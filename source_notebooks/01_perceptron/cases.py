@@ -98,23 +98,97 @@ def _train_zero_epochs(X, y, lr, epochs):
     return np.zeros(X.shape[1]), 0.0
 
 
+def _sigmoid_naive(z):
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+
+
+def _softmax_unstable(Z):
+    with np.errstate(all="ignore"):
+        e = np.exp(Z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _softmax_global(Z):
+    e = np.exp(Z - Z.max())
+    return e / e.sum()
+
+
+def _update_in_place(w, b, x, y, lr):
+    err = y - int(x @ w + b >= 0)
+    w += lr * err * x
+    return w, b + lr * err
+
+
+def _update_strict(w, b, x, y, lr):
+    err = y - int(x @ w + b > 0)
+    return w + lr * err * x, b + lr * err
+
+
+def _train_shuffled(X, y, lr, epochs):
+    w, b = np.zeros(X.shape[1]), 0.0
+    for _ in range(epochs):
+        for i in range(len(y) - 1, -1, -1):
+            err = y[i] - int(X[i] @ w + b >= 0)
+            w, b = w + lr * err * X[i], b + lr * err
+    return w, b
+
+
+def _train_no_reset_per_epoch(X, y, lr, epochs):
+    w, b = np.zeros(X.shape[1]), 0.0
+    for _ in range(epochs):
+        err = y - (X @ w + b >= 0).astype(int)
+        w, b = w + lr * X.T @ err, b + lr * err.sum()
+    return w, b
+
+
+def _loss_db_sum(X, y, w, b):
+    p = _sig(X @ w + b)
+    n = len(y)
+    loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return loss, X.T @ (p - y) / n, np.sum(p - y)
+
+
+def _predict_inputs(rng):
+    d = int(rng.integers(1, 6))
+    return {"X": rng.normal(size=(int(rng.integers(1, 9)), d)), "w": rng.normal(size=d),
+            "b": float(rng.normal(0.0, 2.0))}
+
+
+# Points ON the boundary w.x + b = 0 (exact in binary floating point): the text says >= 0 gives 1.
+_PREDICT_TIE = {"X": np.array([[1.0, 2.0], [0.0, 0.0], [-1.0, 1.0], [3.0, 0.5]]), "w": np.array([1.0, -0.5]),
+                "b": 0.0}
+_PREDICT_BIAS = {"X": np.array([[0.5, 0.5], [-0.25, 1.0], [2.0, -1.0]]), "w": np.array([1.0, 1.0]), "b": -1.5}
+
+
 EXERCISES = [
     Exercise(
         "sigmoid", lambda rng: {"z": _matrix(rng, 5.0)},
         fixed=({"z": np.array([-1000.0, -20.0, -1.0, 0.0, 1.0, 20.0, 1000.0])},),
+        silent=True,  # the text: "correct **and silent** for any float"
         mistakes={"sigmoid(-z) computed: the sign inside exp is wrong (use exp(-z))": lambda z: _sig(-z),
-                  "that is tanh(z), not the logistic sigmoid": np.tanh},
+                  "that is tanh(z), not the logistic sigmoid": np.tanh,
+                  # right values (exp overflows to inf, 1/inf = 0) but a RuntimeWarning: the contract
+                  "raised RuntimeWarning": _sigmoid_naive},
     ),
     Exercise(
         "softmax", lambda rng: {"Z": _matrix(rng, 4.0)},
         fixed=({"Z": np.array([[1000.0, 1000.0, 0.0], [-5.0, 0.0, 5.0]])},),
+        silent=True,  # "a stable softmax": no overflow warning
         mistakes={"softmax over the wrong axis: each ROW (one sample's scores) must sum to 1": _softmax_axis0,
-                  "the exponentials are not divided by their sum": _softmax_unnormalised},
+                  "the exponentials are not divided by their sum": _softmax_unnormalised,
+                  "exp overflows (nan): subtract each row's max before exp, it cancels in the ratio": _softmax_unstable,
+                  "normalised over the whole matrix: each ROW must sum to 1 (sum over axis=1)": _softmax_global},
     ),
     Exercise(
         "activation_derivatives", lambda rng: {"z": _matrix(rng, 3.0)},
-        fixed=({"z": np.array([-3.0, -0.5, 0.25, 2.0])},),
+        builds_on=("sigmoid",),
+        # z = 0 exactly: the text fixes f'(0) = 0 for ReLU (and alpha for leaky ReLU, as torch does)
+        fixed=({"z": np.array([-3.0, -0.5, 0.0, 0.25, 2.0])},),
         mistakes={
+            "at z = 0 the convention is relu'(0) = 0 and leaky'(0) = alpha: test z > 0, not z >= 0":
+                lambda z: _derivs(z, drelu=(z >= 0).astype(float), dleaky=np.where(z >= 0, 1.0, 0.01)),
+            "the derivatives are not in the order asked: (sigmoid, tanh, relu, leaky relu, elu, swish)":
+                lambda z: tuple(_derivs(z)[i] for i in (1, 0, 2, 3, 4, 5)),
             "d_sigmoid is sigmoid(z)(1 - sigmoid(z)), not sigmoid(z)": lambda z: _derivs(z, dsig=_sig(z)),
             "d_tanh is 1 - tanh(z)**2, not 1 - tanh(z)": lambda z: _derivs(z, dtanh=1 - np.tanh(z)),
             "d_leaky_relu is alpha = 0.01 (not 0) for z < 0": lambda z: _derivs(z, dleaky=(z > 0).astype(float)),
@@ -124,28 +198,40 @@ EXERCISES = [
     ),
     Exercise(
         "perceptron_predict",
-        lambda rng: {"X": rng.normal(size=(int(rng.integers(3, 9)), 3)), "w": rng.normal(size=3),
-                     "b": float(rng.normal())},
+        _predict_inputs,  # D and N vary (a single sample, a single feature included)
+        fixed=(_PREDICT_TIE, _PREDICT_BIAS),
         mistakes={"labels must be 0 and 1 (not -1 and +1)":
                   lambda X, w, b: np.where(X @ w + b >= 0, 1, -1),
-                  "the bias b is missing from w.x + b": lambda X, w, b: (X @ w >= 0).astype(int)},
+                  "the bias b is missing from w.x + b": lambda X, w, b: (X @ w >= 0).astype(int),
+                  "a point ON the boundary (w.x + b = 0) is class 1: the step is >= 0, not > 0":
+                  lambda X, w, b: (X @ w + b > 0).astype(int)},
     ),
     Exercise(
         "perceptron_update", _update_inputs,
         fixed=({"w": np.array([1.0, -1.0]), "b": 0.0, "x": np.array([-1.0, 2.0]), "y": 1, "lr": 0.5},
-               {"w": np.array([1.0, -1.0]), "b": 0.0, "x": np.array([2.0, 1.0]), "y": 1, "lr": 0.5}),
+               {"w": np.array([1.0, -1.0]), "b": 0.0, "x": np.array([2.0, 1.0]), "y": 1, "lr": 0.5},
+               # on the boundary (w.x + b = 0): y_hat = 1, so a label 0 moves the weights
+               {"w": np.array([1.0, -1.0]), "b": 0.5, "x": np.array([0.5, 1.0]), "y": 0, "lr": 1.0}),
         visible=3,
-        mistakes={"the update has the wrong sign: w += lr * (y - y_hat) * x": _update_sign_flipped,
+        pure=True,  # "Don't modify `w` in place: return a new array."
+        mistakes={
+                  "modified `w` in place": _update_in_place,
+                  "y_hat is 1 when w.x + b >= 0 (a point on the boundary is class 1), not > 0": _update_strict,"the update has the wrong sign: w += lr * (y - y_hat) * x": _update_sign_flipped,
                   "the bias is not updated (b += lr * (y - y_hat))": _update_no_bias,
                   "weights change even when the prediction is right: use the error y - y_hat": _update_always},
     ),
     Exercise(
         "logistic_loss_and_grad", _logistic_inputs,
+        builds_on=("sigmoid",),
         mistakes={"a missing 1/N: the loss and gradients are means over the N samples": _loss_sum,
-                  "the gradient has the wrong sign: dL/dz = p - y": _loss_grad_sign},
+                  "the gradient has the wrong sign: dL/dz = p - y": _loss_grad_sign,
+                  "db is missing the 1/N: it is the MEAN of p - y, like the loss and dw": _loss_db_sum},
     ),
     Exercise(
         "train_perceptron", _train_inputs,
-        mistakes={"the weights never change: loop over the epochs and the samples": _train_zero_epochs},
+        builds_on=("perceptron_update",),
+        mistakes={"the weights never change: loop over the epochs and the samples": _train_zero_epochs,
+                  "the samples are not visited in order (first to last): the result depends on the order": _train_shuffled,
+                  "one batch update per epoch: Rosenblatt's rule updates after EACH sample, in order": _train_no_reset_per_epoch},
     ),
 ]

@@ -125,6 +125,28 @@ def _step(X, y, W1, b1, W2, b2, lr, relu_back=True, sign=-1.0, update_bias=True,
     return (loss, W1 + sign * lr * dW1, b1 + b_scale * sign * lr * db1, W2_new, b2 + b_scale * sign * lr * db2)
 
 
+def _step_in_place(X, y, W1, b1, W2, b2, lr):
+    loss, W1n, b1n, W2n, b2n = _step(X, y, W1, b1, W2, b2, lr)
+    W1[...], b1[...], W2[...], b2[...] = W1n, b1n, W2n, b2n
+    return loss, W1, b1, W2, b2
+
+
+def _ce_log_of_softmax(scores, y):
+    n = scores.shape[0]
+    with np.errstate(all="ignore"):
+        s = scores - scores.max(axis=1, keepdims=True)
+        p = np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
+        loss = -np.log(p[np.arange(n), y]).mean()
+    d = p.copy()
+    d[np.arange(n), y] -= 1
+    return float(loss), d / n
+
+
+# x exactly 0 in some entries: the text fixes relu'(0) = 0 (as PyTorch)
+_RELU_ZERO = {"dout": np.array([[1.5, -2.0, 0.5], [0.25, 3.0, -1.0]]), "x": np.array([[0.0, -1.0, 2.0], [0.0, 0.5, 0.0]])}
+# one sample (N = 1): the batch axis must survive
+_ONE_SAMPLE = {"X": np.array([[0.5, -1.0, 2.0]]), "W": _SQ2[:, :2].copy(), "b": np.array([0.5, -1.0])}
+
 EXERCISES = [
     Exercise(
         "graph_forward_backward", _graph_inputs,
@@ -142,7 +164,7 @@ EXERCISES = [
     ),
     Exercise(
         "linear_forward", _linear_forward_inputs,
-        fixed=({"X": _SQ, "W": _SQ2, "b": np.array([0.5, -1.0, 2.0])},),
+        fixed=({"X": _SQ, "W": _SQ2, "b": np.array([0.5, -1.0, 2.0])}, _ONE_SAMPLE),
         mistakes={
             "the bias b is missing: out = X @ W + b": lambda X, W, b: X @ W,
             "the weight is transposed: W has shape (D, M), so out = X @ W + b": lambda X, W, b: X @ W.T + b,
@@ -150,8 +172,11 @@ EXERCISES = [
     ),
     Exercise(
         "linear_backward", _linear_backward_inputs,
-        fixed=({"dout": _SQ3, "X": _SQ, "W": _SQ2},),
+        fixed=({"dout": _SQ3, "X": _SQ, "W": _SQ2},
+               {"dout": np.array([[1.0, -0.5]]), "X": _ONE_SAMPLE["X"], "W": _ONE_SAMPLE["W"]}),
         mistakes={
+            "db must have shape (M,): sum over the batch without keepdims":
+                lambda dout, X, W: _lin_back(dout, X, W, db=dout.sum(axis=0, keepdims=True)),
             "dW is transposed: it has W's shape (D, M), so dW = X.T @ dout":
                 lambda dout, X, W: _lin_back(dout, X, W, dW=dout.T @ X),
             "db is the SUM of dout over the batch (every sample adds its gradient), not the mean":
@@ -164,7 +189,10 @@ EXERCISES = [
     ),
     Exercise(
         "relu_backward", _act_inputs,
+        fixed=(_RELU_ZERO,),
         mistakes={
+            "at x = 0 the gradient is 0 (the convention, as PyTorch): the mask is x > 0, not x >= 0":
+                lambda dout, x: dout * (x >= 0),
             "the upstream gradient is missing: dx = dout * relu'(x) (chain rule)":
                 lambda dout, x: (x > 0).astype(float),
             "the mask must come from the forward input x (x > 0), not from dout":
@@ -208,8 +236,13 @@ EXERCISES = [
         "softmax_cross_entropy", _ce_inputs,
         fixed=({"scores": np.array([[1000.0, 0.0, -1000.0], [3.0, 1002.0, 1001.0]]), "y": np.array([0, 2])},
                {"scores": np.array([[1.0, 2.0, 0.5, -1.0], [0.0, -2.0, 3.0, 1.0], [2.5, 0.5, 0.0, 1.5]]),
-                "y": np.array([1, 2, 0])}),
+                "y": np.array([1, 2, 0])},
+               # a very unlikely true class: its probability underflows to 0, its log-probability is -800
+               {"scores": np.array([[0.0, 800.0, 0.0], [1.0, 0.0, 2.0]]), "y": np.array([0, 2])}),
+        silent=True,  # "softmax cross-entropy, stable": no overflow, no log(0)
         mistakes={
+            "log(softmax) underflows: a tiny probability becomes 0 and its log -inf; take log-probabilities "
+            "directly, shifted - log(sum(exp(shifted)))": _ce_log_of_softmax,
             "overflow: exp of a large score is inf (nan loss); subtract each row's max first (log-sum-exp)":
                 lambda s, y: _ce(s, y, stable=False),
             "dscores is missing the 1/N: the loss is a mean over the N samples":
@@ -224,7 +257,10 @@ EXERCISES = [
     ),
     Exercise(
         "train_step", _train_step_inputs,
+        pure=True,  # "new arrays; don't modify the inputs in place"
+        builds_on=("linear_forward", "softmax_cross_entropy", "linear_backward", "relu_backward"),
         mistakes={
+            "modified `W1`": _step_in_place,
             "the backward pass used the UPDATED W2: compute every gradient first, then update":
                 lambda *a: _step(*a, new_W2_in_backprop=True),
             "the ReLU backward is missing between the layers: dz1 = relu_backward(dh, z1)":

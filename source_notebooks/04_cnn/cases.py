@@ -169,6 +169,11 @@ def _lenet(C, H, W, k, c1, c2, hidden, n_classes, pool=None, pad=0, bias=1, conv
     return np.array([[c1, h1, w1], [c1, h2, w2], [c2, h3, w3], [c2, h4, w4]]), n
 
 
+#: Library convolutions: the exercises ask for them by hand (use is named; points per the course's policy).
+_CONV_LIBRARY = ("torch.nn.functional.conv2d", "torch.nn.Conv2d", "torch.nn.grad.conv2d_weight",
+                 "torch.nn.grad.conv2d_input", "scipy.signal.correlate", "scipy.signal.correlate2d",
+                 "scipy.signal.convolve2d", "scipy.ndimage.correlate")
+
 EXERCISES = [
     Exercise(
         "conv_output_size", _size_inputs,
@@ -185,7 +190,10 @@ EXERCISES = [
     ),
     Exercise(
         "conv2d_naive", _conv_inputs, fixed=_CONV_FIXED,
+        forbidden=_CONV_LIBRARY, builds_on=("conv_output_size",),
         mistakes={
+            "the padding is missing: pad x with p zeros on each side of H and W before sliding the kernel":
+                lambda x, w, b, s, p: _conv(x, w, b, s, 0),
             "the kernel is flipped: that is the textbook convolution; conv2d layers compute the "
             "cross-correlation sum w[f, c, u, v] * x_pad[n, c, i*s + u, j*s + v], w not flipped":
                 lambda x, w, b, s, p: _conv(x, w, b, s, p, flip=True),
@@ -199,6 +207,7 @@ EXERCISES = [
     ),
     Exercise(
         "conv2d_im2col", _conv_inputs, fixed=_CONV_FIXED,
+        forbidden=_CONV_LIBRARY, builds_on=("conv_output_size",),
         mistakes={
             "the columns are not in the (C, kH, kW) order of w.reshape(F, -1): build cols as "
             "(N, C, kH, kW, H_out, W_out) before flattening": _conv_cols_wrong_order,
@@ -212,6 +221,7 @@ EXERCISES = [
     ),
     Exercise(
         "conv2d_backward", _backward_inputs, fixed=_BACKWARD_FIXED,
+        forbidden=_CONV_LIBRARY,
         mistakes={
             "dw and db are averaged over the batch: the loss adds up every sample's contribution, so sum over n":
                 lambda d, x, w, s, p: _backward(d, x, w, s, p, batch_mean=True),
@@ -224,7 +234,7 @@ EXERCISES = [
         },
     ),
     Exercise(
-        "lenet_shapes", _lenet_inputs,
+        "lenet_shapes", _lenet_inputs, builds_on=("conv_output_size",),
         fixed=({"C": 1, "H": 28, "W": 28, "k": 5, "c1": 16, "c2": 32, "hidden": 128, "n_classes": 10},
                {"C": 3, "H": 33, "W": 29, "k": 3, "c1": 6, "c2": 16, "hidden": 84, "n_classes": 10}),
         mistakes={

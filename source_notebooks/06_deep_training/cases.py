@@ -152,6 +152,16 @@ def _res(x, W1, b1, W2, b2, mode="right"):
 
 DROP_EVAL = ("at test time (train=False) inverted dropout does nothing: return x unchanged")
 
+def _bn_train_in_place(x, gamma, beta, rm, rv, m, eps):
+    out, new_rm, new_rv = _bn_train(x, gamma, beta, rm, rv, m, eps)
+    rm[...], rv[...] = new_rm, new_rv
+    return out, rm, rv
+
+
+def _drop_strict(x, p, u, train):
+    return x * (u > p) / (1 - p) if train else x
+
+
 EXERCISES = [
     Exercise(
         "init_scales", _fans,
@@ -171,7 +181,10 @@ EXERCISES = [
     ),
     Exercise(
         "batchnorm_forward_train", _bn_train_inputs, fixed=_BN_TRAIN_FIXED,
+        pure=True,  # "Don't modify the inputs in place."
+        forbidden=("torch.nn.functional.batch_norm", "torch.nn.BatchNorm1d"),
         mistakes={
+            "modified `running_mean`": _bn_train_in_place,
             "the batch was normalised with the unbiased variance (divisor N - 1): batch norm uses the "
             "biased batch variance (divisor N), x.var(axis=0)":
                 lambda *a: _bn_train(*a, norm_ddof=1),
@@ -212,6 +225,7 @@ EXERCISES = [
     Exercise(
         "dropout_forward", _dropout_inputs, fixed=_DROPOUT_FIXED,
         mistakes={
+            "a unit with u exactly equal to p is kept: the mask is u >= p, not u > p": _drop_strict,
             "dropout not rescaled: inverted dropout divides the kept units by (1 - p) so that the mean is unchanged":
                 lambda x, p, u, t: _drop(x, p, u, t, scale="none"),
             "the kept units were multiplied by (1 - p): inverted dropout DIVIDES them by (1 - p)":
@@ -237,6 +251,7 @@ EXERCISES = [
     ),
     Exercise(
         "residual_block_forward", _residual_inputs, framework="torch",
+        forbidden=("torch.nn.functional.linear", "torch.nn.Linear"),  # "Tensor operations only"
         mistakes={
             "the skip connection is missing: add x to the branch's output before the final ReLU":
                 lambda *a: _res(*a, mode="no_skip"),

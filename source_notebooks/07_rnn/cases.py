@@ -206,6 +206,7 @@ EXERCISES = [
     ),
     Exercise(
         "lstm_cell", _lstm_inputs,
+        forbidden=("torch.nn.LSTMCell", "torch.nn.LSTM", "torch.lstm_cell"),
         mistakes={
             "gates in the wrong order: PyTorch stacks them as (i, f, g, o); g and o are swapped":
                 lambda *a: _lstm(*a, order="ifog"),
@@ -219,6 +220,7 @@ EXERCISES = [
     ),
     Exercise(
         "gru_cell", _gru_inputs,
+        forbidden=("torch.nn.GRUCell", "torch.nn.GRU", "torch.gru_cell"),
         mistakes={
             "z and 1 - z are swapped: h = (1 - z) * n + z * h_prev": lambda *a: _gru(*a, swap_z=True),
             "gates in the wrong order: PyTorch stacks them as (r, z, n); r and z are swapped":

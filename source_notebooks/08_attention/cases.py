@@ -29,13 +29,30 @@ def _random_mask(rng, shape):
 
 
 def _attention_inputs(rng):
-    N = int(rng.integers(1, 4))
-    Tq = int(rng.integers(2, 5))
+    """What the docstring allows: any leading axes (none, (N,), (N, heads)), a single query (Tq = 1),
+    and a mask that is None, full (..., Tq, Tk) or broadcastable ((..., 1, Tk): the same for every query)."""
+    lead = [(), (int(rng.integers(1, 4)),), (int(rng.integers(1, 3)), int(rng.integers(2, 4)))][int(rng.integers(3))]
+    Tq = int(rng.integers(1, 5))
     Tk = int(rng.integers(Tq + 1, 7))
     d = int(rng.choice([4, 6, 9]))
     dv = int(rng.choice([v for v in (2, 3, 5) if v != d]))
-    return {"Q": rng.normal(size=(N, Tq, d)), "K": rng.normal(size=(N, Tk, d)),
-            "V": rng.normal(size=(N, Tk, dv)), "mask": _random_mask(rng, (N, Tq, Tk))}
+    kind = rng.choice(["none", "full", "full", "broadcast"])
+    mask = None if kind == "none" else _random_mask(rng, (*lead, Tq if kind == "full" else 1, Tk))
+    return {"Q": rng.normal(size=(*lead, Tq, d)), "K": rng.normal(size=(*lead, Tk, d)),
+            "V": rng.normal(size=(*lead, Tk, dv)), "mask": mask}
+
+
+# The docstring's optional and broadcast forms, always shown: no mask, extra leading axes, a mask
+# broadcast over the queries.
+_ATTENTION_FORMS = (
+    {"Q": np.array([[1.0, 0.5, -1.0, 0.0], [0.0, 2.0, 0.0, 1.0]]),
+     "K": np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [2.0, -1.0, 0.0, 0.5]]),
+     "V": np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]), "mask": None},
+    {"Q": np.linspace(-1.0, 1.0, 2 * 2 * 2 * 4).reshape(2, 2, 2, 4),
+     "K": np.linspace(1.0, -2.0, 2 * 2 * 3 * 4).reshape(2, 2, 3, 4),
+     "V": np.linspace(-3.0, 3.0, 2 * 2 * 3 * 2).reshape(2, 2, 3, 2),
+     "mask": np.array([[[[True, False, True]]], [[[False, True, True]]]])},
+)
 
 
 def _attn(Q, K, V, mask=None, scale="sqrt_d", softmax_dim=-1, mask_after=False, invert=False):
@@ -194,9 +211,12 @@ EXERCISES = [
         fixed=({"Q": np.array([[[1.0, 0.0, 2.0, 0.0], [0.0, 3.0, 0.0, 1.0]]]),
                 "K": np.array([[[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [2.0, 2.0, 0.0, 0.0]]]),
                 "V": np.array([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]]),
-                "mask": np.array([[[True, True, False], [True, True, True]]])},),
+                "mask": np.array([[[True, True, False], [True, True, True]]])},) + _ATTENTION_FORMS,
         framework="torch",
+        forbidden=("torch.nn.functional.scaled_dot_product_attention",),
         mistakes={
+            "the mask is ignored: set the scores of masked keys (mask False) to -inf before the softmax":
+                lambda Q, K, V, mask: _attn(Q, K, V, None),
             "the scores are not scaled: divide QK^T by sqrt(d)": lambda *a: _attn(*a, scale="none"),
             "scale by 1/sqrt(d), not 1/d": lambda *a: _attn(*a, scale="d"),
             "scale by sqrt of the query/key size d = Q.shape[-1], not of the value size":
@@ -239,6 +259,8 @@ EXERCISES = [
         # O(1) outputs near 0; every mistake below is off by O(0.1) or more.
         atol=1e-5,
         framework="torch",
+        builds_on=("attention",),
+        forbidden=("torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward"),
         mistakes={
             "heads split along the wrong axis: reshape to (N, T, heads, d_head), THEN transpose to (N, heads, T, d_head)":
                 lambda *a: _mha(*a, split="wrong"),
@@ -292,6 +314,8 @@ EXERCISES = [
         # nn.TransformerEncoderLayer) is off by up to ~1e-6 near 0; the mistakes are off by O(0.1).
         atol=1e-5,
         framework="torch",
+        builds_on=("multi_head_attention",),
+        forbidden=("torch.nn.TransformerEncoderLayer", "torch.nn.MultiheadAttention"),
         mistakes={
             "that is the post-norm block: here the layer norm comes first in each branch, X + MHA(LN1(X)), then X + MLP(LN2(X))":
                 _with(post_norm=True),

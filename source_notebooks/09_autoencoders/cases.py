@@ -208,6 +208,19 @@ def _interp(z0, z1, n_steps, t=None):
     return (1 - t)[:, None] * z0 + t[:, None] * z1
 
 
+def _corrupt_in_place(X, gauss, u, sigma, p):
+    noisy = np.clip(X + sigma * gauss, 0.0, 1.0)
+    X[...] = np.where(u < p, 0.0, noisy)
+    return X
+
+
+def _pr_at_threshold(scores, is_anomaly, threshold):
+    flagged = scores >= threshold
+    tp, fp = np.sum(flagged & is_anomaly), np.sum(flagged & ~is_anomaly)
+    fn, tn = np.sum(~flagged & is_anomaly), np.sum(~flagged & ~is_anomaly)
+    return tp / max(tp + fp, 1), tp / (tp + fn), fp / (fp + tn)
+
+
 EXERCISES = [
     Exercise(
         "autoencoder_forward", _forward_inputs,
@@ -262,7 +275,9 @@ EXERCISES = [
     ),
     Exercise(
         "corrupt", _corrupt_inputs,
+        pure=True,  # "Don't modify `X` in place."
         mistakes={
+            "modified `X` in place": _corrupt_in_place,
             "sigma is the standard deviation: add sigma * gauss (not sigma**2 * gauss)": _corrupt_variance,
             "clip the noisy pixels to [0, 1]": _corrupt_no_clip,
             "pixels are masked (set to 0) where u < p, so that a fraction p of them is dropped": _corrupt_mask_inverted,
@@ -296,8 +311,13 @@ EXERCISES = [
         "precision_recall", _pr_inputs,
         fixed=({"scores": np.array([0.1, 0.4, 0.35, 0.8, 0.05, 0.6, 0.2, 0.9]),
                 "is_anomaly": np.array([False, True, False, True, False, False, True, True]),
-                "threshold": 0.3},),
+                "threshold": 0.3},
+               # scores equal to the threshold: "strictly above" flags them NOT
+               {"scores": np.array([0.5, 0.25, 0.5, 0.75, 0.125, 1.0]),
+                "is_anomaly": np.array([True, False, False, True, False, True]), "threshold": 0.5}),
         mistakes={
+            "a score equal to the threshold is not flagged: flag scores STRICTLY above it (>, not >=)":
+                _pr_at_threshold,
             "flag the samples whose score is ABOVE the threshold (high error = anomaly)":
                 lambda s, a, t: _pr(s, a, t, below=True),
             "precision and recall are swapped: precision = TP / (TP + FP), recall = TP / (TP + FN)": _pr_swapped,

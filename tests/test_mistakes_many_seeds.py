@@ -1,0 +1,111 @@
+"""Detection does not depend on the seed (issue 16, item 3).
+
+Every known mistake of every exercise of the syllabus must lose the exercise's points, and be
+named, whatever seed the grading run uses, and its visible cases must flag it whatever draw the
+generator made for them. For each of ``SEEDS`` seeds (200 unless ``MANY_SEEDS`` says otherwise):
+
+- grading run: the exercise's visible cases (fixed + the shipped draw) and the hidden cases drawn
+  from the seed, judged by the trusted scorer on what the sandbox harness records (outputs and
+  contract facts): the mistake must not pass, and its message must appear;
+- visible draw: the fixed cases and visible cases drawn from the seed instead of the shipped one,
+  judged alike: the mistake must fail there too (so a student sees it before submitting, and a
+  change to an exercise's name, which reseeds its visible draw, cannot hide it).
+
+Outputs are cached per exercise (the reference and every mistake run once per distinct case), so
+the whole syllabus takes a few minutes on 2 cores: hence ``slow``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import pytest
+
+from autograder.course import Course
+from autograder.plan import ExercisePlan, PlannedCase
+from autograder.reference import load_exercises, reference_function
+from autograder.scoring import score_exercise
+from conftest import REPO, syllabus_ids
+from helpers.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case
+
+COURSE = Course(REPO / "course")
+SEEDS = range(int(os.environ.get("MANY_SEEDS", "200")))
+
+pytestmark = pytest.mark.slow
+
+
+def _params():
+    params = []
+    for aid in syllabus_ids():
+        for name, ex in load_exercises(COURSE.cases_file(aid)).items():
+            for i, message in enumerate(ex.mistakes):
+                params.append(pytest.param(aid, name, message, id=f"{aid}:{name}:mistake{i}"))
+    return params
+
+
+class _Runs:
+    """Every function of one exercise (reference, mistakes) run once per distinct case."""
+
+    def __init__(self, aid: str, name: str):
+        self.ex = load_exercises(COURSE.cases_file(aid))[name]
+        self.reference = reference_function(COURSE.source_notebook(aid), name)
+        self.watch = resolve_callables(self.ex.forbidden)
+        self._cache: dict[str, tuple[list, dict, dict]] = {}
+
+    def case(self, inputs: dict) -> tuple[list, dict, dict]:
+        """(encoded inputs, the reference's entry, {mistake: entry}) for one case's inputs."""
+        enc = encode_inputs(inputs)
+        key = json.dumps(enc)
+        if key not in self._cache:
+            fw = self.ex.framework
+            ref = run_case(self.reference, enc, fw, self.watch)
+            assert "output" in ref, f"the reference fails on a case: {ref.get('error')}"
+            wrong = {m: run_case(f, enc, fw, self.watch) for m, f in self.ex.mistakes.items()}
+            self._cache[key] = (enc, ref, wrong)
+        return self._cache[key]
+
+    def verdict(self, cases: list[dict], hidden: list[bool], message: str):
+        """The trusted scorer's result for the mistake ``message`` on these cases."""
+        planned, results = [], []
+        for inputs, is_hidden in zip(cases, hidden):
+            enc, ref, wrong = self.case(inputs)
+            known = []
+            for m, entry in wrong.items():
+                try:
+                    if "output" in entry:
+                        known.append((m, decode(entry["output"])))
+                except EncodingError:
+                    continue
+            planned.append(PlannedCase(enc, decode(ref["output"]), known, is_hidden))
+            results.append(wrong[message])
+        plan = ExercisePlan(self.ex, planned)
+        return score_exercise(plan, json.dumps({"exercise": self.ex.name, "results": results}))
+
+
+@functools.lru_cache(maxsize=4)
+def _runs(aid: str, name: str) -> _Runs:
+    return _Runs(aid, name)
+
+
+@pytest.mark.parametrize("aid, name, message", _params())
+def test_every_mistake_fails_and_is_named_under_every_seed(aid, name, message):
+    runs = _runs(aid, name)
+    ex = runs.ex
+    shipped = ex.visible_cases()
+    passed, unnamed, unseen = [], [], []
+    for seed in SEEDS:
+        hidden = ex.hidden_cases(seed)
+        result = runs.verdict(shipped + hidden, [False] * len(shipped) + [True] * len(hidden), message)
+        if result.ok:
+            passed.append(seed)
+        elif not any(message in p for p in result.problems):
+            unnamed.append(seed)
+        drawn = ex.visible_cases(seed)
+        if runs.verdict(drawn, [False] * len(drawn), message).ok:
+            unseen.append(seed)
+    n = len(SEEDS)
+    assert not passed, f"passes every case under {len(passed)} of {n} seeds (e.g. {passed[:5]}): {message!r}"
+    assert not unnamed, f"not named under {len(unnamed)} of {n} seeds (e.g. {unnamed[:5]}): {message!r}"
+    assert not unseen, (f"the visible cases miss it under {len(unseen)} of {n} visible draws "
+                        f"(e.g. {unseen[:5]}): add a fixed case: {message!r}")

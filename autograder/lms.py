@@ -342,7 +342,7 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
             refusals.append(collect.Refusal(f"{u.label}/{inner}", aid, why))
         for inner, why in u.broken:
             refusals.append(collect.Refusal(f"{u.label}/{inner}", aid, why))
-            sub_notes.append(f"not graded: a file of the submission could not be read "
+            sub_notes.append(f"a file of the submission could not be read, so none of it is graded "
                              f"({PurePosixPath(inner).name[:60]}: {why})")
         if u.broken:  # as for any zip (collect.discover): a damaged submission is not graded, and says why
             copies = []

@@ -110,9 +110,9 @@ def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str], uid: int
             "--perms", "1777", "--size", disk, "--tmpfs", "/tmp",  # before any bind under /tmp
             "--perms", "0755", "--dir", "/home"]
     cmd += ["--perms", "0777" if os.geteuid() == 0 else "0755", "--size", disk, "--tmpfs", HOME]
-    # Python, the venv and the helpers package, read-only, at their own paths.
+    # Python, the venv, the package folders on sys.path and the helpers package, read-only, at their own paths.
     binds = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix),
-                    Path(helpers.__file__).resolve().parent})
+                    Path(helpers.__file__).resolve().parent, *package_dirs()})
     parents = sorted({a for p in [*binds, workdir / "grader" / "outputs"] for a in p.parents
                       if a not in (Path("/"), Path("/tmp"))}, key=lambda a: len(a.parts))
     for a in parents:  # folders bwrap creates are 0700 by default: the kernel's user must pass through
@@ -137,6 +137,19 @@ def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str], uid: int
         cmd += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return cmd
+
+
+def package_dirs() -> set[Path]:
+    """The site-packages folders Python imports from (a venv may take its packages from a folder
+    outside ``sys.prefix``, e.g. a shared environment on a hub). Only folders named site-packages or
+    dist-packages: never another sys.path entry, such as the repository an editable install adds
+    (it holds the reference and the cases)."""
+    found = set()
+    for entry in sys.path:
+        p = Path(entry).resolve() if entry else None
+        if p is not None and p.name in ("site-packages", "dist-packages") and p.is_dir():
+            found.add(p)
+    return found
 
 
 def prepare_workdir(workdir: Path, exercises: list[str], uid: int) -> None:

@@ -44,20 +44,21 @@ def _cli(course: Path, *args: str, tmpdir: Path | None = None, **kw) -> subproce
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw)
 
 
-def _matching(text: str) -> list[int]:
-    """Processes whose command line contains ``text``."""
+def _matching(*texts: str) -> list[int]:
+    """Processes whose command line contains every one of ``texts`` (processes come and go meanwhile)."""
     found = []
     for pid in processes.all_processes():
         try:
-            if text in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                found.append(pid)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-    return [p for p in found if p != os.getpid()]
+        if pid != os.getpid() and all(t in cmdline for t in texts):
+            found.append(pid)
+    return found
 
 
 def _kernels(tmpdir: Path) -> list[int]:
-    return [p for p in _matching(str(tmpdir)) if "ipykernel" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+    return _matching(str(tmpdir), "ipykernel")
 
 
 def _grades(course: Path) -> dict:

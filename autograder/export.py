@@ -24,15 +24,19 @@ def grade_rows(course: Course, gb: Gradebook) -> list[dict]:
     rows = []
     for student in sorted(gb.students, key=lambda s: s.id):
         for a in course.assignments():
+            penalty = 0.0
             try:
                 sub = gb.find_submission(a.id, student.id)
-                score, max_score = sub.score, sub.max_score
+                penalty = float(sub.late_submission_penalty or 0.0)
+                score, max_score = max(0.0, sub.score - penalty), sub.max_score
             except MissingEntry:
                 score, max_score = 0.0, a.points
             outcome = outcomes.read(course, a.id, student.id) or {}
             status = outcome.get("status", "no submission")
             reason = outcome.get("reason", "")
             notes = outcome.get("notes", [])
+            if penalty:
+                notes = [*notes, f"late: {penalty:g} point(s) off"]
             if notes:
                 reason = "; ".join([*notes, reason]) if reason and reason != "ok" else "; ".join(notes)
             rows.append({"student": student.id, "assignment": a.id, "score": f"{score:g}",

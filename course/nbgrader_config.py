@@ -55,6 +55,11 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 
+# Late submissions (a due date per assignment in syllabus.toml; the submission time from nbgrader's
+# exchange or a timestamp.txt) lose 10 % of their score per started day late (autograder/late.py).
+c.AssignLatePenalties.plugin_class = "autograder.late.PerDayPenalty"
+c.PerDayPenalty.percent_per_day = 10
+
 # Feedback never shows hidden tests, student HTML/JS that could run, or outputs computed from
 # hidden inputs: the student's source and the trusted verdicts only (autograder.sanitize).
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, StudentContent, FeedbackOutputs,

@@ -350,7 +350,8 @@ def test_grading_the_collected_submissions(loop):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     rows = subs.read_grades(hub["course"] / "exports" / "grades.csv")
     assert rows[(hub["alice"], AID)]["score"] == "12"
-    assert rows[(hub["bob"], AID)]["score"] == "10"  # softmax (2 points) wrong
+    # softmax (2 points) wrong, and a day late: 10 % of his 10 points off (autograder.late.PerDayPenalty)
+    assert rows[(hub["bob"], AID)]["score"] == "9" and "late: 1 point(s) off" in rows[(hub["bob"], AID)]["reason"]
 
 
 @pytest.mark.slow

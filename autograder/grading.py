@@ -224,8 +224,8 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
         refused = [*refused, *opts.refusals]
         for r in refused:
             outcomes.record_refusal(course, r.name, r.assignment, r.reason)
-            print(f"refused {outcomes.printable_name(r.name)}{'/' + r.assignment if r.assignment else ''}: "
-                  f"{outcomes.clean_text(r.reason)}", file=sys.stderr)
+            where = f" ({outcomes.printable_name(r.assignment)})" if r.assignment else ""
+            print(f"refused {outcomes.printable_name(r.name)}{where}: {outcomes.clean_text(r.reason)}", file=sys.stderr)
         if not submissions:
             if refused:
                 return [outcomes.read_refusals(course)[f"{r.name}\x00{r.assignment}"] for r in refused]

@@ -57,8 +57,19 @@ def _matching(*texts: str) -> list[int]:
     return found
 
 
-def _kernels(tmpdir: Path) -> list[int]:
-    return _matching(str(tmpdir), "ipykernel")
+def _kernels(tmpdir: Path) -> set[str]:
+    """The kernels alive under ``tmpdir``, one per sandbox folder: a kernel is several processes
+    (bubblewrap's, the kernel's, any fork of it), all naming the same per-notebook folder."""
+    import re
+
+    found = set()
+    for pid in _matching(str(tmpdir), "ipykernel"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found |= set(re.findall(rf"{re.escape(str(tmpdir))}/autograder-[^/ ]+", cmdline))
+    return found
 
 
 def _grades(course: Path) -> dict:
@@ -96,7 +107,7 @@ def test_kernels_end_with_their_submission(tmp_path, unsafe):
     assert proc.returncode == 0, err[-3000:]
     assert 1 <= most <= 2, f"{most} kernels alive at once with 2 workers"
     time.sleep(1)
-    assert _kernels(tmpdir) == [], "kernels outlived the batch"
+    assert _kernels(tmpdir) == set() and _matching(str(tmpdir)) == [], "processes outlived the batch"
     assert _matching(MARKER) == [], "a daemon a submission started outlived its grading"
     grades = _grades(course)
     assert len([k for k in grades if k[1] == AID]) == n

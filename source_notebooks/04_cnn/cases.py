@@ -178,7 +178,9 @@ EXERCISES = [
     Exercise(
         "conv_output_size", _size_inputs,
         fixed=({"d": 28, "k": 5, "p": 0, "s": 2}, {"d": 7, "k": 3, "p": 1, "s": 1},
-               {"d": 10, "k": 4, "p": 2, "s": 3}),
+               {"d": 10, "k": 4, "p": 2, "s": 3},
+               # one-sided padding gives a value no other mistake gives (scalars: a match must be unique)
+               {"d": 8, "k": 4, "p": 3, "s": 2}),
         hidden=8,
         mistakes={
             "the division is not floored: the kernel only fits floor((d + 2p - k) / s) + 1 times (use //)": _size_no_floor,

@@ -41,6 +41,13 @@ def _seq_inputs(rng):
             "b": rng.normal(0, 0.5, size=H)}
 
 
+def _one_step_sequence():
+    """A sequence of length T = 1 (degenerate, shown to students): one step from h0."""
+    case = _seq_inputs(np.random.default_rng(1601))
+    case["x"] = case["x"][:, :1].copy()
+    return case
+
+
 def _bwd_inputs(rng):
     case = _seq_inputs(rng)
     N, T, _ = case["x"].shape
@@ -184,6 +191,7 @@ EXERCISES = [
     ),
     Exercise(
         "rnn_forward", _seq_inputs,
+        fixed=(_one_step_sequence(),),
         mistakes={
             "the hidden state is not carried: each step must start from the previous step's h, not from h0":
                 lambda x, h0, Wx, Wh, b: _forward(x, h0, Wx, Wh, b, carry=False),

@@ -231,7 +231,7 @@ EXERCISES = [
     ),
     Exercise(
         "causal_mask", lambda rng: {"T": int(rng.integers(2, 10))},
-        fixed=({"T": 4},),
+        fixed=({"T": 4}, {"T": 1}),  # T = 1: a single position sees itself
         framework="torch",
         mistakes={
             "each position sees the future instead of the past: keep the LOWER triangle (torch.tril)":

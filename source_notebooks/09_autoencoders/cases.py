@@ -275,6 +275,9 @@ EXERCISES = [
     ),
     Exercise(
         "corrupt", _corrupt_inputs,
+        # "any shape": a flat (N, D) batch too, not only (N, 1, H, W)
+        fixed=({k: (v.reshape(v.shape[0], -1) if isinstance(v, np.ndarray) else v)
+                for k, v in _corrupt_inputs(np.random.default_rng(909)).items()},),
         pure=True,  # "Don't modify `X` in place."
         mistakes={
             "modified `X` in place": _corrupt_in_place,
@@ -327,7 +330,8 @@ EXERCISES = [
     ),
     Exercise(
         "interpolate_latent", _interp_inputs,
-        fixed=({"z0": np.array([0.0, 1.0]), "z1": np.array([2.0, -3.0]), "n_steps": 5},),
+        fixed=({"z0": np.array([0.0, 1.0]), "z1": np.array([2.0, -3.0]), "n_steps": 5},
+               {"z0": np.array([0.5, -1.0, 2.0]), "z1": np.array([1.5, 1.0, -2.0]), "n_steps": 2}),  # the ends only
         mistakes={
             "the last row must be z1 itself: t runs from 0 to 1 inclusive (np.linspace includes the endpoint)":
                 lambda z0, z1, n: _interp(z0, z1, n, t=np.arange(n) / n),

@@ -257,6 +257,12 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
                 outcomes.record_note(course, sub.assignment, sub.student, note)
             todo.append((sub, digest))
         if todo:
+            # The reference runs here, once, before any fork: workers (and the canary's) inherit the
+            # plans, and never run torch after a fork (its thread pool would deadlock them).
+            from autograder.plan import grading_plan
+
+            for aid in sorted({s.assignment for s, _ in todo}):
+                grading_plan(course.root, aid, opts.seed)
             check_host(course, sorted({s.assignment for s, _ in todo}), opts)
         _run(course, todo, opts)
     results = [outcomes.read(course, s.assignment, s.student) or {} for s in submissions]
@@ -381,11 +387,6 @@ def _lost(course: Course, sub: collect.Submission) -> None:
 def _run(course: Course, todo: list, opts: GradeOptions) -> None:
     if not todo:
         return
-    # Warm the reference and the cases once; forked workers inherit them.
-    from autograder.plan import grading_plan
-
-    for aid in {s.assignment for s, _ in todo}:
-        grading_plan(course.root, aid, opts.seed)
     bar = tqdm(total=len(todo), desc="grading", unit="submission")
     if opts.workers <= 1:
         for sub, digest in todo:

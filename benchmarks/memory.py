@@ -6,6 +6,7 @@ descendants (workers, sandboxes, kernels) and the number of live kernels.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 AID = "01_perceptron"
+
+
+def _sandboxes(pids: set[int]) -> set[str]:
+    """Live kernels, one per per-notebook folder (bubblewrap's processes and the kernel share it)."""
+    found = set()
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "ipykernel" in cmdline:
+            found |= set(re.findall(r"/autograder-[^/ ]+", cmdline))
+    return found
 
 
 def bench_memory(sizes: tuple[int, ...] = (10, 40, 100), workers: int = 2) -> list[dict]:
@@ -41,13 +55,7 @@ def bench_memory(sizes: tuple[int, ...] = (10, 40, 100), workers: int = 2) -> li
             while proc.poll() is None:
                 tree = processes.descendants(proc.pid) | {proc.pid}
                 peak = max(peak, processes.rss_bytes(tree))
-                live = 0
-                for pid in tree:
-                    try:
-                        live += "ipykernel" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-                    except OSError:
-                        pass
-                kernels = max(kernels, live)
+                kernels = max(kernels, len(_sandboxes(tree)))
                 time.sleep(0.2)
             rows.append({"submissions": n, "seconds": time.monotonic() - start, "peak_mb": peak / 2**20,
                          "kernels_at_once": kernels, "ok": proc.returncode == 0})

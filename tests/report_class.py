@@ -310,6 +310,8 @@ def graded_class(tmp: Path) -> dict:
         return _GRADED["class"]
     course = copy_course(tmp)
     _set_due(course)
+    with open(course / "nbgrader_config.py", "a") as f:  # lateness is reported; scores stay the exercises' points
+        f.write("\nc.PerDayPenalty.percent_per_day = 0\n")
     folder = write_class(tmp / "submissions")
     due = dt.datetime.fromisoformat(DUE.replace("Z", "+00:00"))
     for student, seconds in LATE.items():

@@ -375,7 +375,7 @@ def test_students_fetch_their_own_feedback_with_their_score(loop):
     assert r.stdout.count("returned ") == 2
     alice_page, bob_page = loop["feedback"][hub["alice"]], loop["feedback"][hub["bob"]]
     assert re.search(r"Score: 12\.0 / 12\.0", alice_page)
-    assert re.search(r"Score: 10\.0 / 12\.0", bob_page)
+    assert re.search(r"Score: 9\.0 / 12\.0", bob_page)  # 10 points, one day late: 10 % off (autograder.late)
     assert hub["bob"] not in alice_page and hub["alice"] not in bob_page
     feedback = hub["hub"].exchange / COURSE_ID / "feedback"
     assert oct(feedback.stat().st_mode & 0o777) == "0o711"  # no listing: names are secret HMACs

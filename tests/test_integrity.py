@@ -104,7 +104,9 @@ def test_a_broken_host_stops_before_grading_anyone(tmp_path):
     r = run_cli("grade", str(folder), "--workers", "1", course=course)
     assert r.returncode == 2, r.stderr[-2000:]
     line = r.stderr.strip().splitlines()[-1]
-    assert "cannot grade 01_perceptron" in line and "setup cell failed" in line and "Nothing was graded" in line
+    assert "cannot grade 01_perceptron" in line and "Nothing was graded" in line
+    # the cause is named: torch fails to import in the set-up cell, or the kernel dies of it
+    assert "setup cell failed" in line or "kernel died" in line or "failed to start" in line, line
     assert "Traceback" not in r.stderr
     assert not (course / "outcomes" / AID / "alice.json").exists()
 

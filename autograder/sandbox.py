@@ -194,7 +194,8 @@ class BoundedKernelClient(AsyncKernelClient):
     """A kernel client whose sockets refuse any message over ``max_message_bytes``: the trusted
     process never holds a huge message (ZeroMQ drops the connection instead)."""
 
-    max_message_bytes = Integer(64 * 1024 * 1024).tag(config=True)
+    max_message_bytes = Integer(Limits.message_mb * 1024 * 1024,
+                                help="Largest message accepted from the kernel (bytes).").tag(config=True)
 
     def _create_connected_socket(self, channel: str, identity: bytes | None = None):
         sock = super()._create_connected_socket(channel, identity)

@@ -30,7 +30,7 @@ def test_every_limit_in_the_readme_is_the_code_default():
     assert f"per notebook ({_config_value('SandboxedExecute.notebook_timeout')} s)" in text
     assert f"({SandboxedExecute.max_output_bytes.default_value // 1_000_000} MB: streams" in text
     assert f"any single kernel message ({BoundedKernelClient.max_message_bytes.default_value // 2**20} MB)" in text
-    assert lim.message_mb == BoundedKernelClient.max_message_bytes.default_value // 2**20
+
     assert f"({scoring.MAX_OUTPUT_BYTES // 1_000_000} MB per exercise, nesting depth {checking.MAX_DEPTH}" in text
     assert f"{checking.MAX_ELEMENTS // 1_000_000} million numbers" in text
     assert f"feedback rendering ({grading.FEEDBACK_SECONDS} s)" in text

@@ -298,7 +298,7 @@ def test_the_bundle_holds_the_student_edition_of_every_syllabus_assignment(built
         assert f"{NOTEBOOKS}/{a['id']}/{a['id']}.ipynb" in built["files"]["README.md"].decode()
     for f in ("README.md", "run", "LICENSE", "pyproject.toml", "environment.yml", ".gitignore", "BUNDLE.json",
               "helpers/__init__.py", "helpers/checking.py", "helpers/datasets/PROVENANCE.md",
-              "helpers/datasets/mnist10k.npz"):
+              "helpers/datasets/mnist9k.npz"):
         assert f in names, f
     assert (built["folder"] / "run").stat().st_mode & 0o111
     assert not any("__pycache__" in n or n.endswith(".pyc") or ".ipynb_checkpoints" in n for n in names)

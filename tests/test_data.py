@@ -37,12 +37,12 @@ from helpers.data.digits import _raw_digits
 from helpers.data.shipped import DATASETS_DIR, shipped_path
 
 REPO = Path(__file__).resolve().parents[1]
-CLASS_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+CLASS_COUNTS = [901, 1027, 891, 932, 880, 763, 914, 970, 844, 878]  # the 9,000 shipped digits
 
 
 # ----------------------------------------------------------------------------- digits
 
-@pytest.mark.parametrize("split, n", [("train", 8000), ("test", 2000)])
+@pytest.mark.parametrize("split, n", [("train", 8000), ("val", 1000), ("test", 1000)])
 def test_load_digits_shapes_dtypes_range(split, n):
     X, y = load_digits(split)
     assert X.shape == (n, 28, 28) and X.dtype == np.float32
@@ -57,22 +57,24 @@ def test_load_digits_shapes_dtypes_range(split, n):
 
 def test_digits_file_content_matches_provenance():
     images, labels = _raw_digits()
-    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert images.shape == (9000, 28, 28) and images.dtype == np.uint8
     assert np.bincount(labels).tolist() == CLASS_COUNTS
 
 
 def test_digits_split_is_disjoint_complete_and_stratified():
     images, labels = _raw_digits()
     X_tr, y_tr = load_digits("train")
-    X_te, y_te = load_digits("test")
-    # Every sample appears exactly once in train + test (as many times as in the file).
+    X_te, y_te = load_digits("val")
+    # Every sample appears exactly once in train + val (as many times as in the file).
     as_bytes = lambda X, y: Counter((np.rint(x * 255).astype(np.uint8).tobytes(), int(c)) for x, c in zip(X, y))
     assert as_bytes(X_tr, y_tr) + as_bytes(X_te, y_te) == Counter(
         (x.tobytes(), int(c)) for x, c in zip(images, labels))
-    # Each class contributes round(20 %) of its samples to the test split.
-    expected_test = [round(0.2 * c) for c in CLASS_COUNTS]
-    assert np.bincount(y_te, minlength=10).tolist() == expected_test
-    assert np.bincount(y_tr, minlength=10).tolist() == [c - t for c, t in zip(CLASS_COUNTS, expected_test)]
+    # The fixed split: every class is in both, and the old 2,000-digit test split's survivors validate.
+    assert np.bincount(y_te, minlength=10).min() >= 70 and len(y_te) == 1000
+    assert load_digits("test")[1].tolist() == y_te.tolist(), '"test" is an older name of "val"'
+    # A stratified split (another seed): each class contributes round(1/9) of its samples.
+    _, y_s = load_digits("val", seed=5)
+    assert np.bincount(y_s, minlength=10).tolist() == [round(c / 9) for c in CLASS_COUNTS]
 
 
 def test_digits_split_is_shuffled_across_classes():
@@ -115,7 +117,7 @@ def test_digits_normalize_uses_train_statistics():
 
 def test_load_digits_rejects_bad_arguments():
     with pytest.raises(ValueError, match="split"):
-        load_digits("validation")
+        load_digits("holdout")
     with pytest.raises(ValueError, match="test_fraction"):
         load_digits("train", test_fraction=1.5)
 
@@ -123,7 +125,7 @@ def test_load_digits_rejects_bad_arguments():
 def test_digits_dataset_and_loader():
     ds = digits_dataset("test")
     x, y = ds[0]
-    assert len(ds) == 2000
+    assert len(ds) == 1000
     assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
     X_np, y_np = load_digits("test")
     np.testing.assert_array_equal(ds.tensors[0][:, 0].numpy(), X_np)
@@ -149,7 +151,7 @@ def test_digits_dataset_and_loader():
 
 @pytest.fixture
 def copy_of_datasets(tmp_path):
-    for name in ("mnist10k.npz", "names.txt"):
+    for name in ("mnist9k.npz", "names.txt"):
         shutil.copy(DATASETS_DIR / name, tmp_path / name)
     return tmp_path
 
@@ -157,11 +159,11 @@ def copy_of_datasets(tmp_path):
 def test_shipped_file_damaged_or_missing_gives_clear_error(copy_of_datasets):
     d = copy_of_datasets
     assert shipped_path("names.txt", d) == d / "names.txt"
-    data = bytearray((d / "mnist10k.npz").read_bytes())
+    data = bytearray((d / "mnist9k.npz").read_bytes())
     data[1000] ^= 0xFF
-    (d / "mnist10k.npz").write_bytes(bytes(data))
+    (d / "mnist9k.npz").write_bytes(bytes(data))
     with pytest.raises(ShippedDataError, match="damaged.*sha256"):
-        shipped_path("mnist10k.npz", d)
+        shipped_path("mnist9k.npz", d)
     (d / "names.txt").unlink()
     with pytest.raises(ShippedDataError, match="missing"):
         shipped_path("names.txt", d)

@@ -4,7 +4,7 @@ Importing this package is cheap: it loads no data, downloads nothing, seeds noth
 not import torch (only the functions that return torch objects do, when called).
 
 Shipped with the course (offline, checked by sha256; see helpers/datasets/PROVENANCE.md):
-- ``load_digits``, ``digits_dataset``, ``digits_loader``  -- 10,000 real MNIST digits
+- ``load_digits``, ``digits_dataset``, ``digits_loader``  -- 9,000 real MNIST digits (train/val)
 - ``load_names``, ``CharVocab``, ``make_context_pairs``, ``make_padded_batch`` -- 5,163 names
 Downloaded on request, into a checked cache (module ``helpers.data.download``, whose
 ``download(url, path, checksum)`` fetches any single file the same careful way):

@@ -19,7 +19,7 @@ Where things live:
   the mirror must have the cache's layout, ``<base_url>/<dataset>/<filename>``. A filled cache
   directory served with ``python -m http.server`` is such a mirror (handy for a classroom).
 
-Offline? The course never needs these: ``helpers.data.load_digits()`` gives 10,000 real MNIST
+Offline? The course never needs these: ``helpers.data.load_digits()`` gives 9,000 real MNIST
 digits that ship with the course.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ DEFAULT_TIMEOUT = 30.0  # seconds without any data before a download is abandone
 
 OFFLINE_HINT = (
     "Offline? Use the data that ship with the course instead: "
-    "`from helpers.data import load_digits; X, y = load_digits('train')` (10,000 real MNIST "
+    "`from helpers.data import load_digits; X, y = load_digits('train')` (9,000 real MNIST "
     "digits) or `load_names()` (5,163 first names, for character-level models)."
 )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
 
 SHIPPED_SHA256 = {
-    "mnist10k.npz": "0217e13bd0668deb198aa7d305edbf0331eb89f8a6e7dd226e03d1aa3a9bd4ef",
+    "mnist9k.npz": "eb8fcaf007eb5bdcd03b9c8433793eecf13a700f84e22e004ebeb98b5457b2cc",
     "names.txt": "cba14f452b7768bd7fe093035a67491d4a334061634ccfd51522fb796910e75e",
 }
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from typing import Any
 
 import pytest
 
@@ -51,10 +52,12 @@ class _Runs:
         self.ex = load_exercises(COURSE.cases_file(aid))[name]
         self.reference = reference_function(COURSE.source_notebook(aid), name)
         self.watch = resolve_callables(self.ex.forbidden)
-        self._cache: dict[str, tuple[list, dict, dict]] = {}
+        self._cache: dict[str, tuple[list, Any, list, dict]] = {}
+        self._draws: dict[tuple[str, int | None], list] = {}
 
-    def case(self, inputs: dict) -> tuple[list, dict, dict]:
-        """(encoded inputs, the reference's entry, {mistake: entry}) for one case's inputs."""
+    def case(self, inputs: dict) -> tuple[list, Any, list, dict]:
+        """(encoded inputs, the reference's decoded output, [(mistake, decoded output)], {mistake: entry})
+        for one case's inputs: every function runs, and every output is decoded, once per distinct case."""
         enc = encode_inputs(inputs)
         key = json.dumps(enc)
         if key not in self._cache:
@@ -62,14 +65,6 @@ class _Runs:
             ref = run_case(self.reference, enc, fw, self.watch)
             assert "output" in ref, f"the reference fails on a case: {ref.get('error')}"
             wrong = {m: run_case(f, enc, fw, self.watch) for m, f in self.ex.mistakes.items()}
-            self._cache[key] = (enc, ref, wrong)
-        return self._cache[key]
-
-    def verdict(self, cases: list[dict], hidden: list[bool], message: str):
-        """The trusted scorer's result for the mistake ``message`` on these cases."""
-        planned, results = [], []
-        for inputs, is_hidden in zip(cases, hidden):
-            enc, ref, wrong = self.case(inputs)
             known = []
             for m, entry in wrong.items():
                 try:
@@ -77,7 +72,28 @@ class _Runs:
                         known.append((m, decode(entry["output"])))
                 except EncodingError:
                     continue
-            planned.append(PlannedCase(enc, decode(ref["output"]), known, is_hidden))
+            self._cache[key] = (enc, decode(ref["output"]), known, wrong)
+        return self._cache[key]
+
+    def draw(self, kind: str, seed: int | None = None) -> list[tuple[list, Any, list, dict]]:
+        """The processed cases (see ``case``) of one draw, memoised: "shipped" (the visible cases as
+        released), "hidden" (a grading run's, from ``seed``) or "visible" (a visible draw from ``seed``)."""
+        key = (kind, seed)
+        if key not in self._draws:
+            if kind == "shipped":
+                cases = self.ex.visible_cases()
+            elif kind == "hidden":
+                cases = self.ex.hidden_cases(seed)
+            else:
+                cases = self.ex.visible_cases(seed)
+            self._draws[key] = [self.case(inputs) for inputs in cases]
+        return self._draws[key]
+
+    def verdict(self, cases: list[tuple[list, Any, list, dict]], hidden: list[bool], message: str):
+        """The trusted scorer's result for the mistake ``message`` on these (processed) cases."""
+        planned, results = [], []
+        for (enc, expected, known, wrong), is_hidden in zip(cases, hidden):
+            planned.append(PlannedCase(enc, expected, known, is_hidden))
             results.append(wrong[message])
         plan = ExercisePlan(self.ex, planned)
         return score_exercise(plan, json.dumps({"exercise": self.ex.name, "results": results}))
@@ -91,17 +107,16 @@ def _runs(aid: str, name: str) -> _Runs:
 @pytest.mark.parametrize("aid, name, message", _params())
 def test_every_mistake_fails_and_is_named_under_every_seed(aid, name, message):
     runs = _runs(aid, name)
-    ex = runs.ex
-    shipped = ex.visible_cases()
+    shipped = runs.draw("shipped")
     passed, unnamed, unseen = [], [], []
     for seed in SEEDS:
-        hidden = ex.hidden_cases(seed)
+        hidden = runs.draw("hidden", seed)
         result = runs.verdict(shipped + hidden, [False] * len(shipped) + [True] * len(hidden), message)
         if result.ok:
             passed.append(seed)
         elif not any(message in p for p in result.problems):
             unnamed.append(seed)
-        drawn = ex.visible_cases(seed)
+        drawn = runs.draw("visible", seed)
         if runs.verdict(drawn, [False] * len(drawn), message).ok:
             unseen.append(seed)
     n = len(SEEDS)

@@ -72,12 +72,15 @@ def test_each_known_mistake_loses_the_points_and_is_named(aid, name, message):
 def test_test_cells_match_cases_and_points_match_syllabus(aid):
     nb = nbformat.read(COURSE.source_notebook(aid), as_version=4)
     exercises = load_exercises(COURSE.cases_file(aid))
+    from autograder.challenges import load_challenges  # issue 19: challenges are graded cells too
+
+    exercises = {**exercises, **load_challenges(COURSE.cases_file(aid))}
     graded = {}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade") and not meta.get("solution"):
-            m = re.search(r'check\(\s*"([^"]+)"', cell.source)
-            assert m, f"graded cell {meta['grade_id']} does not call check(...)"
+            m = re.search(r'(?:check|challenge)\(\s*"([^"]+)"', cell.source)
+            assert m, f"graded cell {meta['grade_id']} does not call check(...) or challenge(...)"
             assert m.group(1) == meta["grade_id"], "a test cell's grade_id must equal its exercise name"
             graded[meta["grade_id"]] = meta["points"]
         assert not cell.get("outputs"), "source notebooks are committed without outputs"

@@ -1,0 +1,318 @@
+"""Model-design challenges on the trusted side: declared in cases.py, graded on held-out data.
+
+An assignment's ``cases.py`` may define ``CHALLENGES``, a list of ``Challenge``. Its graded cell is
+``challenge("<name>", <fit>)`` (``helpers.challenges``). The design (issue 19):
+
+- **The grader retrains within the budget**, in the sandbox, on the students' own training split:
+  nothing but the notebook travels with a submission, the CPU-time budget is measured on the
+  grading machine (a weights file made at home could not show how it was trained, or on what), and
+  the run is seeded on one thread, so the same submission gets the same score.
+- The sandbox gets the **test inputs only** (``ChallengePlan.sandbox_inputs``); the test targets
+  (labels, clean images, future values) stay in this process, which computes the metric from the
+  outputs the sandbox wrote (``ChallengePlan.score``) and turns it into points by the documented
+  thresholds: full marks at or past ``full``, none at or past ``zero``, linear in between.
+- Every failure is an outcome with 0 points and a reason: nothing recorded, unreadable or huge
+  outputs, the fit not implemented / raising / over its CPU time, a model over the parameter budget,
+  outputs of the wrong shape or not finite. The verdict shows the rounded metric and the budget used,
+  never a test target or a per-sample result.
+
+Budgets are measured by the harness inside the student's process: an honest submission cannot go
+over them unnoticed; a deliberately hostile one could misreport them (the metric itself cannot be
+faked: it is computed here, from targets the sandbox never sees).
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autograder.course import Course, CourseError
+from autograder.heldout import load_heldout
+from helpers.challenges import DENOISE_SIGMA, Spec, metric_value, output_shape
+from helpers.checking import EncodingError, decode
+
+TASKS = ("digits_classifier", "digits_denoiser", "sine_forecaster")
+METRICS = {"accuracy": True, "mse": False}  # higher is better?
+#: Largest outputs document read per challenge (bytes): 1,000 images of 28 x 28 floats fit easily.
+MAX_CHALLENGE_BYTES = 40_000_000
+#: Seed of the noise added to the held-out digits of the denoising task (instructor-only).
+_TEST_NOISE_SEED = 90_210
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One graded model-design challenge (cases.py's ``CHALLENGES``).
+
+    name:           the grade_id of its graded cell and the first argument of ``challenge(name, fit)``
+    task:           what the model does (``helpers.challenges.task_data``): digits_classifier,
+                    digits_denoiser or sine_forecaster
+    heldout:        the held-out file in ``course/heldout/`` (checked against its MANIFEST)
+    metric:         "accuracy" (higher is better) or "mse" (lower is better)
+    full, zero:     thresholds: full marks at or past ``full``, 0 at or past ``zero``, linear between
+    max_parameters: the model's budget of parameters
+    cpu_seconds:    the fit's budget of CPU time (one thread)
+    """
+
+    name: str
+    task: str
+    heldout: str
+    metric: str
+    full: float
+    zero: float
+    max_parameters: int
+    cpu_seconds: float
+    builds_on: tuple[str, ...] = ()      # as Exercise: the scorer's cascade step reads it
+    partial_credit: bool | None = None   # points are proportional by design (the thresholds)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise CourseError(f"challenge {self.name!r}: unknown task {self.task!r} (one of {TASKS})")
+        if self.metric not in METRICS:
+            raise CourseError(f"challenge {self.name!r}: unknown metric {self.metric!r}")
+        if (self.full > self.zero) != METRICS[self.metric]:
+            raise CourseError(f"challenge {self.name!r}: for {self.metric}, full must be "
+                              f"{'above' if METRICS[self.metric] else 'below'} zero")
+
+    def public(self, points: float) -> dict:
+        """What students may know (checks.json, and the sandbox's inputs file)."""
+        return {"task": self.task, "metric": self.metric, "full": self.full, "zero": self.zero,
+                "max_parameters": self.max_parameters, "cpu_seconds": self.cpu_seconds, "points": points}
+
+    def spec(self, points: float = 0.0) -> Spec:
+        return Spec.from_data(self.name, self.public(points))
+
+
+@functools.lru_cache(maxsize=32)
+def load_challenges(cases_file: Path) -> dict[str, Challenge]:
+    """An assignment's challenges by name (``CHALLENGES`` in its cases.py; none if it has none)."""
+    if not cases_file.is_file():
+        return {}
+    spec = importlib.util.spec_from_file_location(f"challenges_{cases_file.parent.name}", cases_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found = list(getattr(module, "CHALLENGES", []))
+    out = {c.name: c for c in found}
+    if len(out) != len(found):
+        raise CourseError(f"{cases_file} defines a challenge name twice")
+    return out
+
+
+def test_set(ch: Challenge) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs given to the sandbox, targets kept here) of a challenge's held-out file.
+
+    digits_classifier: uint8 images (N, 1, 28, 28), labels (N,)
+    digits_denoiser:   noisy images (N, 1, 28, 28) float32, clean images (N, 1, 28, 28) in [0, 1]
+    sine_forecaster:   past windows (N, 40) float32, the next values (N, 10)"""
+    data = load_heldout(ch.heldout)
+    if ch.task == "digits_classifier":
+        return data["images"][:, None], data["labels"].astype(np.int64)
+    if ch.task == "digits_denoiser":
+        clean = (data["images"][:, None].astype(np.float32) / np.float32(255.0))
+        rng = np.random.default_rng(_TEST_NOISE_SEED)
+        return (clean + DENOISE_SIGMA * rng.standard_normal(clean.shape)).astype(np.float32), clean
+    return data["inputs"].astype(np.float32), data["targets"].astype(np.float32)
+
+
+def _inputs_data(arr: np.ndarray) -> dict:
+    """Held-out inputs as the sandbox reads them (``helpers.challenges.decode_images``): integers
+    where they are (uint8 pixels, scale 255), else floats rounded to 6 significant digits."""
+    if arr.dtype == np.uint8:
+        return {"dtype": "uint8", "shape": list(arr.shape), "scale": 255, "data": arr.reshape(-1).tolist()}
+    return {"dtype": "float32", "shape": list(arr.shape), "scale": 1,
+            "data": [float(f"{x:.6g}") for x in arr.reshape(-1).tolist()]}
+
+
+@dataclass
+class ChallengeResult:
+    """The trusted verdict on one challenge (the same interface as an exercise's report).
+
+    value: the metric on the held-out set (None when there is no valid output); fraction: share of
+    the points. ``passed``/``total`` are 1/1 at full marks, else 0/1."""
+
+    name: str
+    spec: Spec
+    value: float | None = None
+    fraction: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    used: str = ""
+    n_test: int = 0
+    partial_credit: bool | None = None
+    kind: str = "not_run"
+
+    @property
+    def total(self) -> int:
+        return 1
+
+    @property
+    def passed(self) -> int:
+        return int(self.fraction >= 1.0)
+
+    @property
+    def ok(self) -> bool:
+        return self.fraction >= 1.0
+
+    @property
+    def not_implemented(self) -> bool:
+        return self.kind == "not_implemented"
+
+    @property
+    def cases(self) -> list[dict]:
+        return [{"hidden": True, "ok": self.ok, "kind": self.kind, "message": "; ".join(self.problems),
+                 "mistake": None}]
+
+    def score(self, points: float, partial_credit: bool = False) -> float:
+        """The points: ``points`` times the thresholds' fraction (proportional by design)."""
+        return round(points * self.fraction, 2)
+
+    def message(self, points: float, partial_credit: bool = False) -> str:
+        got = self.score(points)
+        mark = "✔" if self.ok else ("~" if got > 0 else "✘")
+        s = self.spec
+        better = "higher" if s.metric == "accuracy" else "lower"
+        rule = (f"full marks from {s.describe(s.full)}, none at {s.describe(s.zero)}, proportional between; "
+                f"{better} is better")
+        if self.value is None:
+            head = f"{mark} {self.name}: {got:g} / {points:g} points ({rule})"
+        else:
+            head = (f"{mark} {self.name}: test {s.metric} {s.describe(self.value)} on {self.n_test:,} held-out "
+                    f"samples: {got:g} / {points:g} points ({rule})")
+        lines = [head] + ([f"  - {self.used}"] if self.used else []) + [f"  - {p}" for p in self.problems[:3]]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ChallengePlan:
+    """A challenge in a grading run: what the sandbox gets, and the targets it never gets."""
+
+    exercise: Challenge
+    inputs: np.ndarray
+    targets: np.ndarray
+    points: float = 0.0
+
+    @property
+    def cases(self) -> list[None]:  # one pseudo-case: the scorer's error paths count len(plan.cases)
+        return [None]
+
+    def sandbox_inputs(self) -> str:
+        """The text of the sandbox's ``inputs/<name>.json``: the public spec and the test inputs only."""
+        return json.dumps({"challenge": self.exercise.name, "spec": self.exercise.public(self.points),
+                           "inputs": _inputs_data(self.inputs)})
+
+    def score(self, raw: str | None, max_bytes: int = MAX_CHALLENGE_BYTES) -> ChallengeResult:
+        """Judge what the sandbox wrote (None: nothing). Total: never raises because of ``raw``."""
+        ch = self.exercise
+        r = ChallengeResult(ch.name, ch.spec(self.points), n_test=len(self.targets))
+
+        def zero(kind: str, why: str) -> ChallengeResult:
+            r.kind, r.fraction, r.value = kind, 0.0, None
+            r.problems.append(why)
+            return r
+
+        if raw is None:
+            return zero("not_run", "no outputs were recorded: the challenge cell did not run (an error "
+                                   "before it, a time limit, or the kernel died?)")
+        if len(raw) > max_bytes:
+            return zero("malformed", f"the recorded outputs are larger than {max_bytes // 1_000_000} MB")
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or doc.get("challenge") != ch.name:
+                raise ValueError
+        except (ValueError, TypeError, RecursionError, MemoryError):
+            return zero("malformed", "the recorded outputs were unreadable")
+        params, seconds = doc.get("parameters"), doc.get("cpu_seconds")
+        if type(params) is int and type(seconds) in (int, float) and math.isfinite(seconds) and params >= 0:
+            r.used = (f"your model: {params:,} parameters (budget {ch.max_parameters:,}); training took "
+                      f"{seconds:.1f} CPU s (budget {ch.cpu_seconds:g} s)")
+        elif "error" not in doc:
+            return zero("malformed", "the recorded budget figures were unreadable")
+        error = doc.get("error")
+        if error is not None:
+            if error == "not_implemented":
+                return zero("not_implemented", "not implemented yet")
+            if error == "over_time":
+                return zero("over_budget", f"training went over its budget of {ch.cpu_seconds:g} CPU s "
+                                           "and was stopped")
+            if error == "not_a_module":
+                return zero("error", "your fit did not return an nn.Module")
+            return zero("error", "your fit or your model raised an exception")  # its text may echo test data
+        if params > ch.max_parameters:
+            return zero("over_budget", f"the model has {params:,} parameters, over the budget of "
+                                       f"{ch.max_parameters:,}")
+        if seconds > ch.cpu_seconds:
+            return zero("over_budget", f"training took {seconds:.1f} CPU s, over the budget of {ch.cpu_seconds:g} s")
+        try:
+            out = decode(doc.get("output"))
+            if not isinstance(out, np.ndarray):
+                raise EncodingError("not an array")
+        except EncodingError:
+            return zero("malformed", "the model's outputs are not plain numbers")
+        except Exception:  # noqa: BLE001 - deep, huge, odd: this challenge's failure, never the batch's
+            return zero("malformed", "the model's outputs are not plain numbers")
+        want = output_shape(ch.task, len(self.targets))
+        if out.shape != want:
+            return zero("wrong", f"the model's outputs have shape {tuple(out.shape)}, expected {want} "
+                                 f"({want[1:]} per input)")
+        if not np.all(np.isfinite(out)):
+            return zero("wrong", "the model's outputs hold NaN or infinite values")
+        value = metric_value(ch.metric, out, self.targets)
+        r.value = round(value, 4) if ch.metric == "accuracy" else float(f"{value:.4g}")
+        r.fraction = r.spec.fraction(r.value)
+        r.kind = "passed" if r.fraction >= 1 else "wrong"
+        return r
+
+
+def challenge_plans(course: Course, aid: str, points: dict[str, float] | None = None) -> dict[str, ChallengePlan]:
+    """The challenges of an assignment as plans (empty when it has none). points: by name, for the
+    spec shown in the sandbox (defaults to the graded cell's points in the source notebook)."""
+    found = load_challenges(course.cases_file(aid))
+    if not found:
+        return {}
+    pts = cell_points(course.source_notebook(aid)) if points is None else points
+    plans = {}
+    for name, ch in found.items():
+        inputs, targets = test_set(ch)
+        plans[name] = ChallengePlan(ch, inputs, targets, float(pts.get(name, 0.0)))
+    return plans
+
+
+def cell_points(notebook: Path) -> dict[str, float]:
+    """The points of every graded cell of a notebook, by grade_id."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"].get("points", 0))
+            for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+
+
+def visible_specs(course: Course, aid: str) -> dict[str, Any]:
+    """checks.json's ``"challenges"`` entry: each challenge's public spec (empty when none)."""
+    found = load_challenges(course.cases_file(aid))
+    if not found:
+        return {}
+    pts = cell_points(course.source_notebook(aid))
+    return {"challenges": {name: ch.public(pts.get(name, 0.0)) for name, ch in found.items()}}
+
+
+def cell_timeouts(plans: dict[str, Any], default: Any) -> Any:
+    """nbclient's ``timeout_func`` for a run: a challenge's graded cell may take its CPU budget twice
+    over plus a minute of wall-clock time (a busy grading host), every other cell ``default()``.
+    None when the run has no challenge (nbclient then uses its ``timeout``)."""
+    budgets = {name: p.exercise.cpu_seconds for name, p in plans.items() if isinstance(p, ChallengePlan)}
+    if not budgets:
+        return None
+
+    def timeout(cell: Any) -> int | None:
+        base = default()
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") if cell is not None else None
+        if gid in budgets:
+            return max(base or 0, int(2 * budgets[gid] + 60))
+        return base
+
+    return timeout

@@ -1,0 +1,349 @@
+"""Model-design challenges: you build and train a model within a budget; it is graded on test data
+you never had.
+
+    challenge("digits_cnn", fit_digits)
+
+``fit_digits(X_train, y_train, X_val, y_val)`` is yours: it builds a model, trains it and returns
+it (an ``nn.Module``). ``challenge`` calls it exactly as the grader will, under the stated budget:
+
+- **parameters**: ``sum(p.numel() for p in model.parameters())`` of the returned model;
+- **CPU seconds** of the call (``time.process_time``), on one torch thread, seeded (torch, numpy
+  and ``random`` with seed 0): the figure you see at home is what the grader measures, give or
+  take the speed of the machine. A call that goes over is stopped.
+
+In your notebook, the model is then scored on the *validation* split (the points it would get
+there are an estimate: the grade uses the test split, which only the instructor has). Under the
+grader (``AUTOGRADER_HARVEST`` set), the same call runs inside the sandbox, the model's outputs on
+the test inputs are written as plain numbers, and the grader computes the metric with the test
+targets, which never enter the sandbox (``autograder.challenges``).
+
+Each challenge's public specification (task, budget, thresholds) is in ``checks.json`` beside the
+notebook (generated from the instructor's ``cases.py``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from helpers.checking import HARVEST_ENV, encode
+
+CHECKS_FILE = "checks.json"
+#: Seed of every challenge run (torch, numpy and ``random``), at home and in the grader.
+FIT_SEED = 0
+#: Noise of the denoising task (pixels in [0, 1], Gaussian, not clipped) and the validation noise seed.
+DENOISE_SIGMA = 0.5
+_VAL_NOISE_SEED = 7
+#: The forecasting task: past window and horizon (values), and the series' noise.
+FORECAST_WINDOW, FORECAST_HORIZON, FORECAST_NOISE = 40, 10, 0.1
+
+
+class ChallengeError(AssertionError):
+    """A challenge that cannot be scored as it stands (over budget, wrong outputs...): the message says why."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython: the message, not a stack
+        return ["\x1b[0;31mChallengeError\x1b[0m: " + str(self)]
+
+
+class OverBudget(BaseException):
+    """Raised inside ``fit`` when its CPU time runs out (a BaseException: ``except Exception`` in
+    a training loop does not swallow it)."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A challenge's public specification (``checks.json``, or the grader's inputs file)."""
+
+    name: str
+    task: str                 # "digits_classifier" | "digits_denoiser" | "sine_forecaster"
+    max_parameters: int
+    cpu_seconds: float
+    metric: str               # "accuracy" (higher is better) or "mse" (lower is better)
+    full: float               # full marks from here
+    zero: float               # no points from here (linear in between)
+    points: float
+
+    @classmethod
+    def from_data(cls, name: str, d: dict) -> "Spec":
+        return cls(name, str(d["task"]), int(d["max_parameters"]), float(d["cpu_seconds"]), str(d["metric"]),
+                   float(d["full"]), float(d["zero"]), float(d.get("points", 0)))
+
+    def fraction(self, value: float) -> float:
+        """Share of the points for a metric value: 1 at or past ``full``, 0 at or past ``zero``, linear between."""
+        if not math.isfinite(value):
+            return 0.0
+        t = (value - self.zero) / (self.full - self.zero)
+        return float(min(1.0, max(0.0, t)))
+
+    def describe(self, value: float) -> str:
+        return f"{value * 100:.1f} %" if self.metric == "accuracy" else f"{value:.4f}"
+
+
+# --------------------------------------------------------------------------- #
+# Tasks: the data a fit gets, what the model maps, how outputs are checked.
+# --------------------------------------------------------------------------- #
+
+
+def _noisy(images: np.ndarray, seed: int) -> np.ndarray:
+    """(N, 1, 28, 28) clean in [0, 1] -> the same plus N(0, DENOISE_SIGMA^2) noise (float32, not clipped)."""
+    rng = np.random.default_rng(seed)
+    return (images + DENOISE_SIGMA * rng.standard_normal(images.shape)).astype(np.float32)
+
+
+def forecast_windows(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """series (S, L) -> non-overlapping (X (S * K, WINDOW), y (S * K, HORIZON)) samples, K = L // (W + H)."""
+    step = FORECAST_WINDOW + FORECAST_HORIZON
+    k = series.shape[1] // step
+    chunks = series[:, :k * step].reshape(-1, step)
+    return chunks[:, :FORECAST_WINDOW].astype(np.float32), chunks[:, FORECAST_WINDOW:].astype(np.float32)
+
+
+def task_data(task: str) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """(fit's arguments, validation inputs, validation targets) of a task, from the shipped data.
+
+    digits_classifier: fit(X_train (8000, 1, 28, 28) float32 in [0, 1], y_train (8000,) int64,
+                       X_val (1000, 1, 28, 28), y_val (1000,)); the model maps (B, 1, 28, 28) -> (B, 10) logits.
+    digits_denoiser:   fit(X_train (8000, 1, 28, 28) clean, X_val (1000, 1, 28, 28) clean); the model maps
+                       noisy images (clean + N(0, 0.5^2)) (B, 1, 28, 28) -> clean estimates (B, 1, 28, 28).
+    sine_forecaster:   fit(X_train (N, 40) past values, y_train (N, 10) the next 10, X_val, y_val); the model
+                       maps (B, 40) -> (B, 10). Series: ``helpers.data.noisy_sines`` (noise 0.1), any seed.
+    """
+    import torch
+
+    from helpers.data import load_digits, noisy_sines
+
+    if task in ("digits_classifier", "digits_denoiser"):
+        X, y = load_digits("train")
+        Xv, yv = load_digits("val")
+        X, Xv = X[:, None], Xv[:, None]
+        if task == "digits_classifier":
+            args = (torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(Xv), torch.from_numpy(yv))
+            return args, Xv, yv
+        return (torch.from_numpy(X), torch.from_numpy(Xv)), _noisy(Xv, _VAL_NOISE_SEED), Xv
+    if task == "sine_forecaster":
+        X, y = forecast_windows(noisy_sines(n_series=400, length=200, seed=0, noise=FORECAST_NOISE))
+        Xv, yv = forecast_windows(noisy_sines(n_series=100, length=200, seed=1, noise=FORECAST_NOISE))
+        return (torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(Xv), torch.from_numpy(yv)), Xv, yv
+    raise ValueError(f"unknown challenge task {task!r}")
+
+
+def output_shape(task: str, n: int) -> tuple[int, ...]:
+    """The shape the model's outputs on ``n`` inputs must have."""
+    return {"digits_classifier": (n, 10), "digits_denoiser": (n, 1, 28, 28),
+            "sine_forecaster": (n, FORECAST_HORIZON)}[task]
+
+
+def metric_value(metric: str, outputs: np.ndarray, targets: np.ndarray) -> float:
+    """accuracy: mean(argmax(outputs, 1) == targets); mse: mean((outputs - targets)^2)."""
+    if metric == "accuracy":
+        return float(np.mean(np.argmax(outputs, axis=1) == targets))
+    if metric == "mse":
+        return float(np.mean((outputs.astype(np.float64) - targets) ** 2))
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+# --------------------------------------------------------------------------- #
+# Running a fit under the budget, and the model on inputs.
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class FitRun:
+    """What running ``fit`` gave: the model (or why not), its parameters and CPU seconds."""
+
+    model: Any = None
+    parameters: int = 0
+    cpu_seconds: float = 0.0
+    error: str | None = None   # "not_implemented" | "over_time" | "raised" | "not_a_module"
+    detail: str = ""
+
+
+def _seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_fit(fit: Callable, args: tuple, cpu_seconds: float) -> FitRun:
+    """Call ``fit(*args)`` seeded, on one torch thread, stopped after ``cpu_seconds`` of CPU time."""
+    import torch
+
+    run = FitRun()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    _seed_all(FIT_SEED)
+    timer = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+    def over(signum: int, frame: Any) -> None:
+        raise OverBudget()
+
+    previous = signal.signal(signal.SIGPROF, over) if timer else None
+    start = time.process_time()
+    try:
+        if timer:
+            signal.setitimer(signal.ITIMER_PROF, float(cpu_seconds))
+        run.model = fit(*args)
+    except OverBudget:
+        run.error = "over_time"
+    except NotImplementedError:
+        run.error = "not_implemented"
+    except Exception as e:  # noqa: BLE001 - the student's code: its error is the outcome
+        run.error, run.detail = "raised", f"{type(e).__name__}: {str(e)[:200]}"
+    finally:
+        if timer:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, previous)
+        run.cpu_seconds = time.process_time() - start
+        torch.set_num_threads(threads)
+    if run.error is None and run.cpu_seconds > cpu_seconds:
+        run.error = "over_time"
+    if run.error is None and not isinstance(run.model, torch.nn.Module):
+        run.error, run.detail = "not_a_module", f"fit returned a {type(run.model).__name__}, not an nn.Module"
+    if run.error is None:
+        run.parameters = int(sum(p.numel() for p in run.model.parameters()))
+    return run
+
+
+def predict(model: Any, inputs: np.ndarray, batch: int = 250) -> np.ndarray:
+    """The model's outputs on ``inputs`` (N, ...) in eval mode, without gradients, batch by batch."""
+    import torch
+
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch):
+            out = model(torch.from_numpy(np.ascontiguousarray(inputs[i:i + batch])))
+            outs.append(out.detach().float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out))
+    return np.concatenate(outs) if outs else np.zeros((0,))
+
+
+# --------------------------------------------------------------------------- #
+# The two modes of ``challenge``.
+# --------------------------------------------------------------------------- #
+
+
+def decode_images(obj: dict) -> np.ndarray:
+    """The grader's inputs: ``{"dtype", "shape", "scale", "data": [...]}`` -> float32 array (values / scale)."""
+    arr = np.asarray(obj["data"], dtype=np.dtype(obj["dtype"])).reshape(obj["shape"])
+    return (arr.astype(np.float32) / np.float32(obj.get("scale", 1))).astype(np.float32)
+
+
+def _write(out: Path, doc: dict) -> None:
+    out.write_text(json.dumps(doc))  # the grader's pre-made file: written in place, never renamed
+
+
+def _graded_run(name: str, fit: Callable, root: Path) -> None:
+    """Grader mode: fit under the budget, then write the model's outputs on the test inputs."""
+    src, out = root / "inputs" / f"{name}.json", root / "outputs" / f"{name}.json"
+    if not src.exists():
+        print(f"{name}: not graded in this run")
+        return
+    doc = json.loads(src.read_text())
+    spec = Spec.from_data(name, doc["spec"])
+    args, _, _ = task_data(spec.task)
+    run = run_fit(fit, args, spec.cpu_seconds)
+    result: dict[str, Any] = {"challenge": name, "parameters": run.parameters,
+                              "cpu_seconds": round(run.cpu_seconds, 3)}
+    if run.error:
+        _write(out, {**result, "error": run.error, "detail": run.detail})
+        print(f"{name}: recorded for grading ({run.error})")
+        return
+    try:
+        outputs = predict(run.model, decode_images(doc["inputs"]))
+        # 4 decimals: far finer than any threshold, and 1,000 images stay a few MB of JSON
+        result["output"] = encode(np.round(outputs.astype(np.float64), 4))
+    except Exception as e:  # noqa: BLE001 - the model's forward failed on the test inputs
+        _write(out, {**result, "error": "raised", "detail": f"{type(e).__name__}: {str(e)[:200]}"})
+        print(f"{name}: recorded for grading (the model raised)")
+        return
+    _write(out, result)
+    print(f"{name}: outputs recorded for grading")
+
+
+def load_spec(name: str, path: str | os.PathLike | None = None) -> Spec:
+    """The public specification of challenge ``name`` from ``checks.json`` beside the notebook."""
+    p = Path(path) if path is not None else Path.cwd() / CHECKS_FILE
+    if not p.exists():
+        raise FileNotFoundError(f"{p} is missing: it holds this notebook's checks and challenge budgets. "
+                                "Open the notebook from its own folder (or ask your instructor for the file).")
+    specs = json.loads(p.read_text()).get("challenges", {})
+    if name not in specs:
+        raise KeyError(f"no challenge named {name!r} in {p.name}")
+    return Spec.from_data(name, specs[name])
+
+
+def evaluate(spec: Spec, fit: Callable) -> tuple[FitRun, float | None]:
+    """Run ``fit`` under the budget and score the model on the validation split (metric or None)."""
+    args, X_val, y_val = task_data(spec.task)
+    run = run_fit(fit, args, spec.cpu_seconds)
+    if run.error:
+        return run, None
+    out = predict(run.model, X_val)
+    if out.shape != output_shape(spec.task, len(X_val)) or not np.all(np.isfinite(out)):
+        return run, math.nan
+    return run, metric_value(spec.metric, out, y_val)
+
+
+def report(spec: Spec, run: FitRun, value: float | None) -> str:
+    """What the notebook prints: the budget used, the validation figure, the thresholds, and advice."""
+    if run.error == "not_implemented":
+        return (f"{spec.name}: not implemented yet. Write your fit function (model and training), run its "
+                "cell, then run this cell again.")
+    if run.error == "over_time":
+        return (f"{spec.name}: training stopped after {run.cpu_seconds:.1f} CPU s, over the budget of "
+                f"{spec.cpu_seconds:g} s: train for fewer epochs or use a smaller model (the grader gives 0 points).")
+    if run.error:
+        return f"{spec.name}: your fit failed ({run.detail or run.error}); the grader would give 0 points."
+    head = (f"{spec.name}: {run.parameters:,} parameters (budget {spec.max_parameters:,}), "
+            f"{run.cpu_seconds:.1f} CPU s of training (budget {spec.cpu_seconds:g} s).")
+    if run.parameters > spec.max_parameters:
+        return head + "\n  Over the parameter budget: the grader gives 0 points. Use fewer or narrower layers."
+    if value is None or not math.isfinite(value):
+        return head + (f"\n  The model's outputs are not finite numbers of shape {output_shape(spec.task, 1)[1:]} "
+                       "per input (NaN or the wrong shape): the grader gives 0 points.")
+    better = "higher" if spec.metric == "accuracy" else "lower"
+    est = spec.fraction(value) * spec.points
+    lines = [head, f"  Validation {spec.metric}: {spec.describe(value)}; full marks from {spec.describe(spec.full)} "
+                   f"on the test split, none at {spec.describe(spec.zero)} ({better} is better).",
+             f"  On validation this would be worth about {est:.1f} / {spec.points:g} points (the grade uses the "
+             "test split, which you do not have: expect a slightly different figure)."]
+    if spec.fraction(value) < 1:
+        lines.append("  Not full marks yet: try " + _advice(spec.task))
+    return "\n".join(lines)
+
+
+def _advice(task: str) -> str:
+    return {"digits_classifier": "convolutions with pooling instead of dense layers on pixels, a few more epochs, "
+                                 "Adam with a learning rate near 1e-3, or batch norm; compare the choices on the "
+                                 "validation split.",
+            "digits_denoiser": "a convolutional encoder-decoder (or a small U-Net-like stack of 3x3 "
+                               "convolutions) trained on freshly noised images each batch, with an MSE loss.",
+            "sine_forecaster": "a GRU or LSTM over the window, predicting all 10 values from its last state, "
+                               "trained on more series (generate them with data.noisy_sines)."}[task]
+
+
+def challenge(name: str, fit: Callable, *, path: str | os.PathLike | None = None) -> None:
+    """Run challenge ``name`` with your ``fit``: at home, a report on the validation split; under the
+    grader, the outputs on the test inputs. Raises ``ChallengeError`` only when the grader would give
+    0 points for a reason you can fix (over budget, failing, non-finite outputs)."""
+    harvest = os.environ.get(HARVEST_ENV)
+    if harvest:
+        _graded_run(name, fit, Path(harvest))
+        return
+    spec = load_spec(name, path)
+    run, value = evaluate(spec, fit)
+    text = report(spec, run, value)
+    if run.error or run.parameters > spec.max_parameters or value is None or not math.isfinite(value):
+        raise ChallengeError(text)
+    print(text)

@@ -8,8 +8,10 @@ Light at import time (no torch import, no data loading, no seeding). Submodules:
 - ``helpers.gradcheck`` -- finite-difference gradient checks for numpy and torch
 - ``helpers.training``  -- a small, readable training loop with progress bars
 - ``helpers.plots``     -- figures for every lecture (each function returns the figure)
-- ``helpers.optim``     -- optimisation demos' computations (surfaces, descent paths, LR maps)
-- ``helpers.widgets``   -- the ipywidgets demos of notebook 03 (wiring only)
+- ``helpers.surfaces``  -- 2-D loss surfaces (quadratic, Rosenbrock, least squares) and their contours
+- ``helpers.descent``   -- descent paths by torch.optim, update rules vs torch, regimes, maps, schedules
+- ``helpers.lr_finder`` -- the learning-rate range test and loss curves of a small net on the digits
+- ``helpers.demos``     -- the ipywidgets demos of notebook 03 (wiring only)
 - ``helpers.metrics``   -- ``report(name, value, target=...)``: figures a notebook reaches
 """
 from helpers.checking import check

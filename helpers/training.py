@@ -8,6 +8,9 @@
 Each epoch: ``model.train()``, then for every batch: forward, loss, ``zero_grad``, ``backward``,
 ``step``. Then, if there is a validation loader, ``evaluate``: ``model.eval()`` and
 ``torch.no_grad()`` (dropout off, batch norm uses its running statistics, no graph is built).
+
+``train_steps(model, loader, optimizer, steps)`` runs the same step for a number of mini-batches
+instead of epochs, recording every loss (a learning-rate range test, loss curves per step).
 """
 from __future__ import annotations
 
@@ -180,3 +183,75 @@ def fit(model: nn.Module, train_loader, val_loader=None, loss_fn: Callable | Non
             postfix["val_loss"] = f"{history.val_loss[-1]:.4f}"
         epoch_bar.set_postfix(postfix)
     return history
+
+
+@dataclass
+class StepLog:
+    """What ``train_steps`` recorded: one entry per mini-batch whose loss was finite.
+
+    - losses: the training loss of each such mini-batch (computed before its update)
+    - lrs: the learning rate (of the first parameter group) that mini-batch's update used
+    - stopped_at: the step (1, 2, ...) at which training stopped early, else None
+    - diverged: True when it stopped because the loss was not finite (inf or NaN)
+    """
+
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    stopped_at: int | None = None
+    diverged: bool = False
+
+
+def train_steps(model: nn.Module, train_loader, optimizer: torch.optim.Optimizer, steps: int,
+                loss_fn: Callable | None = None, scheduler=None, stop: Callable[[StepLog], bool] | None = None,
+                device: str | torch.device | None = None, progress: bool = False,
+                desc: str = "steps") -> StepLog:
+    """Train ``model`` for exactly ``steps`` mini-batches (not epochs), recording every loss.
+
+    The same step as ``fit`` (forward, loss, ``zero_grad``, ``backward``, ``step``), counted in
+    mini-batches: when ``train_loader`` runs out it starts again (a new epoch; a shuffling loader
+    with its own generator, such as ``helpers.data.digits_loader``, gives a new order).
+
+    - scheduler: a ``torch.optim.lr_scheduler`` stepped after every mini-batch (not every epoch)
+    - stop(log): called after each loss is recorded, before its update; True stops there
+      (the last loss is kept, its update is not made)
+    Training also stops, before recording, at the first loss that is not finite (``diverged``).
+    Returns a ``StepLog``; ``model`` is left in train mode.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    device = pick_device(device) if device is not None else _model_device(model)
+    model.to(device)
+    model.train()
+    log = StepLog()
+    batches = _cycle(train_loader)
+    for step in tqdm(range(1, steps + 1), desc=desc, leave=False, disable=not progress):
+        x, y = next(batches)
+        x, y = x.to(device), y.to(device)
+        loss = loss_fn(model(x), y)
+        value = loss.item()
+        if not torch.isfinite(loss):
+            log.stopped_at, log.diverged = step, True
+            break
+        log.losses.append(value)
+        log.lrs.append(float(optimizer.param_groups[0]["lr"]))
+        if stop is not None and stop(log):
+            log.stopped_at = step
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return log
+
+
+def _cycle(loader):
+    """Batches of ``loader``, epoch after epoch (a fresh ``iter`` per epoch, so shuffling re-draws)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the training loader yields no batches")

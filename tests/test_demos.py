@@ -1,4 +1,4 @@
-"""The widget demos of helpers.widgets, driven headless from Python (no browser, no kernel).
+"""The widget demos of helpers.demos, driven headless from Python (no browser, no kernel).
 
 Each test moves a control the way a lecturer would, then asserts on what is plotted (the
 artists' data), on the words under the figure and on the render counter; the figure must be
@@ -15,8 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.contour import ContourSet  # noqa: E402
 
-from helpers import optim as lab  # noqa: E402
-from helpers import widgets as demos  # noqa: E402
+from helpers import demos, descent, lr_finder, surfaces  # noqa: E402
 
 
 def snapshot(demo):
@@ -59,7 +58,7 @@ def test_lr_demo_draws_the_path_loss_and_lr_marker_and_says_the_regime():
     assert demo.path.diverged and len(demo.path_line.get_xdata()) < 51
     np.testing.assert_allclose(demo.loss_line.get_ydata(), np.maximum(demo.path.gaps, 1e-16))
     assert list(demo.lr_marker.get_xdata()) == [0.31, 0.31]
-    expected = lab.descent_path(lab.Quadratic((1.0, 10.0)), "sgd", lr=0.31, steps=50)
+    expected = descent.descent_path(surfaces.Quadratic((1.0, 10.0)), "sgd", lr=0.31, steps=50)
     np.testing.assert_array_equal(demo.path.points, expected.points)
 
     demo.lr_slider.value = 0.19
@@ -101,7 +100,7 @@ def test_race_demo_runs_every_optimiser_with_its_own_controls():
         np.testing.assert_allclose(demo.end_markers[name].get_ydata(), path.points[-1:, 1])
         assert len(demo.loss_lines[name].get_xdata()) == path.steps + 1
     adam = demo.paths["Adam"]
-    expected = lab.descent_path(demo.surface, "adam", lr=demo.controls["Adam"]["lr"].value, steps=200,
+    expected = descent.descent_path(demo.surface, "adam", lr=demo.controls["Adam"]["lr"].value, steps=200,
                                 beta1=demo.controls["Adam"]["extra"].value)
     np.testing.assert_array_equal(adam.points, expected.points)
     shape = snapshot(demo)
@@ -123,7 +122,7 @@ def test_race_demo_switches_surface_in_place():
     shape = snapshot(demo)
     demo.surface_dropdown.value = "quadratic, condition number 20"
     assert_rendered(demo, 2)  # one redraw for the surface and all the new default learning rates
-    assert isinstance(demo.surface, lab.Quadratic)
+    assert isinstance(demo.surface, surfaces.Quadratic)
     now = [c for c in demo.ax_path.get_children() if isinstance(c, ContourSet)]
     assert len(now) == 1 and now[0] is not contours[0]
     assert demo.controls["SGD"]["lr"].value == pytest.approx(0.15)
@@ -144,7 +143,7 @@ def test_momentum_map_demo_shows_the_map_the_point_and_its_path():
     np.testing.assert_array_equal(np.ma.filled(demo.mesh.get_array(), np.nan).ravel(), demo.map.steps.ravel())
     assert demo.map.steps.shape == (len(demo.momenta), len(demo.lrs))
     assert list(demo.point_marker.get_xdata()) == [0.5] and list(demo.point_marker.get_ydata()) == [0.5]
-    star = lab.heavy_ball_optimum(0.1, 1.0)
+    star = descent.heavy_ball_optimum(0.1, 1.0)
     np.testing.assert_allclose([demo.optimum_marker.get_xdata()[0], demo.optimum_marker.get_ydata()[0]], star)
     assert demo.verdict_text.startswith(f"lr 0.5, momentum 0.50: converges in {demo.steps} steps")
     assert demo.map.steps_at(0.5, 0.5) == pytest.approx(demo.steps, rel=0.15)  # nearest grid point, not the same pair
@@ -178,20 +177,22 @@ def test_momentum_helps_most_on_ill_conditioned_maps():
 
 def test_digits_demo_trains_low_good_and_high(monkeypatch):
     calls = []
-    real = lab.digits_loss_curve
+    real = lr_finder.digits_loss_curve
 
     def counted(lr, **kw):
         calls.append(lr)
         return real(lr, **kw)
-    monkeypatch.setattr(lab, "digits_loss_curve", counted)
+    monkeypatch.setattr(lr_finder, "digits_loss_curve", counted)
     demo = demos.DigitsLRDemo(lrs=(1e-4, 0.1, 10.0), steps=25)
     assert_rendered(demo, 1)
     assert "demo-digits" in demo._dom_classes
     assert calls == [1e-4, 0.1, 10.0]
     for label, curve in demo.curves.items():
         np.testing.assert_allclose(demo.lines[label].get_ydata(), curve.smoothed())
-        assert demo.bars[label].get_height() == pytest.approx(0.0 if np.isnan(curve.test_accuracy) else curve.test_accuracy)
+        assert demo.bars[label].get_height() == pytest.approx(0.0 if np.isnan(curve.val_accuracy) else curve.val_accuracy)
+    assert demo.ax_acc.get_title() == "validation accuracy"  # learning rates are compared on validation data
     lines = demo.verdict_text.split("\n")
+    assert all("validation accuracy" in line and "test" not in line for line in lines[:2])
     assert lines[0].startswith("low lr 0.0001: stuck")
     assert lines[1].startswith("good lr 0.1: ")
     assert lines[2].startswith(("high lr 10: unstable", "high lr 10: diverged"))

@@ -144,3 +144,59 @@ def test_pick_device():
     else:
         with pytest.raises(RuntimeError, match="not available"):
             pick_device("cuda")
+
+
+# -- train_steps: the same step, counted in mini-batches ---------------------------------------------
+
+
+def _fixed_loader(n=96, batch_size=32):
+    X, y = make_moons(n=n, noise=0.1, seed=2)
+    return DataLoader(TensorDataset(torch.tensor(X, dtype=torch.float32), torch.tensor(y)), batch_size=batch_size)
+
+
+def test_train_steps_over_one_epoch_is_one_epoch_of_fit():
+    from helpers.training import train_steps
+
+    a, b = mlp(seed=3), mlp(seed=3)
+    fit(a, _fixed_loader(), optimizer=torch.optim.SGD(a.parameters(), lr=0.1), epochs=1, progress=False)
+    log = train_steps(b, _fixed_loader(), torch.optim.SGD(b.parameters(), lr=0.1), steps=3)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    assert len(log.losses) == 3 and log.stopped_at is None and not log.diverged
+
+
+def test_train_steps_runs_past_the_end_of_the_loader_and_steps_the_scheduler_per_batch():
+    from helpers.training import train_steps
+
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    log = train_steps(model, _fixed_loader(), opt, steps=7, scheduler=sched)  # 3 batches per epoch
+    assert len(log.losses) == 7
+    assert log.lrs == pytest.approx([0.1 * 0.5 ** t for t in range(7)])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 7)
+    with pytest.raises(ValueError, match="no batches"):
+        train_steps(model, [], opt, steps=1)
+    with pytest.raises(ValueError, match="steps"):
+        train_steps(model, _fixed_loader(), opt, steps=-1)
+
+
+def test_train_steps_stops_when_asked_and_at_a_non_finite_loss_without_updating():
+    from helpers.training import train_steps
+
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    log = train_steps(model, _fixed_loader(), opt, steps=10, stop=lambda log: len(log.losses) == 4)
+    assert len(log.losses) == 4 and log.stopped_at == 4 and not log.diverged
+
+    calls = []
+
+    def loss_fn(out, y):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(out, y)
+        return loss * float("inf") if len(calls) == 3 else loss
+    before = [p.detach().clone() for p in model.parameters()]
+    log = train_steps(model, _fixed_loader(), opt, steps=10, loss_fn=loss_fn)
+    assert log.diverged and log.stopped_at == 3 and len(log.losses) == 2
+    assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), before))  # two updates were made
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the inf loss was never stepped on

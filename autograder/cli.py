@@ -1,5 +1,6 @@
 """The instructor's command line: ``autograder <command>`` (or ``python -m autograder``).
 
+    autograder new ID "TITLE"                   scaffold a lecture (notebook, cases.py, syllabus line)
     autograder release [ASSIGNMENT] [--check]   regenerate release/ (or check it is in sync)
     autograder grade PATH [--workers N] ...     collect, autograde, feedback, export, summary
     autograder feedback [ASSIGNMENT]            (re)generate feedback HTML
@@ -202,11 +203,22 @@ def cmd_return(course: Course, args: argparse.Namespace) -> int:
     return 0 if returned or not done else 1
 
 
+def cmd_new(course: Course, args: argparse.Namespace) -> int:
+    from autograder.scaffold import cmd_new
+
+    return cmd_new(course, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--course", help="course folder (default: ./course or the repository's)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's log")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("new", help='scaffold a lecture: notebook, cases.py, syllabus line (autograder new 12_demo "A demo")')
+    p.add_argument("assignment", help="the new id: two digits, an underscore, lower-case words (12_demo)")
+    p.add_argument("title", help="the lecture's title, as the syllabus shows it")
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("release", help="regenerate release/ from source_notebooks/")
     p.add_argument("assignment", nargs="?", help="one assignment id (default: all in the syllabus)")

@@ -262,3 +262,164 @@ EXERCISES = [
         },
     ),
 ]
+
+
+# -- section 8: evaluation (issue 19) ------------------------------------------------------
+#
+# Early stopping: losses and min_delta are multiples of 1/32, so that every comparison
+# `loss < best - min_delta` is exact in float64 (ties and the min_delta boundary are decided
+# by the rule, never by rounding). The fixed cases sit at the convention points: a tie with
+# the best loss, `patience` epochs exactly, one fewer, and an improvement smaller than min_delta.
+# Confusion matrix: n_classes is often larger than any label present (a class never occurring
+# or never predicted) and pairs repeat (N > K). Precision/recall: a never-predicted class (a
+# zero column: precision 0/0, defined as 0) and an absent class (a zero row: recall 0/0 = 0).
+
+_STEP = 1 / 32
+
+
+def _es_inputs(rng):
+    T = int(rng.integers(1, 16))
+    steps = rng.choice([-4, -2, -1, -1, 0, 0, 1, 2], size=T)
+    steps[0] = 0
+    losses = (64 + np.cumsum(steps)) * _STEP                       # in [0.125, 2.5], exact multiples of 1/32
+    return {"val_losses": losses, "patience": int(rng.integers(1, 5)),
+            "min_delta": float(rng.choice([0.0, 0.0, _STEP, 2 * _STEP]))}
+
+
+_ES_FIXED = (
+    # a tie with the best (epoch 2 equals epoch 1): the checkpoint stays at epoch 1; 2 epochs since -> stop
+    {"val_losses": np.array([1.0, 0.75, 0.75, 0.875]), "patience": 2, "min_delta": 0.0},
+    # one epoch short of the patience: do not stop yet
+    {"val_losses": np.array([1.0, 0.5, 0.75, 0.875]), "patience": 3, "min_delta": 0.0},
+    # exactly `patience` epochs without improving on the best (the last one beats the previous epoch only)
+    {"val_losses": np.array([1.0, 0.5, 0.75, 0.875, 0.625]), "patience": 3, "min_delta": 0.0},
+    # improvements smaller than min_delta do not count: the first epoch stays the best
+    {"val_losses": np.array([1.0, 0.9375, 0.9375, 0.9375]), "patience": 3, "min_delta": 0.125},
+    # a single epoch: it is the best, nothing to stop yet
+    {"val_losses": np.array([0.5]), "patience": 1, "min_delta": 0.0},
+)
+
+
+def _es(val_losses, patience, min_delta, improve="strict", count="right", versus="best", use_delta=True):
+    best = 0
+    delta = min_delta if use_delta else 0.0
+    for t in range(1, len(val_losses)):
+        ref = val_losses[best] if versus == "best" else val_losses[t - 1]
+        better = val_losses[t] <= ref - delta if improve == "tie" else val_losses[t] < ref - delta
+        if better:
+            best = t
+    waited = len(val_losses) - 1 - best
+    if count == "late":
+        return best, bool(waited > patience)
+    if count == "early":
+        return best, bool(waited + 1 >= patience)
+    return best, bool(waited >= patience)
+
+
+def _cm_inputs(rng):
+    K = int(rng.integers(2, 7))
+    N = int(rng.integers(2 * K, 6 * K))
+    top = K if rng.random() < 0.5 else K - 1                        # half the cases: the last class never occurs
+    y_true = rng.integers(0, top, size=N)
+    y_pred = np.where(rng.random(N) < 0.6, y_true, rng.integers(0, top, size=N))
+    return {"y_true": y_true, "y_pred": y_pred, "n_classes": K}
+
+
+_CM_FIXED = (
+    # class 3 never occurs and is never predicted; pairs repeat; the matrix is not symmetric
+    {"y_true": np.array([0, 1, 2, 2, 1, 0, 2, 2]), "y_pred": np.array([0, 2, 2, 2, 1, 0, 1, 2]), "n_classes": 4},
+    # class 1 is never predicted
+    {"y_true": np.array([0, 1, 1, 2, 2, 2]), "y_pred": np.array([0, 0, 0, 2, 2, 2]), "n_classes": 3},
+)
+
+
+def _cm(y_true, y_pred, n_classes, mode="right"):
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    K = int(max(y_true.max(), y_pred.max())) + 1 if mode == "k_from_data" else n_classes
+    C = np.zeros((K, K), dtype=np.int64)
+    if mode == "fancy":
+        C[y_true, y_pred] += 1
+        return C
+    np.add.at(C, (y_true, y_pred), 1)
+    if mode == "transposed":
+        return C.T
+    if mode == "fractions":
+        return C / np.maximum(C.sum(axis=1, keepdims=True), 1)
+    return C
+
+
+def _pr_inputs(rng):
+    K = int(rng.integers(2, 7))
+    C = rng.integers(0, 9, size=(K, K))
+    if rng.random() < 0.6:
+        C[:, int(rng.integers(K))] = 0                             # a class never predicted
+    if rng.random() < 0.3:
+        C[int(rng.integers(K)), :] = 0                             # a class absent from the data
+    return {"C": C}
+
+
+_PR_FIXED = (
+    # class 1 never predicted (precision 0/0 -> 0), class 3 absent and never predicted (both 0/0 -> 0)
+    {"C": np.array([[3, 0, 1, 0], [2, 0, 1, 0], [0, 0, 4, 0], [0, 0, 0, 0]])},
+    # no empty row or column, not symmetric
+    {"C": np.array([[5, 1, 0], [2, 3, 1], [0, 4, 6]])},
+)
+
+
+def _pr(C, zero="zero", swap=False):
+    C = np.asarray(C, dtype=np.float64)
+    d, predicted, actual = np.diag(C), C.sum(axis=0), C.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p, r = d / predicted, d / actual
+    fill = {"zero": 0.0, "nan": np.nan, "one": 1.0}[zero]
+    p, r = np.where(predicted > 0, p, fill), np.where(actual > 0, r, 0.0 if zero == "one" else fill)
+    return (r, p) if swap else (p, r)
+
+
+EXERCISES += [
+    Exercise(
+        "early_stopping", _es_inputs, fixed=_ES_FIXED, visible=3, hidden=8,
+        mistakes={
+            "a loss that only equals the best (or improves on it by exactly min_delta) is not an improvement: "
+            "the checkpoint stays at the EARLIER epoch (compare with <, not <=)":
+                lambda v, p, d: _es(v, p, d, improve="tie"),
+            "stopped one epoch late: stop as soon as `patience` epochs in a row have not improved on the best "
+            "(epochs since the best >= patience, not > patience)":
+                lambda v, p, d: _es(v, p, d, count="late"),
+            "stopped one epoch early: the epoch of the best loss itself does not count towards the patience":
+                lambda v, p, d: _es(v, p, d, count="early"),
+            "an improvement must beat the BEST loss so far (minus min_delta), not the previous epoch's loss":
+                lambda v, p, d: _es(v, p, d, versus="previous"),
+            "min_delta is ignored: an epoch improves only if its loss is below the best by MORE than min_delta":
+                lambda v, p, d: _es(v, p, d, use_delta=False),
+        },
+    ),
+    Exercise(
+        "confusion_matrix", _cm_inputs, fixed=_CM_FIXED,
+        mistakes={
+            "the matrix is transposed: rows are the TRUE classes, columns the predicted ones (C[y_true, y_pred])":
+                lambda t, p, k: _cm(t, p, k, mode="transposed"),
+            "the size was taken from the labels present: the matrix is n_classes x n_classes even when a class "
+            "never occurs or is never predicted":
+                lambda t, p, k: _cm(t, p, k, mode="k_from_data"),
+            "`C[y_true, y_pred] += 1` counts a repeated (true, predicted) pair only once (fancy-index assignment "
+            "does not accumulate): use np.add.at(C, (y_true, y_pred), 1) or np.bincount":
+                lambda t, p, k: _cm(t, p, k, mode="fancy"),
+            "those are fractions of each row: return the counts":
+                lambda t, p, k: _cm(t, p, k, mode="fractions"),
+        },
+    ),
+    Exercise(
+        "precision_recall", _pr_inputs, fixed=_PR_FIXED,
+        mistakes={
+            "precision and recall are swapped: precision divides by the COLUMN sums (all samples predicted as the "
+            "class), recall by the ROW sums (all samples of the class)":
+                lambda C: _pr(C, swap=True),
+            "0/0 gave NaN: a class never predicted (or absent) gets 0 by this notebook's convention "
+            "(np.divide(..., out=np.zeros(K), where=denominator > 0))":
+                lambda C: _pr(C, zero="nan"),
+            "a class that is never predicted got precision 1: by this notebook's convention 0/0 counts as 0":
+                lambda C: _pr(C, zero="one"),
+        },
+    ),
+]

@@ -17,9 +17,8 @@ def _sig(x):
 
 
 def _shape(rng):
-    if rng.random() < 0.5:
-        return (int(rng.integers(3, 8)),)
-    return (int(rng.integers(2, 5)), int(rng.integers(2, 5)))
+    """Any shape ("arrays of the same shape"): rank 1..3, each axis of size 1..7."""
+    return tuple(int(k) for k in rng.integers(1, 8, size=int(rng.integers(1, 4))))
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -31,8 +30,9 @@ def _graph_inputs(rng):
 
 
 def _dims(rng):
-    """N, D, M all different, so that a transposed or mis-summed result has the wrong shape."""
-    n, d, m = (int(v) for v in rng.choice(np.arange(2, 8), size=3, replace=False))
+    """N, D, M in 1..8, all different, so that a transposed or mis-summed result has the wrong shape
+    (equal sizes are the fixed square cases' job)."""
+    n, d, m = (int(v) for v in rng.choice(np.arange(1, 9), size=3, replace=False))
     return n, d, m
 
 
@@ -52,26 +52,36 @@ def _act_inputs(rng, scale=2.0):
 
 
 def _mse_inputs(rng):
-    n = int(rng.integers(2, 7))
-    k = int(rng.integers(2, 5))
+    n = int(rng.integers(1, 9))
+    k = int(rng.integers(1, 7))
     return {"pred": rng.normal(size=(n, k)), "target": rng.normal(size=(n, k))}
 
 
 def _ce_inputs(rng):
-    c = int(rng.integers(3, 7))
-    n = int(rng.integers(2, 8))
+    """scores: (N, C) with C in 1..8 and N in 1..10, N != C; y: (N,) in 0..C-1."""
+    c = int(rng.integers(1, 9))
+    n = int(rng.integers(1, 11))
     while n == c:
-        n = int(rng.integers(2, 8))
+        n = int(rng.integers(1, 11))
     return {"scores": rng.normal(0.0, 3.0, size=(n, c)), "y": rng.integers(0, c, size=n)}
 
 
-def _train_step_inputs(rng):
-    n, d, h = (int(v) for v in rng.choice(np.arange(3, 9), size=3, replace=False))
-    c = int(rng.integers(3, 5))
+def _train_step_inputs(rng, sizes=None):
+    """N, D, H in 2..9, all different; C in 2..6; lr in [0.05, 1]. ``sizes``: (N, D, H, C) instead."""
+    if sizes is None:
+        n, d, h = (int(v) for v in rng.choice(np.arange(2, 10), size=3, replace=False))
+        c = int(rng.integers(2, 7))
+    else:
+        n, d, h, c = sizes
     return {"X": rng.normal(size=(n, d)), "y": rng.integers(0, c, size=n),
             "W1": rng.normal(0.0, 0.8, size=(d, h)), "b1": rng.normal(0.0, 0.5, size=h),
             "W2": rng.normal(0.0, 0.8, size=(h, c)), "b2": rng.normal(0.0, 0.5, size=c),
-            "lr": float(rng.choice([0.1, 0.5, 1.0]))}
+            "lr": float(rng.uniform(0.05, 1.0))}
+
+
+# Fixed train_step cases (deterministic draws): ordinary sizes, and a single sample with D = 1
+_STEP_CASES = (_train_step_inputs(np.random.default_rng(20), (5, 3, 4, 3)),
+               _train_step_inputs(np.random.default_rng(21), (1, 1, 3, 2)))
 
 
 # Square cases (N = D = M): there a transposed weight or a sum over the wrong axis has the right
@@ -144,13 +154,18 @@ def _ce_log_of_softmax(scores, y):
 
 # x exactly 0 in some entries: the text fixes relu'(0) = 0 (as PyTorch)
 _RELU_ZERO = {"dout": np.array([[1.5, -2.0, 0.5], [0.25, 3.0, -1.0]]), "x": np.array([[0.0, -1.0, 2.0], [0.0, 0.5, 0.0]])}
+# an ordinary 2-d case for the element-wise backwards (generated ones may be a single value)
+_ACT_2D = {"dout": np.array([[1.5, -2.0, 0.5], [0.25, 3.0, -1.0]]),
+           "x": np.array([[-1.5, 0.3, 2.0], [0.8, -0.6, 1.2]])}
 # one sample (N = 1): the batch axis must survive
 _ONE_SAMPLE = {"X": np.array([[0.5, -1.0, 2.0]]), "W": _SQ2[:, :2].copy(), "b": np.array([0.5, -1.0])}
 
 EXERCISES = [
     Exercise(
         "graph_forward_backward", _graph_inputs,
-        fixed=({"x": np.array([1.0]), "y": np.array([-2.0]), "z": np.array([3.0])},),  # the worked example
+        fixed=({"x": np.array([1.0]), "y": np.array([-2.0]), "z": np.array([3.0])},  # the worked example
+               {"x": np.array([[0.5, -1.0], [2.0, 0.0]]), "y": np.array([[1.5, 0.25], [-0.5, 1.0]]),
+                "z": np.array([[-0.5, 1.0], [0.0, 2.0]])}),
         mistakes={
             "df_dx misses the direct path: x is used twice (in x*y and in x*s) and the gradients of both uses add up":
                 lambda x, y, z: _graph(x, y, z, direct=False),
@@ -201,6 +216,7 @@ EXERCISES = [
     ),
     Exercise(
         "sigmoid_backward", lambda rng: _act_inputs(rng, scale=3.0),
+        fixed=(_ACT_2D,),
         mistakes={
             "the upstream gradient is missing: dx = dout * sigmoid'(x) (chain rule)":
                 lambda dout, x: _sig(x) * (1 - _sig(x)),
@@ -212,6 +228,7 @@ EXERCISES = [
     ),
     Exercise(
         "tanh_backward", _act_inputs,
+        fixed=(_ACT_2D,),
         mistakes={
             "the upstream gradient is missing: dx = dout * tanh'(x) (chain rule)":
                 lambda dout, x: 1 - np.tanh(x) ** 2,
@@ -223,6 +240,10 @@ EXERCISES = [
     ),
     Exercise(
         "mse_loss", _mse_inputs,
+        # N != K (dividing by N alone is then visible); a single entry (N = K = 1)
+        fixed=({"pred": np.array([[0.5, -1.0], [2.0, 0.0], [1.5, 1.0]]),
+                "target": np.array([[0.0, 1.0], [1.0, -0.5], [1.5, 3.0]])},
+               {"pred": np.array([[2.0]]), "target": np.array([[-0.5]])}),
         mistakes={
             "the gradient of (p - t)**2 is 2 * (p - t): the factor 2 is missing":
                 lambda p, t: (float(np.mean((p - t) ** 2)), (p - t) / p.size),
@@ -257,6 +278,7 @@ EXERCISES = [
     ),
     Exercise(
         "train_step", _train_step_inputs,
+        fixed=_STEP_CASES,
         pure=True,  # "new arrays; don't modify the inputs in place"
         builds_on=("linear_forward", "softmax_cross_entropy", "linear_backward", "relu_backward"),
         mistakes={

@@ -58,7 +58,7 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
     from autograder.grading import GradeOptions, grade, lost_submissions
 
     opts = GradeOptions(workers=args.workers, seed=args.seed, unsafe_no_sandbox=args.unsafe_no_sandbox,
-                        force=args.force, assignment=args.assignment)
+                        force=args.force, assignment=args.assignment, cluster=args.cluster)
     if args.assignment:
         course.assignment(args.assignment)
     start = time.monotonic()
@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the syllabus assignment the export is for (default: told from its notebooks)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade without bubblewrap: student code is NOT contained (see README)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="grade on a Dask cluster (tcp://host:8786 or a scheduler file; README: Grading on a cluster)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("feedback", help="(re)generate feedback HTML for graded submissions")

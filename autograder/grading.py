@@ -2,7 +2,10 @@
 
 Each (student, assignment) is graded by nbgrader's own autograde and
 generate_feedback, configured with the sandboxed execution and trusted scoring
-of this package. Work runs in worker processes; a failure is recorded as that
+of this package. Work runs in worker processes (forked here, or on a Dask cluster:
+``autograder.cluster``), each against a private staged course and gradebook; a
+worker returns its result as data and this process alone writes the gradebook,
+outcomes and feedback. A failure is recorded as that
 submission's outcome (and its gradebook scores set to what the outcome says) and
 never stops the batch. Before a batch, the reference solution is graded in the
 same sandbox as a canary: a host that cannot grade it full marks stops the run.
@@ -12,22 +15,19 @@ No process a submission started outlives its grading.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import dataclasses
-import multiprocessing
 import os
 import shutil
 import signal
 import sys
 import tempfile
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from autograder import collect, nbgrader_api, outcomes, processes
+from autograder import cluster, collect, nbgrader_api, outcomes, processes
 from autograder.course import Course, CourseError
 from autograder.sandbox import UNSAFE_WARNING, SandboxUnavailable, bwrap_path
 from autograder.settings import GradingSettings
@@ -48,6 +48,9 @@ class GradeOptions:
     unsafe_no_sandbox: bool = False
     force: bool = False
     assignment: str | None = None
+    # A Dask scheduler's address (tcp://host:8786 or a scheduler file): grade there instead of
+    # in a local process pool. None: c.GradingSettings.cluster of the course, if set.
+    cluster: str | None = None
     # Found by the caller while collecting (an LMS export, the exchange): remarks per
     # (student, assignment), kept in that submission's outcome, and entries refused outright.
     notes: dict[tuple[str, str], list[str]] = dataclasses.field(default_factory=dict)
@@ -91,23 +94,31 @@ def _time_limit(seconds: int):
         signal.signal(signal.SIGALRM, old)
 
 
-def grade_one(course_root: str, aid: str, student: str, opts: GradeOptions, digest: str) -> dict:
-    """Autograde one submission and write its feedback (runs in a worker process).
+def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
+    """Autograde one submission and render its feedback; return all of it as data.
 
-    Whatever happens, the submission ends with an outcome that agrees with the gradebook,
-    and every process it started is gone when this returns."""
-    course = Course(Path(course_root))
+    Runs in a worker (a forked process, or a Dask worker): in this process's staged copy of the
+    course (``bundle``, or the key of a bundle staged before the fork), against a private copy
+    of the template gradebook. Nothing of the course itself is written here. Whatever happens,
+    the result has an outcome, and every process the grading started is gone when this returns."""
+    root = cluster.staged(bundle) if isinstance(bundle, cluster.Bundle) else cluster._STAGED[bundle]
+    course = Course(root)
+    aid, student = job.assignment, job.student
     processes.become_subreaper()
     before = processes.descendants()
+    private = Path(tempfile.mkdtemp(prefix="autograder-gradebook-"))
+    url = f"sqlite:///{private / 'gradebook.db'}"
     try:
-        nb_api = nbgrader_api.api(course, _config(course, opts))
+        shutil.copyfile(root / cluster.TEMPLATE, private / "gradebook.db")
+        cluster.install_job(root, job, url)
+        config = nbgrader_api.course_config(course, GradingSettings=job.settings, CourseDirectory={"db_url": url})
+        nb_api = nbgrader_api.api(course, config)
         result = nb_api.autograde(aid, student, force=True, create=True)
         if not result.get("success"):
             raise CourseError(nbgrader_api.failure_reason(result))
         data = outcomes.read(course, aid, student) or {}
         if data.get("status") == outcomes.NOT_GRADED:  # e.g. an environment error, found by the scorer
-            zero_scores(course, aid, student)
-            return data
+            return cluster.collect_result(root, job, url, data, zero=True)
         if data.get("status") != outcomes.GRADED:
             raise CourseError("the scorer recorded no result")
         try:
@@ -119,20 +130,16 @@ def grade_one(course_root: str, aid: str, student: str, opts: GradeOptions, dige
             raise CourseError("feedback: " + nbgrader_api.failure_reason(result))
         from autograder.sanitize import harden_feedback_html
 
-        harden_feedback_html(course.root / "feedback" / student / aid / f"{aid}.html")
-        data["sha256"] = digest
+        harden_feedback_html(root / "feedback" / student / aid / f"{aid}.html")
+        data["sha256"] = job.digest
         data["feedback"] = True
-        outcomes._write(outcomes._path(course, aid, student), data)
-        return data
+        return cluster.collect_result(root, job, url, data, zero=False)
     except Exception as e:  # one bad submission never stops the batch; its old points never remain
-        try:
-            zero_scores(course, aid, student)
-        except Exception:  # noqa: BLE001 - the outcome below still says it is not graded
-            pass
-        outcomes.record_not_graded(course, aid, student, f"internal error: {str(e)[:300]}")
-        return outcomes.read(course, aid, student) or {}
+        return cluster.failed(job, f"internal error: {str(e)[:300]}")
     finally:
         processes.kill_new_descendants(before)
+        cluster.clean_job(root, job)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def zero_scores(course: Course, aid: str, student: str) -> None:
@@ -212,9 +219,10 @@ def already_graded(course: Course, sub: collect.Submission, digest: str, seed: i
 def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
     """Grade every submission under ``path`` (a folder or a zip). Returns the outcomes
     (and, with status "refused", what was refused while collecting)."""
+    address = opts.cluster or GradingSettings(config=_config(course, opts)).cluster or None
     if opts.unsafe_no_sandbox:
         print(f"WARNING: {UNSAFE_WARNING}", file=sys.stderr)
-    elif bwrap_path() is None:
+    elif bwrap_path() is None and not address:  # a cluster's workers are checked by the canary
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
             "(Debian/Ubuntu: apt-get install bubblewrap) or pass --unsafe-no-sandbox to grade without protection.")
@@ -257,14 +265,10 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
                 outcomes.record_note(course, sub.assignment, sub.student, note)
             todo.append((sub, digest))
         if todo:
-            # The reference runs here, once, before any fork: workers (and the canary's) inherit the
-            # plans, and never run torch after a fork (its thread pool would deadlock them).
-            from autograder.plan import grading_plan
-
-            for aid in sorted({s.assignment for s, _ in todo}):
-                grading_plan(course.root, aid, opts.seed)
-            check_host(course, sorted({s.assignment for s, _ in todo}), opts)
-        _run(course, todo, opts)
+            aids = sorted({s.assignment for s, _ in todo})
+            with _workers(course, aids, opts, address) as pool:
+                check_host(course, aids, opts, pool)
+                _run(course, todo, opts, pool)
     results = [outcomes.read(course, s.assignment, s.student) or {} for s in submissions]
     refusals = outcomes.read_refusals(course)
     return results + [refusals[f"{r.name}\x00{r.assignment}"] for r in refused
@@ -291,34 +295,13 @@ def reference_submission(course: Course, aid: str):
     return nb
 
 
-def _remove_canary(course: Course, aid: str) -> None:
-    import warnings
-
-    from nbgrader.api import MissingEntry
-
-    with nbgrader_api.gradebook(course) as gb, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SQLAlchemy's notes on nbgrader's cascade deletes
-        try:
-            gb.remove_submission(aid, CANARY)
-        except MissingEntry:
-            pass
-        try:
-            if not gb.find_student(CANARY).submissions:
-                gb.remove_student(CANARY)
-        except MissingEntry:
-            pass
-    outcomes.clear(course, aid, CANARY)
-    for folder in ("submitted", "autograded", "feedback"):
-        shutil.rmtree(course.root / folder / CANARY, ignore_errors=True)
-
-
-def _first_setup_error(course: Course, aid: str) -> str | None:
+def _first_setup_error(result: cluster.Result, aid: str) -> str | None:
+    """The first error output in the canary's autograded notebook, if any."""
     import nbformat
 
-    path = course.root / "autograded" / CANARY / aid / f"{aid}.ipynb"
     try:
-        nb = nbformat.read(path, as_version=4)
-    except (OSError, ValueError):
+        nb = nbformat.reads(result.autograded[f"{aid}.ipynb"].decode(), as_version=4)
+    except (KeyError, ValueError, UnicodeDecodeError):
         return None
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -327,49 +310,49 @@ def _first_setup_error(course: Course, aid: str) -> str | None:
     return None
 
 
-def _in_child(fn, *args):
-    """Run ``fn(*args)`` in a fresh worker process (the coordinator never hosts a kernel)."""
-    with cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        return pool.submit(fn, *args).result()
-
-
-#: Canaries that passed in this process: (course, assignment, seed, unsafe). A process grades one
-#: batch (the CLI), so this only spares repeated in-process batches (tests, benchmarks) a rerun.
+#: Canaries that passed in this process: (course, assignment, seed, unsafe, cluster). A process grades
+#: one batch (the CLI), so this only spares repeated in-process batches (tests, benchmarks) a rerun.
 _HOST_OK: set[tuple] = set()
 
 
-def check_host(course: Course, aids: list[str], opts: GradeOptions) -> None:
-    """Grade the reference solution of each assignment as a canary; stop if it loses a point."""
+def _settings(opts: GradeOptions) -> dict:
+    """The run's ``c.GradingSettings`` for a worker (the seed already resolved)."""
+    return {"unsafe_no_sandbox": opts.unsafe_no_sandbox, "seed": opts.seed}
+
+
+def check_host(course: Course, aids: list[str], opts: GradeOptions,
+               pool: cluster.LocalPool | cluster.DaskPool) -> None:
+    """Grade the reference solution of each assignment as a canary (in a fresh worker process,
+    or once on every worker of a cluster); stop if it loses a point anywhere. The canary's
+    result is only read: nothing of it reaches the course's gradebook or folders."""
     import nbformat
 
     for aid in aids:
-        key = (str(course.root), aid, opts.seed, opts.unsafe_no_sandbox)
+        key = (str(course.root), aid, opts.seed, opts.unsafe_no_sandbox, getattr(pool, "address", None))
         if key in _HOST_OK:
             continue
         expected = course.assignment(aid).points
-        try:
-            _remove_canary(course, aid)
-            dest = course.root / "submitted" / CANARY / aid
-            dest.mkdir(parents=True)
-            nbformat.write(reference_submission(course, aid), dest / f"{aid}.ipynb")
-            data = _in_child(grade_one, str(course.root), aid, CANARY, opts, "canary")
+        notebook = nbformat.writes(reference_submission(course, aid)).encode()
+        job = cluster.Job(aid, CANARY, {f"{aid}.ipynb": notebook}, _settings(opts), "canary")
+        for where, result in pool.on_each_worker(grade_job, job).items():
+            data = result.outcome
             score = data.get("score") if data.get("status") == outcomes.GRADED else None
-            if score is None or abs(float(score) - expected) > 1e-9:
-                cause = data.get("reason", "")
-                if data.get("status") == outcomes.GRADED:
-                    failing = [f"{n}: {c['message']}" for n, e in data.get("exercises", {}).items()
-                               for c in e.get("cases", []) if not c.get("ok")]
-                    cause = "; ".join([*data.get("events", []), *failing[:2]]) or "no exercise passed"
-                setup = _first_setup_error(course, aid)
-                if setup:
-                    cause = f"the setup cell failed: {setup}"
-                got = f"scored {score:g}/{expected:g}" if score is not None else "was not graded"
-                raise HostBroken(f"this host cannot grade {aid}: the reference solution {got} "
-                                 f"in the sandbox ({outcomes.clean_text(cause)[:300]}). Nothing was graded; fix "
-                                 "the grading environment (is the project installed, bubblewrap working?) and rerun.")
-            _HOST_OK.add(key)
-        finally:
-            _remove_canary(course, aid)
+            if score is not None and abs(float(score) - expected) <= 1e-9:
+                continue
+            cause = data.get("reason", "")
+            if data.get("status") == outcomes.GRADED:
+                failing = [f"{n}: {c['message']}" for n, e in data.get("exercises", {}).items()
+                           for c in e.get("cases", []) if not c.get("ok")]
+                cause = "; ".join([*data.get("events", []), *failing[:2]]) or "no exercise passed"
+            setup = _first_setup_error(result, aid)
+            if setup:
+                cause = f"the setup cell failed: {setup}"
+            got = f"scored {score:g}/{expected:g}" if score is not None else "was not graded"
+            host = "this host" if isinstance(pool, cluster.LocalPool) else f"the Dask worker {where}"
+            raise HostBroken(f"{host} cannot grade {aid}: the reference solution {got} "
+                             f"in the sandbox ({outcomes.clean_text(cause)[:300]}). Nothing was graded; fix "
+                             "the grading environment (is the project installed, bubblewrap working?) and rerun.")
+        _HOST_OK.add(key)
 
 
 # --------------------------------------------------------------------------- #
@@ -377,43 +360,54 @@ def check_host(course: Course, aids: list[str], opts: GradeOptions) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def _lost(course: Course, sub: collect.Submission) -> None:
-    """A submission whose worker died: zero points, and how to finish."""
-    with contextlib.suppress(Exception):
-        zero_scores(course, sub.assignment, sub.student)
-    outcomes.record_not_graded(course, sub.assignment, sub.student, f"not graded: {WORKER_DIED}; {RERUN}")
+@contextlib.contextmanager
+def _workers(course: Course, aids: list[str], opts: GradeOptions, address: str | None):
+    """The batch's workers: a Dask cluster at ``address``, else a local process pool; either
+    gets the course's bundle (configuration, the assignments' source folders, a template
+    gradebook) and nothing else of the course."""
+    from autograder import plan
+
+    for aid in aids:  # computed once, here (and cached in the course); workers get the files
+        plan.grading_plan(course.root, aid, opts.seed)
+    shipped = [plan.plan_path(course, aid, opts.seed) for aid in aids] if hasattr(plan, "plan_path") else []
+    with tempfile.TemporaryDirectory() as tmp:
+        template = Path(tmp) / "template.db"
+        cluster.template_gradebook(course, aids, template)
+        bundle = cluster.build_bundle(course, aids, template, [p for p in shipped if p.is_file()])
+    if address:
+        pool: cluster.LocalPool | cluster.DaskPool = cluster.DaskPool(address, bundle)
+    else:
+        pool = cluster.LocalPool(opts.workers, bundle)
+        # Loaded here, before any fork: forked workers (and the canary's) inherit the plans of the
+        # staged course and never run torch after a fork (its thread pool would deadlock them).
+        for aid in aids:
+            plan.grading_plan(pool.root, aid, opts.seed)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
-def _run(course: Course, todo: list, opts: GradeOptions) -> None:
+def _lost(job: cluster.Job, why: str) -> cluster.Result:
+    """A submission whose worker died (every attempt, on a cluster): zero points, and how to finish."""
+    return cluster.failed(job, f"not graded: {WORKER_DIED}; {RERUN}")
+
+
+def _run(course: Course, todo: list, opts: GradeOptions, pool: cluster.LocalPool | cluster.DaskPool) -> None:
+    """Grade ``todo`` (submission, digest) pairs on ``pool``; write each result here as it comes."""
     if not todo:
         return
+    settings = _settings(opts)
+    ext = cluster.extensions(course, [(s.assignment, s.student) for s, _ in todo])
+    jobs = (cluster.make_job(course, s.assignment, s.student, settings, digest, ext.get((s.assignment, s.student)))
+            for s, digest in todo)
     bar = tqdm(total=len(todo), desc="grading", unit="submission")
-    if opts.workers <= 1:
-        for sub, digest in todo:
-            grade_one(str(course.root), sub.assignment, sub.student, opts, digest)
-            bar.update()
-        bar.close()
-        return
-    ctx = multiprocessing.get_context("fork")
-    pool = cf.ProcessPoolExecutor(max_workers=opts.workers, mp_context=ctx)
-    futures = {pool.submit(grade_one, str(course.root), s.assignment, s.student, opts, d): s for s, d in todo}
     try:
-        for future in cf.as_completed(futures):
-            try:
-                future.result()
-            except BrokenProcessPool:
-                _lost(course, futures[future])
-            except Exception as e:  # noqa: BLE001 - grade_one records its own failures; this is a last resort
-                outcomes.record_not_graded(course, futures[future].assignment, futures[future].student,
-                                           f"internal error: {str(e)[:300]}")
+        for _job, result in pool.results(grade_job, jobs, _lost):
+            cluster.apply_result(course, result, zero_scores)
             bar.update()
-    except KeyboardInterrupt:
-        for f in futures:
-            f.cancel()
-        raise
     finally:
         bar.close()
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def lost_submissions(results: list[dict]) -> list[dict]:

@@ -5,7 +5,7 @@ import os
 import secrets
 from pathlib import Path
 
-from traitlets import Bool, Integer
+from traitlets import Bool, Integer, Unicode
 from traitlets.config import Configurable
 
 from autograder.course import Course
@@ -19,6 +19,8 @@ class GradingSettings(Configurable):
                    help="Seed of the hidden cases. Default: the course's recorded seed "
                         "(course/.grading_seed, created on first use).").tag(config=True)
     unsafe_no_sandbox = Bool(False, help="Run kernels without bubblewrap (unsafe).").tag(config=True)
+    cluster = Unicode("", help="Address of a Dask scheduler (tcp://host:8786, or a scheduler file) that grades "
+                               "the submissions; empty: a local process pool (`autograder grade --cluster`).").tag(config=True)
     memory_mb = Integer(Limits.memory_mb).tag(config=True)
     max_processes = Integer(Limits.processes).tag(config=True)
     max_file_mb = Integer(Limits.file_size_mb).tag(config=True)

@@ -1,0 +1,452 @@
+"""Grading throughput: stock nbgrader vs ours (local pool, Dask cluster), the cluster path at
+scale, and the per-submission cost against its floor.
+
+    python benchmarks/cluster_bench.py [--class-size 8] [--scale 10,30,100] [--budget 600]
+    (or: ./run bench --only cluster)
+
+(a) One class of 01_perceptron submissions (solved, untouched, one wrong exercise), graded by
+    stock nbgrader (``nbgrader autograde`` + ``generate_feedback`` on a course whose test cells
+    are ordinary asserts generated from the source notebook and checks.json: every cell runs,
+    no sandbox, one process), and by ``autograder grade`` with 1 and 2 local workers and on a
+    ``distributed.LocalCluster`` of 2 worker processes.
+(b) Synthetic classes of growing size on the cluster path: wall time, the coordinator's peak
+    resident memory (the CLI process alone: the workers are not its children), seconds per
+    submission. Sizes whose projected time does not fit the budget are skipped, and say so.
+(c) The floor: a bare sandboxed kernel started with the notebook's setup cell (the course's
+    imports) and stopped, through the grader's own SandboxedExecute; the same without the
+    sandbox; then one submission graded in this process with each step timed (kernel and
+    cells, trusted scoring, nbgrader's other autograde steps, feedback HTML, the worker's
+    packing and the coordinator's writing).
+
+The machine's load average (1 min, at the start and the end of each figure) is printed next
+to it: on a shared machine a figure taken under load is not a quiet one. Nothing here fails
+for being slow. Writes ``benchmarks/results/cluster.md`` and ``.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+AID = "01_perceptron"
+SEED = 11
+WRONG_SOFTMAX = "def softmax(Z):\n    return np.exp(Z) / np.exp(Z).sum(axis=0, keepdims=True)\n"
+
+
+def _env() -> dict[str, str]:
+    """The environment of the commands run here: nbgrader finds ``alembic`` on PATH (its gradebook
+    migrations), so the virtual environment's bin folder comes first."""
+    bin_dir = str(Path(sys.executable).parent)
+    return dict(os.environ, PYTHONWARNINGS="ignore", PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def write_class(folder: Path, n: int) -> None:
+    """``n`` submissions: solved, untouched, solved, one wrong exercise (repeating)."""
+    import submissions as subs
+
+    solved, stub = subs.solved(AID), subs.release_notebook(AID)
+    wrong = subs.replace_exercise(solved, "softmax", WRONG_SOFTMAX)
+    for i in range(n):
+        subs.write(folder, f"s{i:04d}", AID, [solved, stub, solved, wrong][i % 4])
+
+
+class PeakRSS:
+    """Peak resident memory (MB) of one process, sampled every 0.1 s in a thread."""
+
+    def __init__(self, pid: int):
+        import psutil
+
+        self.proc, self.peak, self._stop = psutil.Process(pid), 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.proc.memory_info().rss / 2**20)
+            except Exception:  # noqa: BLE001 - the process ended
+                return
+            time.sleep(0.1)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _cli(course: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "autograder", "--course", str(course), *args]
+
+
+def ours(tmp: Path, folder: Path, n: int, label: str, *flags: str) -> dict:
+    """``autograder grade`` on ``folder`` in a fresh course copy (released first, as in practice)."""
+    from conftest import copy_course
+
+    course = copy_course(tmp / label)
+    subprocess.run(_cli(course, "release", AID), capture_output=True, check=True)
+    env = _env()
+    before, start = load(), time.monotonic()
+    proc = subprocess.Popen(_cli(course, "grade", str(folder), "--seed", str(SEED), *flags),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    rss = PeakRSS(proc.pid)
+    out, err = proc.communicate()
+    seconds = time.monotonic() - start
+    peak = rss.stop()
+    import submissions as subs
+
+    rows = subs.read_grades(course / "exports" / "grades.csv") if proc.returncode == 0 else {}
+    graded = sum(r["status"] == "graded" for r in rows.values())
+    return {"label": label, "n": n, "seconds": seconds, "per_submission": seconds / n, "ok": proc.returncode == 0,
+            "graded": graded, "coordinator_peak_mb": peak, "load_before": before, "load_after": load(),
+            "scores": {s: r["score"] for (s, _a), r in sorted(rows.items())},
+            "error": "" if proc.returncode == 0 else err.strip().splitlines()[-1][:300] if err.strip() else "failed"}
+
+
+# -- stock nbgrader ---------------------------------------------------------------------------
+
+def _literal(enc: dict, framework: str) -> str:
+    """Python source for an encoded value (``helpers.checking`` encoding: arrays, tuples, scalars)."""
+    if "tuple" in enc:
+        return "(" + "".join(_literal(e, framework) + ", " for e in enc["tuple"]) + ")"
+    if "data" in enc and "shape" in enc:
+        arr = f"np.array({enc['data']!r}, dtype={enc['dtype']!r}).reshape({tuple(enc['shape'])!r})"
+        return f"torch.from_numpy({arr})" if framework == "torch" else arr
+    return repr(enc)
+
+
+def _asserts(name: str, spec: dict) -> str:
+    """An ordinary assert-style test cell: every visible case of checks.json, compared with allclose."""
+    lines = ["import numpy as np", "import torch", "",
+             "def _same(got, want):",
+             "    if isinstance(want, tuple):",
+             "        return isinstance(got, tuple) and len(got) == len(want) and all(map(_same, got, want))",
+             "    got = got.detach().numpy() if hasattr(got, 'detach') else np.asarray(got)",
+             "    want = want.detach().numpy() if hasattr(want, 'detach') else np.asarray(want)",
+             f"    return got.shape == want.shape and np.allclose(got, want, rtol={spec['rtol']!r}, atol={spec['atol']!r})",
+             ""]
+    for i, case in enumerate(spec["cases"]):
+        args = ", ".join(_literal(v, spec["framework"]) for _n, v in case["inputs"])
+        lines.append(f"assert _same({name}({args}), {_literal(case['expected'], spec['framework'])}), "
+                     f"'{name}: visible case {i + 1}'")
+    return "\n".join(lines) + "\n"
+
+
+def stock_course(root: Path) -> Path:
+    """A plain nbgrader course of 01_perceptron: its test cells asserts, nbgrader's defaults."""
+    import nbformat
+
+    root.mkdir(parents=True)
+    (root / "nbgrader_config.py").write_text(
+        "from pathlib import Path\nc = get_config()  # noqa: F821\nHERE = Path(__file__).resolve().parent\n"
+        "c.CourseDirectory.root = str(HERE)\nc.CourseDirectory.course_id = 'stock'\n"
+        "c.CourseDirectory.db_url = f'sqlite:///{HERE}/gradebook.db'\nc.Execute.timeout = 60\n")
+    src = REPO / "source_notebooks" / AID
+    dest = root / "source" / AID
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("cases.py", "*.ipynb", ".ipynb_checkpoints", "__pycache__"))
+    checks = json.loads((src / "checks.json").read_text())["exercises"]
+    nb = nbformat.read(src / f"{AID}.ipynb", as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution") and meta.get("grade_id") in checks:
+            cell.source = _asserts(meta["grade_id"], checks[meta["grade_id"]])
+    nbformat.write(nb, dest / f"{AID}.ipynb")
+    for cmd in (["db", "assignment", "add", AID], ["generate_assignment", AID, "--force"]):
+        subprocess.run([sys.executable, "-m", "nbgrader", *cmd], cwd=root, capture_output=True, check=True, env=_env())
+    return root
+
+
+def stock(tmp: Path, folder: Path, n: int) -> dict:
+    """Stock ``nbgrader autograde`` then ``generate_feedback`` (one process, no sandbox, all cells)."""
+    from nbgrader.api import Gradebook
+
+    root = stock_course(tmp / "stock")
+    shutil.copytree(folder, root / "submitted")
+    env = _env()
+    before, start = load(), time.monotonic()
+    auto = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", AID, "--force"], cwd=root, env=env,
+                          capture_output=True, text=True)
+    t_auto = time.monotonic() - start
+    feedback = subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", AID, "--force"], cwd=root,
+                              env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    scores = {}
+    with Gradebook(f"sqlite:///{root}/gradebook.db", course_id="stock") as gb:
+        for sub in gb.assignment_submissions(AID):
+            scores[sub.student.id] = f"{sub.score:g}"
+    return {"label": "stock nbgrader", "n": n, "seconds": seconds, "per_submission": seconds / n,
+            "autograde_seconds": t_auto, "feedback_seconds": seconds - t_auto,
+            "ok": auto.returncode == 0 and feedback.returncode == 0, "graded": len(scores),
+            "load_before": before, "load_after": load(), "scores": dict(sorted(scores.items())),
+            "error": "" if auto.returncode == 0 else auto.stderr.strip().splitlines()[-1][:300]}
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int = 2):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                      dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def part_a(tmp: Path, n: int) -> list[dict]:
+    folder = tmp / "class-a"
+    write_class(folder, n)
+    rows = [stock(tmp, folder, n)]
+    print(_row_text(rows[-1]), flush=True)
+    for label, flags in (("ours, 1 worker", ("--workers", "1")), ("ours, 2 workers", ("--workers", "2"))):
+        rows.append(ours(tmp, folder, n, label.replace(" ", "").replace(",", "-"), *flags))
+        rows[-1]["label"] = label
+        print(_row_text(rows[-1]), flush=True)
+    with local_cluster(2) as address:
+        rows.append(ours(tmp, folder, n, "cluster-2", "--cluster", address))
+        rows[-1]["label"] = "ours, Dask LocalCluster of 2 worker processes"
+    print(_row_text(rows[-1]), flush=True)
+    return rows
+
+
+def part_b(tmp: Path, sizes: list[int], budget: float) -> list[dict]:
+    rows: list[dict] = []
+    spent, per = 0.0, None
+    with local_cluster(2) as address:
+        for n in sizes:
+            projected = per * n if per else None
+            if projected is not None and spent + projected > budget:
+                rows.append({"n": n, "skipped": f"projected {projected:.0f} s; {budget - spent:.0f} s of the "
+                                                 f"{budget:.0f} s budget left"})
+                print(f"  {n}: skipped ({rows[-1]['skipped']})", flush=True)
+                continue
+            folder = tmp / f"class-b-{n}"
+            write_class(folder, n)
+            row = ours(tmp, folder, n, f"scale-{n}", "--cluster", address)
+            row.pop("scores")
+            rows.append(row)
+            spent += row["seconds"]
+            per = row["per_submission"]
+            shutil.rmtree(folder, ignore_errors=True)
+            print(_row_text(row), flush=True)
+    return rows
+
+
+# -- (c): the floor and where the time goes ---------------------------------------------------
+
+def _timed(cls, name: str, sink: dict[str, list[float]]):
+    """Wrap ``cls.name`` so that each call's duration is appended to ``sink[label]``."""
+    original = getattr(cls, name)
+
+    def wrapper(*args, **kwargs):
+        start = time.monotonic()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            sink.setdefault(f"{cls.__name__}.{name}", []).append(time.monotonic() - start)
+
+    setattr(cls, name, wrapper)
+    return original
+
+
+def part_c(tmp: Path, repeats: int = 3) -> dict:
+    """The floor (a bare sandboxed kernel with the course's imports), and one submission's steps."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbgrader.apps import NbGraderAPI
+
+    import submissions as subs
+    from autograder import cluster, grading, nbgrader_api, sanitize
+    from autograder.course import Course
+    from autograder.execute import SandboxedExecute
+    from autograder.scoring import TrustedScores
+    from conftest import copy_course
+
+    course = Course(copy_course(tmp / "floor"))
+    grading.ensure_in_gradebook(course, {AID})
+    opts = grading.GradeOptions(workers=1, seed=SEED)
+    solved = subs.solved(AID)
+    setup = copy.deepcopy(solved)
+    setup.cells = [c for c in setup.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup"]
+    result: dict = {"load_before": load()}
+    with grading._workers(course, [AID], opts, None) as pool:
+        staged = Course(pool.root)
+        config = nbgrader_api.course_config(staged, GradingSettings=grading._settings(opts))
+        floor, plain = [], []
+        for _ in range(repeats):
+            start = time.monotonic()
+            SandboxedExecute(config=config).preprocess(copy.deepcopy(setup), {"nbgrader": {
+                "assignment": AID, "student": "floor", "notebook": AID}})
+            floor.append(time.monotonic() - start)
+            work = tmp / "plain-work"
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(REPO / "release" / AID, work)
+            start = time.monotonic()
+            NotebookClient(copy.deepcopy(setup), timeout=120, kernel_name="python3",
+                           resources={"metadata": {"path": str(work)}}).execute()
+            plain.append(time.monotonic() - start)
+        result["floor_sandboxed"] = statistics.median(floor)
+        result["floor_plain"] = statistics.median(plain)
+        steps: dict[str, list[float]] = {}
+        originals = [(SandboxedExecute, "preprocess", _timed(SandboxedExecute, "preprocess", steps)),
+                     (TrustedScores, "preprocess", _timed(TrustedScores, "preprocess", steps)),
+                     (NbGraderAPI, "autograde", _timed(NbGraderAPI, "autograde", steps)),
+                     (NbGraderAPI, "generate_feedback", _timed(NbGraderAPI, "generate_feedback", steps))]
+        total, apply = [], []
+        try:
+            for i in range(repeats):
+                job = cluster.Job(AID, f"bench{i}", {f"{AID}.ipynb": nbformat.writes(solved).encode()},
+                                  grading._settings(opts), "bench")
+                start = time.monotonic()
+                res = grading.grade_job(pool.key, job)
+                total.append(time.monotonic() - start)
+                assert res.outcome.get("status") == "graded", res.outcome.get("reason")
+                start = time.monotonic()
+                cluster.apply_result(course, res, grading.zero_scores)
+                apply.append(time.monotonic() - start)
+        finally:
+            for cls, name, original in originals:
+                setattr(cls, name, original)
+    med = {k: statistics.median(v) for k, v in steps.items()}
+    execute, scoring = med["SandboxedExecute.preprocess"], med["TrustedScores.preprocess"]
+    autograde, feedback = med["NbGraderAPI.autograde"], med["NbGraderAPI.generate_feedback"]
+    whole = statistics.median(total)
+    result["steps"] = [
+        ("sandboxed kernel: start, the graded cells, stop", execute),
+        ("trusted scoring (TrustedScores: compare, gradebook rows, outcome)", scoring),
+        ("nbgrader's other autograde steps (copy, restore cells, other preprocessors, write)",
+         autograde - execute - scoring),
+        ("feedback HTML (nbgrader generate_feedback + hardening)", feedback),
+        ("worker's packing (private gradebook, install, result as data, clean-up)", whole - autograde - feedback),
+        ("coordinator writes the result (gradebook, folders, outcome)", statistics.median(apply)),
+    ]
+    result["per_submission"] = whole + statistics.median(apply)
+    result["load_after"] = load()
+    _ = sanitize  # the hardening is inside generate_feedback's wrapper time
+    return result
+
+
+# -- report -------------------------------------------------------------------------------------
+
+def _row_text(r: dict) -> str:
+    return f"  {r['label']}: {r['seconds']:.1f} s ({r['per_submission']:.2f} s/submission), ok={r['ok']}, " \
+           f"load {r['load_before']}->{r['load_after']} {r.get('error', '')}"
+
+
+def render(res: dict) -> str:
+    m = res["machine"]
+    lines = [f"# Grading throughput: stock nbgrader, the local pool, a Dask cluster ({m['date']})", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Python {m['python']}. "
+             "Load: the 1-minute load average before → after each figure. **This machine is shared** "
+             "with other engineers' test runs: a load above the core count means the figure is a loaded one, "
+             "not a quiet one (ratios taken in the same minutes are the more telling).", ""]
+    a = res.get("a")
+    if a:
+        n = a[0]["n"]
+        lines += [f"## (a) One class of {n} submissions of {AID} (solved, untouched, solved, one wrong exercise)", "",
+                  "| grader | total (s) | per submission (s) | graded | load | scores |", "|---|---|---|---|---|---|"]
+        for r in a:
+            scores = " ".join(r["scores"].values()) if r.get("scores") else r.get("error", "")
+            lines.append(f"| {r['label']} | {r['seconds']:.1f} | {r['per_submission']:.2f} | {r['graded']}/{n} | "
+                         f"{r['load_before']} → {r['load_after']} | {scores} |")
+        base = a[0]["seconds"]
+        by = {r["label"]: r for r in a}
+        one, two = by.get("ours, 1 worker"), by.get("ours, 2 workers")
+        dask = a[-1]
+        lines += ["", "Ratios (time / stock nbgrader's time): " + ", ".join(
+            f"{r['label']}: {r['seconds'] / base:.2f}" for r in a[1:]) + "."]
+        if two:
+            lines.append(f"Cluster of 2 vs local pool of 2: {dask['seconds'] / two['seconds']:.2f}x the time.")
+        if one and two:
+            lines.append(f"2 local workers vs 1: {one['seconds'] / two['seconds']:.2f}x the speed.")
+        st = a[0]
+        lines += ["", f"Stock nbgrader: autograde {st['autograde_seconds']:.1f} s + feedback "
+                      f"{st['feedback_seconds']:.1f} s, every cell run (the demo cells too), no sandbox, "
+                      "visible cases only (its asserts), one process. Ours: the hidden cases too, each "
+                      "submission in its own bubblewrap sandbox with limits, demo cells skipped, trusted "
+                      "scoring outside the kernel, the reference graded first as a canary (once per worker "
+                      "on the cluster), and the coordinator's single-writer step. The scores column lists "
+                      "each student's score in order: on this class stock and ours agree (the wrong softmax "
+                      "fails a visible case too).", ""]
+    b = res.get("b")
+    if b:
+        lines += ["## (b) Synthetic classes on the cluster path (LocalCluster, 2 worker processes)", "",
+                  "| submissions | total (s) | per submission (s) | coordinator peak RSS (MB) | graded | load |",
+                  "|---|---|---|---|---|---|"]
+        for r in b:
+            if "skipped" in r:
+                lines.append(f"| {r['n']} | not run: {r['skipped']} | | | | |")
+                continue
+            lines.append(f"| {r['n']} | {r['seconds']:.1f} | {r['per_submission']:.2f} | {r['coordinator_peak_mb']:.0f} | "
+                         f"{r['graded']}/{r['n']} | {r['load_before']} → {r['load_after']} |")
+        done = [r for r in b if "skipped" not in r]
+        if len(done) >= 2:
+            lo, hi = done[0], done[-1]
+            lines.append("")
+            lines.append(f"From {lo['n']} to {hi['n']} submissions the cost per submission went "
+                         f"{lo['per_submission']:.2f} → {hi['per_submission']:.2f} s and the coordinator's peak memory "
+                         f"{lo['coordinator_peak_mb']:.0f} → {hi['coordinator_peak_mb']:.0f} MB.")
+        lines.append("")
+    c = res.get("c")
+    if c:
+        lines += ["## (c) One submission against the floor (a solved notebook, graded in this process; medians)", "",
+                  "| step | seconds | share |", "|---|---|---|"]
+        for name, sec in c["steps"]:
+            lines.append(f"| {name} | {sec:.2f} | {100 * sec / c['per_submission']:.0f} % |")
+        lines += [f"| **per submission** | **{c['per_submission']:.2f}** | |", "",
+                  f"Floor: a bare sandboxed kernel with the course's imports (the setup cell), started and stopped "
+                  f"through SandboxedExecute: {c['floor_sandboxed']:.2f} s; the same kernel without the sandbox "
+                  f"(plain nbclient): {c['floor_plain']:.2f} s. Per submission / floor: "
+                  f"{c['per_submission'] / c['floor_sandboxed']:.2f}x. Load {c['load_before']} → {c['load_after']}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from run import machine  # benchmarks/run.py
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--class-size", type=int, default=8, help="(a): submissions in the class")
+    p.add_argument("--scale", default="10,30,100,300,1000", help="(b): class sizes on the cluster path")
+    p.add_argument("--budget", type=float, default=600, help="(b): seconds for all sizes together")
+    p.add_argument("--only", default="a,b,c")
+    args = p.parse_args(argv)
+    parts = set(args.only.split(","))
+    res: dict = {"machine": machine(), "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if "c" in parts:
+            print("(c) the floor and one submission's steps...", flush=True)
+            res["c"] = part_c(tmp)
+        if "a" in parts:
+            print(f"(a) a class of {args.class_size}: stock nbgrader, 1 and 2 workers, a cluster of 2...", flush=True)
+            res["a"] = part_a(tmp, args.class_size)
+        if "b" in parts:
+            print(f"(b) classes of {args.scale} on the cluster path (budget {args.budget:.0f} s)...", flush=True)
+            res["b"] = part_b(tmp, [int(x) for x in args.scale.split(",")], args.budget)
+    text = render(res)
+    print("\n" + text)
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cluster.md").write_text(text + "\n")
+    (out / "cluster.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    print(f"written: {out / 'cluster.md'} and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

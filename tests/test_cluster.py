@@ -1,0 +1,191 @@
+"""Grading on a Dask cluster (``autograder grade --cluster``), through the real CLI.
+
+A ``distributed.LocalCluster`` with two worker *processes* (started here, one task at a time
+each) grades a mixed batch: correct, untouched, wrong, hostile (patched numpy, a gradebook
+write from inside the sandbox, ``os._exit``), an infinite loop (timed out) and a file that is
+not a notebook. The CSV must be the local pool's, byte for byte, with the expected scores.
+The workers run with ``GRADEBOOK_URL`` pointing at a file that does not exist: any write to a
+gradebook other than their private one would fail the batch. A worker killed mid-batch loses
+nothing: its submission is graded elsewhere, and a rerun changes nothing.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import submissions as subs
+from conftest import copy_course, run_cli
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.slow
+
+AID = "01_perceptron"
+SEED = "7"
+WRONG_SOFTMAX = "def softmax(Z):\n    e = np.exp(Z - Z.max(axis=0, keepdims=True))\n    return e / e.sum(axis=0, keepdims=True)\n"
+#: student -> (score, status, words in the reason)
+EXPECTED = {
+    "a_correct": ("12", "graded", "ok"),
+    "b_untouched": ("0", "graded", "ok"),
+    "c_wrong": ("10", "graded", "ok"),
+    "d_patch_numpy": ("0", "graded", "ok"),
+    "e_os_exit": ("6", "graded", "kernel died"),
+    "f_gradebook_write": ("0", "graded", "ok"),
+    "g_infinite_loop": ("12", "graded", "timed out"),
+    "h_not_json": ("0", "not graded", "not JSON"),
+}
+
+
+def _batch(folder: Path) -> None:
+    solved, stub = subs.solved(AID), subs.release_notebook(AID)
+    subs.write(folder, "a_correct", AID, solved)
+    subs.write(folder, "b_untouched", AID, stub)
+    subs.write(folder, "c_wrong", AID, subs.replace_exercise(solved, "softmax", WRONG_SOFTMAX))
+    subs.write(folder, "d_patch_numpy", AID, subs.insert_code(
+        stub, "import numpy as np\nnp.allclose = lambda *a, **k: True\nnp.testing.assert_allclose = lambda *a, **k: None"))
+    # os._exit after perceptron_predict's check: the checks before it count (1 + 2 + 2 + 1 points)
+    subs.write(folder, "e_os_exit", AID, subs.insert_code(solved, "import os\nos._exit(0)", after="perceptron_predict"))
+    subs.write(folder, "f_gradebook_write", AID, subs.insert_code(
+        stub, "import glob, sqlite3\nfor p in ['../../../gradebook.db', '../gradebook.db', *glob.glob('/tmp/*/*.db')]:\n"
+              "    try:\n"
+              "        db = sqlite3.connect(p)\n        db.execute('UPDATE grade SET auto_score = 100')\n"
+              "        db.commit()\n    except Exception as e:\n        print(p, type(e).__name__)"))
+    subs.write(folder, "g_infinite_loop", AID, subs.insert_code(solved, "while True:\n    pass", after="sigmoid_impl"))
+    subs.write(folder, "h_not_json", AID, "this is { not json")
+
+
+def _course(tmp: Path) -> Path:
+    course = copy_course(tmp)
+    with open(course / "nbgrader_config.py", "a") as f:  # a short cell timeout keeps the loop quick
+        f.write("\nc.Execute.timeout = 10\n")
+    return course
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cluster-subs") / "subs"
+    _batch(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """Two worker processes, one task each, with their own temporary folder and a gradebook URL
+    that leads nowhere (so a worker that wrote to any gradebook but its private one would fail)."""
+    from distributed import Client, LocalCluster
+
+    worker_tmp = tmp_path_factory.mktemp("worker-tmp")
+    env = {"TMPDIR": str(worker_tmp), "GRADEBOOK_URL": "sqlite:////nonexistent/never-written.db",
+           "PYTHONWARNINGS": "ignore"}
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
+                           dashboard_address=None, env=env)
+    client = Client(cluster)
+    yield {"cluster": cluster, "client": client, "address": cluster.scheduler_address, "tmp": worker_tmp}
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def local_csv(tmp_path_factory, folder) -> str:
+    course = _course(tmp_path_factory.mktemp("local"))
+    r = run_cli("grade", str(folder), "--workers", "2", "--seed", SEED, course=course, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return (course / "exports" / "grades.csv").read_text()
+
+
+@pytest.fixture(scope="module")
+def on_cluster(tmp_path_factory, folder, dask_cluster):
+    course = _course(tmp_path_factory.mktemp("on-cluster"))
+    r = run_cli("grade", str(folder), "--cluster", dask_cluster["address"], "--seed", SEED, course=course,
+                timeout=1800)
+    return {"course": course, "result": r}
+
+
+def test_the_cluster_grades_the_mixed_batch_as_expected(on_cluster):
+    r = on_cluster["result"]
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stdout + r.stderr
+    grades = subs.read_grades(on_cluster["course"] / "exports" / "grades.csv")
+    for student, (score, status, words) in EXPECTED.items():
+        row = grades[(student, AID)]
+        assert (row["score"], row["status"]) == (score, status), (student, row)
+        assert words in row["reason"], (student, row["reason"])
+
+
+def test_the_cluster_gives_the_local_pools_csv(on_cluster, local_csv):
+    assert (on_cluster["course"] / "exports" / "grades.csv").read_text() == local_csv
+
+
+def test_the_coordinator_wrote_the_course_and_the_workers_left_nothing(on_cluster, dask_cluster):
+    course = on_cluster["course"]
+    for student, (_score, status, _words) in EXPECTED.items():
+        feedback = course / "feedback" / student / AID / f"{AID}.html"
+        assert feedback.is_file() == (status == "graded"), student
+        if status == "graded":
+            assert (course / "autograded" / student / AID / f"{AID}.ipynb").is_file()
+    import sqlite3
+
+    db = sqlite3.connect(course / "gradebook.db")
+    students = {s for (s,) in db.execute("SELECT id FROM student")}
+    assert students == set(EXPECTED)  # no canary, no stray entry
+    assert db.execute("SELECT MAX(auto_score) FROM grade").fetchone()[0] <= 2  # no cell is worth more
+    leftovers = [p.name for p in dask_cluster["tmp"].iterdir() if p.name.startswith("autograder-")]
+    assert not leftovers, leftovers  # staged courses, private gradebooks and sandboxes all removed
+
+
+def test_workers_that_run_several_tasks_at_once_are_refused(tmp_path, folder):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        r = run_cli("grade", str(folder), "--cluster", cluster.scheduler_address, course=_course(tmp_path))
+    assert r.returncode == 2 and "--nthreads 1" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, folder):
+    r = run_cli("grade", str(folder), "--cluster", "tcp://127.0.0.1:9", course=_course(tmp_path), timeout=120)
+    assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().count("\n") == 0
+
+
+def _busy_worker_pid(dask_cluster, timeout: float = 600) -> int:
+    """The process id of a worker that is grading a submission now."""
+    client, cluster = dask_cluster["client"], dask_cluster["cluster"]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        busy = {addr for addr, keys in client.processing().items() if any(str(k).startswith("grade-") for k in keys)}
+        for nanny in cluster.workers.values():
+            if nanny.worker_address in busy:
+                return nanny.process.pid
+        time.sleep(0.2)
+    raise AssertionError("no worker ever graded a submission")
+
+
+def test_a_killed_worker_loses_nothing(tmp_path, folder, dask_cluster, local_csv):
+    course = _course(tmp_path)
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "--course", str(course), "grade", str(folder),
+                             "--cluster", dask_cluster["address"], "--seed", SEED],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        pid = _busy_worker_pid(dask_cluster)
+        time.sleep(2)  # well inside its submission (kernel started)
+        os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=1800)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = subs.read_grades(course / "exports" / "grades.csv")
+    assert set(rows) == {(s, AID) for s in EXPECTED}, "a submission has no outcome"
+    lost = [s for (s, _a), r in rows.items() if "worker died" in r["reason"]]
+    assert all(rows[(s, AID)]["score"] == "0" for s in lost)
+    # Dask reschedules the killed worker's task on the other worker: nothing needs a rerun.
+    assert proc.returncode == 0 and not lost, (lost, err[-2000:])
+    r = run_cli("grade", str(folder), "--cluster", dask_cluster["address"], "--seed", SEED, course=course)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (course / "exports" / "grades.csv").read_text() == local_csv

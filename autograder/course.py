@@ -14,6 +14,10 @@ REPO = Path(__file__).resolve().parent.parent
 SQLITE_BUSY_TIMEOUT_S = 60
 
 
+#: Each course's nbgrader_config.py as last read: {path: ((path, mtime_ns, size), Config)}.
+_CONFIGS: dict[str, tuple[tuple[str, int, int], object]] = {}
+
+
 class CourseError(Exception):
     """A user error: printed as one line by the CLI, never as a traceback."""
 
@@ -47,10 +51,20 @@ class Course:
         raise CourseError("no course folder found: run from the repository root or pass --course DIR")
 
     def file_config(self):
-        """nbgrader_config.py as written (a traitlets Config)."""
+        """nbgrader_config.py as written (a traitlets Config; a copy: callers may change it).
+
+        The file is executed once per process while it is unchanged (it imports the grader's
+        preprocessors: executing it for every path lookup made one plan run it 8 times)."""
+        import copy
+
         from traitlets.config.loader import PyFileConfigLoader
 
-        return PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()
+        path = self.root / "nbgrader_config.py"
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if _CONFIGS.get(str(path), (None,))[0] != key:
+            _CONFIGS[str(path)] = (key, PyFileConfigLoader(path.name, path=str(self.root)).load_config())
+        return copy.deepcopy(_CONFIGS[str(path)][1])
 
     def config(self):
         """The course's nbgrader configuration (a traitlets Config): its file, with

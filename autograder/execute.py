@@ -1,10 +1,11 @@
 """nbgrader's Execute step, run in the sandbox with the grader's inputs.
 
 Before the kernel starts, the trusted process writes, for every exercise, the
-inputs it chose for this run (``grader/inputs/<exercise>.json``). The restored
-test cells call ``check(name, func)``, which in the sandbox only calls the
-student's function and writes the outputs (``grader/outputs``). After the run,
-``TrustedScores`` reads those outputs and scores them. What happened (timeouts,
+inputs of this run's plan into the grader's folder (``helpers.contract.Harvest``).
+The restored test cells call ``check(name, func)``, which in the sandbox only calls
+the student's function and records what happened. After the run, ``TrustedScores``
+judges those records against the same plan. Every limit comes from
+``autograder.policy.SandboxPolicy``. What happened (timeouts,
 a dead kernel, the time limit) is recorded in ``resources["autograder"]``.
 """
 from __future__ import annotations
@@ -23,11 +24,13 @@ from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Integer, List, Unicode
+from traitlets import Bool, List, Unicode
 
 from autograder import sandbox
-from autograder.scoring import MAX_OUTPUT_BYTES
+from autograder.plan import ExercisePlan, load_plan
+from autograder.policy import SandboxPolicy
 from autograder.settings import GradingSettings, course_from_config
+from helpers.contract import Harvest
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
@@ -54,8 +57,6 @@ def _workdir_base() -> str | None:
 class SandboxedExecute(Execute):
     """Execute a submission in the sandbox; never let it stop the batch."""
 
-    notebook_timeout = Integer(600, help="Wall-clock limit for a whole notebook (s).").tag(config=True)
-    max_output_bytes = Integer(2_000_000, help="Output kept per notebook; the rest is dropped.").tag(config=True)
     skip_tags = List(Unicode(), default_value=["demo"],
                      help="Cells with one of these tags are not run when grading.").tag(config=True)
 
@@ -64,10 +65,17 @@ class SandboxedExecute(Execute):
         course = course_from_config(self.config)
         info = resources["nbgrader"]
         record = resources.setdefault("autograder", {"events": []})
-        from autograder.plan import grading_plan
-
-        plan = grading_plan(course.root, info["assignment"], settings.resolved_seed(course))
-        self._limits = settings.limits()
+        seed = settings.resolved_seed(course)
+        plan = load_plan(course, info["assignment"], seed)
+        # Hook (issue 19): the assignment's model-design challenges (autograder/challenges.py) join the
+        # plan: the sandbox gets their test inputs only, the scorer keeps their targets.
+        from autograder.challenges import cell_timeouts, challenge_plans
+        plan = {**plan, **challenge_plans(course, info["assignment"])}
+        self.timeout_func = cell_timeouts(plan, lambda: self.timeout)  # a challenge cell trains: its budget
+        record["plan"], record["seed"] = plan, seed  # the scorer judges against exactly this plan
+        self._limits = policy = SandboxPolicy(config=self.config)
+        self.timeout = policy.cell_timeout
+        self.notebook_timeout, self.max_output_bytes = policy.notebook_timeout, policy.output_bytes
         self._unsafe = settings.unsafe_no_sandbox
         for attempt in (1, 2):  # a kernel that fails to start is retried once, in a fresh sandbox
             workdir = Path(tempfile.mkdtemp(prefix="autograder-", dir=_workdir_base()))
@@ -77,7 +85,7 @@ class SandboxedExecute(Execute):
             self._workdir, self._uid = workdir, uid
             try:
                 self._stage(workdir, course.source_dir / info["assignment"], plan, uid)
-                km = self._kernel_manager(workdir, settings, uid)
+                km = self._kernel_manager(workdir, settings, policy, uid)
                 self._km_ref = km
                 resources.setdefault("metadata", {})["path"] = str(workdir / "work")
                 self._deadline = time.monotonic() + self.notebook_timeout
@@ -99,7 +107,7 @@ class SandboxedExecute(Execute):
                     record["events"].append(self._watchdog.reason)
                 self._stop_kernel(km, uid)  # nothing of the submission runs while its outputs are read
                 km = None
-                record["outputs"] = self._collect_outputs(workdir)
+                record["outputs"] = self._collect_outputs(workdir, policy.results_bytes)
                 return nb, resources
             finally:
                 if self._watchdog is not None:
@@ -164,19 +172,20 @@ class SandboxedExecute(Execute):
 
     # -- set-up -------------------------------------------------------------
 
-    def _stage(self, workdir: Path, source: Path, plan: dict, uid: int) -> None:
-        for sub in ("work", "grader/inputs"):
-            (workdir / sub).mkdir(parents=True, exist_ok=True)
+    def _stage(self, workdir: Path, source: Path, plan: dict[str, ExercisePlan], uid: int) -> None:
+        harvest = Harvest.in_workdir(workdir)
+        for folder in (workdir / "work", harvest.inputs):
+            folder.mkdir(parents=True, exist_ok=True)
         ignore = set(self.config.CourseDirectory.get("ignore", [])) | {"cases.py"}
         for f in source.iterdir():  # the assignment's public files, from the trusted source
             if f.is_file() and not f.is_symlink() and f.suffix != ".ipynb" and f.name not in ignore:
                 shutil.copyfile(f, workdir / "work" / f.name)
-        inputs = workdir / "grader" / "inputs"
         for name, ex_plan in plan.items():
-            (inputs / f"{name}.json").write_text(json.dumps(ex_plan.sandbox_inputs()))
+            harvest.input_file(name).write_text(ex_plan.sandbox_inputs())
         sandbox.prepare_workdir(workdir, list(plan), uid)  # output files, ownership and modes
 
-    def _kernel_manager(self, workdir: Path, settings: GradingSettings, uid: int) -> sandbox.SandboxedKernelManager:
+    def _kernel_manager(self, workdir: Path, settings: GradingSettings, policy: SandboxPolicy,
+                        uid: int) -> sandbox.SandboxedKernelManager:
         env = sandbox.kernel_env(workdir)
         km = sandbox.SandboxedKernelManager(config=self.config, transport="ipc",
                                            ip=str(workdir / "kernel" / "ipc"))
@@ -188,7 +197,7 @@ class SandboxedExecute(Execute):
             env.update(HOME=str(workdir / "work"), MPLCONFIGDIR=str(workdir / "work" / ".mpl"))
             km.command_prefix = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
         else:
-            km.command_prefix = sandbox.sandbox_command(workdir, settings.limits(), env, uid)
+            km.command_prefix = sandbox.sandbox_command(workdir, policy, env, uid)
         return km
 
     # -- execution ----------------------------------------------------------
@@ -244,11 +253,10 @@ class SandboxedExecute(Execute):
     # -- results ------------------------------------------------------------
 
     @staticmethod
-    def _collect_outputs(workdir: Path, max_bytes: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
+    def _collect_outputs(workdir: Path, max_bytes: int) -> dict[str, str]:
         """Raw text of each exercise's output file (parsed and validated by the scorer)."""
         found: dict[str, str] = {}
-        out_dir = workdir / "grader" / "outputs"
-        for f in out_dir.iterdir():
+        for f in Harvest.in_workdir(workdir).outputs.iterdir():
             if f.suffix == ".json" and f.is_file() and not f.is_symlink() and f.stat().st_size > 0:
                 with f.open("rb") as handle:  # at most max_bytes + 1: the scorer says it is too large
                     found[f.stem] = handle.read(max_bytes + 1).decode(errors="replace")

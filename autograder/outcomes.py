@@ -10,27 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from autograder.course import Course
+from helpers.contract import clean_text  # noqa: F401 - the one definition; imported from here too
 
 GRADED = "graded"
 NOT_GRADED = "not graded"
 REFUSED = "refused"
 REFUSALS_FILE = "_refused.json"
-
-# ANSI escape sequences, C0/C1 control characters and Unicode bidi/format overrides: none of them
-# may reach the terminal table or the CSV (a kernel or a file name can carry any of them).
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b.")
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-
-def clean_text(text: Any) -> str:
-    """``text`` as one printable line: escape sequences removed, other control characters as spaces."""
-    return _CONTROLS.sub(" ", _ESCAPES.sub("", str(text))).strip()
-
 
 def printable_name(name: str, limit: int = 80) -> str:
     """A file or folder name as shown in the CSV: printable, quoted if it had to be changed."""

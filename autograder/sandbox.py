@@ -18,7 +18,6 @@ import secrets
 import shutil
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,25 +28,11 @@ from traitlets import List as TList
 from traitlets import Integer, Unicode
 
 import helpers
+from autograder.policy import SandboxPolicy
+from helpers.contract import HARVEST_ENV, Harvest
 
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot start here."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits of one sandboxed kernel."""
-
-    memory_mb: int = 6144      # address space (torch alone maps about 1.5 GB)
-    processes: int = 128       # per uid: a fork bomb stops here
-    file_size_mb: int = 64     # largest file the kernel may write
-    cpu_seconds: int = 900     # CPU time of the kernel process
-    open_files: int = 512
-    disk_mb: int = 256         # each writable tmpfs (/tmp, the working folder)
-    total_memory_mb: int = 4096  # resident memory of all the submission's processes together
-    kernel_dir_files: int = 64   # files in the host-backed kernel folder (sockets, connection file)
-    kernel_dir_mb: int = 16      # bytes in that folder
-    message_mb: int = 64         # largest single message the trusted side accepts from the kernel
 
 
 UNSAFE_WARNING = (
@@ -71,15 +56,16 @@ def new_kernel_uid() -> int:
     return 200_000 + secrets.randbelow(1_000_000_000)
 
 
-def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str], uid: int) -> list[str]:
+def sandbox_command(workdir: Path, limits: SandboxPolicy, env: dict[str, str], uid: int) -> list[str]:
     """The command prefix that starts a program in the sandbox.
 
     workdir: the per-notebook folder prepared by ``prepare_workdir``:
              ``kernel/`` (connection file, ipc sockets; bound read-write),
              ``work/`` (the assignment's public files; bound read-only into the
              kernel's working folder, a size-limited tmpfs),
-             ``grader/inputs/`` (read-only) and ``grader/outputs/<exercise>.json``
-             (each file bound read-write: no new files can be created on the host).
+             the grader's folder (``helpers.contract.Harvest``): ``inputs/`` (read-only)
+             and ``outputs/<exercise>.json`` (each file bound read-write: no new files
+             can be created on the host).
     env:     the complete environment inside (everything else is cleared).
     uid:     the kernel's uid when grading as root (see ``new_kernel_uid``).
     """
@@ -113,7 +99,8 @@ def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str], uid: int
     # Python, the venv, the package folders on sys.path and the helpers package, read-only, at their own paths.
     binds = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix),
                     Path(helpers.__file__).resolve().parent, *package_dirs()})
-    parents = sorted({a for p in [*binds, workdir / "grader" / "outputs"] for a in p.parents
+    harvest = Harvest.in_workdir(workdir)
+    parents = sorted({a for p in [*binds, harvest.outputs] for a in p.parents
                       if a not in (Path("/"), Path("/tmp"))}, key=lambda a: len(a.parts))
     for a in parents:  # folders bwrap creates are 0700 by default: the kernel's user must pass through
         cmd += ["--perms", "0755", "--dir", str(a)]
@@ -122,10 +109,10 @@ def sandbox_command(workdir: Path, limits: Limits, env: dict[str, str], uid: int
     # kernel/ must be a host folder (the ipc sockets are created there and reached from outside);
     # it is the one place the kernel could create host files, bounded only by the time limits.
     cmd += ["--bind", str(workdir / "kernel"), str(workdir / "kernel"),
-            "--ro-bind", str(workdir / "grader" / "inputs"), str(workdir / "grader" / "inputs"),
+            "--ro-bind", str(harvest.inputs), str(harvest.inputs),
             "--perms", "1777", "--dir", WORK,  # writable by the kernel, on the size-limited tmpfs
-            "--perms", "0755", "--dir", str(workdir / "grader" / "outputs")]
-    for f in sorted((workdir / "grader" / "outputs").iterdir()):
+            "--perms", "0755", "--dir", str(harvest.outputs)]
+    for f in sorted(harvest.outputs.iterdir()):
         cmd += ["--bind", str(f), str(f)]
     for f in sorted((workdir / "work").iterdir()):
         cmd += ["--ro-bind", str(f), f"{WORK}/{f.name}"]
@@ -153,13 +140,15 @@ def package_dirs() -> set[Path]:
 
 
 def prepare_workdir(workdir: Path, exercises: list[str], uid: int) -> None:
-    """Create the folder layout the sandbox expects and give it to the kernel's user."""
-    for sub in ("work", "kernel", "grader/inputs", "grader/outputs"):
-        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    """Create the folder layout the sandbox expects and give it to the kernel's user:
+    ``work/``, ``kernel/`` and the grader's folder, with one pre-made output file per exercise."""
+    harvest = Harvest.in_workdir(workdir)
+    for folder in (workdir / "work", workdir / "kernel", harvest.inputs, harvest.outputs):
+        folder.mkdir(parents=True, exist_ok=True)
     for name in exercises:
-        (workdir / "grader" / "outputs" / f"{name}.json").touch()
+        harvest.output_file(name).touch()
     if os.geteuid() == 0:
-        for path in [workdir / "kernel", *(workdir / "grader" / "outputs").iterdir()]:
+        for path in [workdir / "kernel", *harvest.outputs.iterdir()]:
             os.chown(path, uid, uid, follow_symlinks=False)
         for path in [workdir, *workdir.rglob("*")]:
             if path.is_dir():
@@ -186,20 +175,17 @@ def kernel_env(workdir: Path, harvest: bool = True) -> dict[str, str]:
         if k in os.environ:
             env[k] = os.environ[k]
     if harvest:
-        env["AUTOGRADER_HARVEST"] = str(workdir / "grader")
+        env[HARVEST_ENV] = str(Harvest.in_workdir(workdir).root)
     return env
 
 
 class BoundedKernelClient(AsyncKernelClient):
-    """A kernel client whose sockets refuse any message over ``max_message_bytes``: the trusted
-    process never holds a huge message (ZeroMQ drops the connection instead)."""
-
-    max_message_bytes = Integer(Limits.message_mb * 1024 * 1024,
-                                help="Largest message accepted from the kernel (bytes).").tag(config=True)
+    """A kernel client whose sockets refuse any message over ``SandboxPolicy.message_mb``: the
+    trusted process never holds a huge message (ZeroMQ drops the connection instead)."""
 
     def _create_connected_socket(self, channel: str, identity: bytes | None = None):
         sock = super()._create_connected_socket(channel, identity)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        sock.setsockopt(zmq.MAXMSGSIZE, SandboxPolicy(parent=self).message_mb * 1024 * 1024)
         return sock
 
 
@@ -236,7 +222,7 @@ class Watchdog(threading.Thread):
     """Polls a running submission: the resident memory of all its processes and the size of its
     host-backed kernel folder. Over a limit, it kills every process and says why (``reason``)."""
 
-    def __init__(self, limits: Limits, workdir: Path, pids: Callable[[], set[int]],
+    def __init__(self, limits: SandboxPolicy, workdir: Path, pids: Callable[[], set[int]],
                  kill: Callable[[], None], interval: float = 0.2):
         super().__init__(daemon=True, name="sandbox-watchdog")
         self.limits, self.workdir, self.pids, self.kill, self.interval = limits, workdir, pids, kill, interval

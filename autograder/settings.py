@@ -1,4 +1,6 @@
-"""Grading settings, configured like the rest of nbgrader (``c.GradingSettings.x``)."""
+"""Grading settings, configured like the rest of nbgrader (``c.GradingSettings.x``).
+
+The limits live in ``autograder.policy.SandboxPolicy`` (``c.SandboxPolicy.x``)."""
 from __future__ import annotations
 
 import os
@@ -9,11 +11,10 @@ from traitlets import Bool, Integer, Unicode
 from traitlets.config import Configurable
 
 from autograder.course import Course
-from autograder.sandbox import Limits
 
 
 class GradingSettings(Configurable):
-    """Sandbox limits, the run's seed and the explicit unsafe switch."""
+    """The run's seed and the explicit unsafe switch."""
 
     seed = Integer(None, allow_none=True,
                    help="Seed of the hidden cases. Default: the course's recorded seed "
@@ -21,17 +22,6 @@ class GradingSettings(Configurable):
     unsafe_no_sandbox = Bool(False, help="Run kernels without bubblewrap (unsafe).").tag(config=True)
     cluster = Unicode("", help="Address of a Dask scheduler (tcp://host:8786, or a scheduler file) that grades "
                                "the submissions; empty: a local process pool (`autograder grade --cluster`).").tag(config=True)
-    memory_mb = Integer(Limits.memory_mb).tag(config=True)
-    max_processes = Integer(Limits.processes).tag(config=True)
-    max_file_mb = Integer(Limits.file_size_mb).tag(config=True)
-    cpu_seconds = Integer(Limits.cpu_seconds).tag(config=True)
-    total_memory_mb = Integer(Limits.total_memory_mb,
-                              help="Resident memory of all of a submission's processes together (MB).").tag(config=True)
-
-    def limits(self) -> Limits:
-        return Limits(memory_mb=self.memory_mb, processes=self.max_processes,
-                      file_size_mb=self.max_file_mb, cpu_seconds=self.cpu_seconds,
-                      total_memory_mb=self.total_memory_mb)
 
     def resolved_seed(self, course: Course) -> int:
         """The explicit seed, else the course's recorded one (created once, then reused)."""

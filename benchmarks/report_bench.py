@@ -36,7 +36,7 @@ def _outcome(rng: random.Random, student: str, plans: dict, points: dict) -> dic
     for name, plan in plans.items():
         fate = rng.choices(["passed", "known_mistake", "wrong", "error", "not_implemented"],
                            weights=[60, 20, 8, 4, 8])[0]
-        mistakes = list(plan.exercise.mistakes)
+        mistakes = list(dict.fromkeys(m for c in plan.cases for m, _ in c.mistakes))
         if fate == "known_mistake" and not mistakes:
             fate = "wrong"
         mistake = rng.choice(mistakes) if fate == "known_mistake" else None

@@ -33,10 +33,12 @@ c.OverwriteCells.add_missing_cells = True
 # judged on the grader's inputs only, so grading stays fast. Students still run them.
 c.SandboxedExecute.skip_tags = ["demo"]
 
-# Execution: per-cell timeout (seconds); the sandbox adds its own per-notebook limits.
-c.Execute.timeout = 60
+# Every limit of a graded submission (time, memory, processes, output) is a SandboxPolicy
+# setting (autograder/policy.py lists them all, with their defaults). A cell that runs past its
+# limit is interrupted; the cells after the notebook's limit are not run.
+c.SandboxPolicy.cell_timeout = 60
+c.SandboxPolicy.notebook_timeout = 600
 c.Execute.interrupt_on_timeout = True
-c.SandboxedExecute.notebook_timeout = 600
 
 # Torch's and numpy's harmless warnings on stderr are dropped from graded notebooks.
 c.IgnorePattern.pattern = r"(UserWarning|DeprecationWarning|FutureWarning|RuntimeWarning)"

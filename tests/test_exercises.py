@@ -62,7 +62,7 @@ def test_reference_passes_every_case(aid, name):
 @pytest.mark.parametrize("aid, name, message", _mistake_params())
 def test_each_known_mistake_loses_the_points_and_is_named(aid, name, message):
     plan = grading_plan(COURSE.root, aid, SEED)[name]
-    wrong = plan.exercise.mistakes[message]
+    wrong = load_exercises(COURSE.cases_file(aid))[name].mistakes[message]  # plans hold outputs, not code
     result = score_exercise(plan, _harvest_like(plan, wrong))
     assert not result.ok, f"the mistake {message!r} passes every case: the cases cannot tell it apart"
     assert any(message in p for p in result.problems), (message, result.problems[:3])

@@ -215,7 +215,7 @@ def hostile(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     course = copy_course(tmp)
     with open(course / "nbgrader_config.py", "a") as f:  # short limits keep this test quick
-        f.write("\nc.Execute.timeout = 20\nc.SandboxedExecute.notebook_timeout = 300\n")
+        f.write("\nc.SandboxPolicy.cell_timeout = 20\nc.SandboxPolicy.notebook_timeout = 300\n")
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(5)

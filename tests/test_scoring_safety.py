@@ -9,9 +9,10 @@ import pytest
 from autograder.course import Course
 from autograder.outcomes import clean_text
 from autograder.plan import grading_plan
-from autograder.reference import load_reference
+from autograder.reference import load_exercises, load_reference
 from autograder.sanitize import FEEDBACK_CSP, harden_feedback_html, neutralise_images
-from autograder.scoring import CASE_KINDS, MAX_OUTPUT_BYTES, score_exercise
+from autograder.scoring import CASE_KINDS, score_exercise
+from helpers.contract import MAX_RESULTS_BYTES as MAX_OUTPUT_BYTES
 from conftest import REPO
 from helpers.checking import call_case, encode
 
@@ -64,14 +65,17 @@ def test_unreadable_output_files_are_a_failure(plan, raw):
 
 def test_hidden_verdicts_name_the_exception_type_only(plan):
     marker = "LEAK-1234"
-    result = score_exercise(plan, _outputs(plan, lambda c: {"error": f"ValueError: {marker} {c.inputs}"}))
+    result = score_exercise(plan, _outputs(plan, lambda c: {"error": "raised", "detail": f"ValueError: {marker} {c.inputs}"}))
     for case, verdict in zip(plan.cases, result.cases):
         assert verdict["kind"] == "error"
         assert (marker in verdict["message"]) is (not case.hidden), verdict
         if case.hidden:
             assert verdict["message"] == "your function raised ValueError"
-    forged = score_exercise(plan, _outputs(plan, lambda c: {"error": "<script>alert(1)</script>: x"}))
+    forged = score_exercise(plan, _outputs(plan, lambda c: {"error": "raised", "detail": "<script>alert(1)</script>: x"}))
     assert all("script" not in v["message"] for c, v in zip(plan.cases, forged.cases) if c.hidden)
+    # An error code the contract does not know is an error of that case; its text is never shown.
+    odd = score_exercise(plan, _outputs(plan, lambda c: {"error": f"ValueError: {marker}", "detail": 7}))
+    assert all(v["kind"] == "error" and marker not in v["message"] for v in odd.cases)
 
 
 def test_hidden_verdicts_give_no_shapes_or_values(plan):
@@ -86,7 +90,7 @@ def test_hidden_verdicts_give_no_shapes_or_values(plan):
 
 
 def test_known_mistakes_are_recorded_per_case(plan):
-    ex = plan.exercise
+    ex = load_exercises(COURSE.cases_file(AID))[NAME]  # the mistakes' code (plans hold their outputs)
     message, wrong = next(iter(ex.mistakes.items()))
     raw = _outputs(plan, lambda c: {"output": encode(call_case(wrong, c.inputs, ex.framework))})
     result = score_exercise(plan, raw)

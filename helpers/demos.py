@@ -7,9 +7,10 @@
 
 The computations are the pure, tested functions of ``helpers.surfaces``, ``helpers.descent`` and
 ``helpers.lr_finder``; this module only wires controls to them. How a demo draws (no ipympl
-needed): each figure is a plain matplotlib ``Figure`` with an Agg canvas, created ONCE. A change of a control updates its artists in place
-(``set_data``, ``set_ydata``, ``set_array``), redraws the canvas and sends the new PNG to a
-``widgets.Image``, which the browser swaps without flicker. Nothing needs a browser: set
+needed): each figure is a plain matplotlib ``Figure`` with an Agg canvas, created ONCE. A change
+of a control updates its artists in place (``set_data``, ``set_ydata``, ``set_array``), redraws
+the canvas and sends the new PNG to a ``widgets.Image``, which the browser swaps without
+flicker. Nothing needs a browser: set
 ``demo.lr_slider.value = 0.3`` from Python and read ``demo.path_line.get_xdata()`` or
 ``demo.verdict_text``. Every demo shows ``rendered N`` (CSS class ``demo-rendered``; N counts the
 redraws) and its verdict in words (CSS class ``demo-verdict``); the boxes have the classes

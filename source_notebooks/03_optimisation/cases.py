@@ -14,10 +14,8 @@ from autograder.exercises import Exercise
 
 
 def _shape(rng):
-    """A vector or a non-square matrix: the rules are elementwise, any shape must work."""
-    if rng.random() < 0.5:
-        return (int(rng.integers(2, 7)),)
-    return (int(rng.integers(2, 4)), int(rng.integers(4, 6)))
+    """Any shape (the rules are elementwise, "any shape"): rank 1..3, each axis of size 1..6."""
+    return tuple(int(k) for k in rng.integers(1, 7, size=int(rng.integers(1, 4))))
 
 
 # -- gd_stability ------------------------------------------------------------------------------
@@ -32,7 +30,7 @@ def _spd(rng, d):
 
 
 def _stability_inputs(rng):
-    A, lam = _spd(rng, int(rng.integers(2, 6)))
+    A, lam = _spd(rng, int(rng.integers(1, 9)))  # D in 1..8
     return {"A": A, "lr": float(rng.uniform(0.2, 1.6) * 2.0 / lam[-1])}
 
 
@@ -69,7 +67,7 @@ STABILITY_MISTAKES = {
 def _momentum_inputs(rng):
     s = _shape(rng)
     return {"p": rng.normal(size=s), "g": rng.normal(size=s), "v": rng.normal(size=s),
-            "lr": float(rng.choice([0.01, 0.1, 0.3])), "momentum": float(rng.choice([0.5, 0.9, 0.99]))}
+            "lr": float(rng.uniform(0.01, 0.5)), "momentum": float(rng.uniform(0.3, 0.99))}
 
 
 MOMENTUM_MISTAKES = {
@@ -83,13 +81,17 @@ MOMENTUM_MISTAKES = {
         lambda p, g, v, lr, mu: (p + mu * v - lr * g, mu * v - lr * g),
     "torch keeps lr out of the velocity: v = momentum * v + g, then p = p - lr * v (not v = momentum * v + lr * g)":
         lambda p, g, v, lr, mu: (p - (mu * v + lr * g), mu * v + lr * g),
+    "the step ignores the velocity: p_new = p - lr * v_new (the velocity IS the step direction)":
+        lambda p, g, v, lr, mu: (p - lr * g, mu * v + g),
+    "the velocity returned is the old one: return v_new = momentum * v + g as the new state":
+        lambda p, g, v, lr, mu: (p - lr * (mu * v + g), v),
 }
 
 
 def _adagrad_inputs(rng):
     s = _shape(rng)
     return {"p": rng.normal(size=s), "g": rng.normal(size=s), "G": rng.uniform(0.0, 2.0, size=s),
-            "lr": float(rng.choice([0.01, 0.1, 0.5])), "eps": float(rng.choice([1e-10, 0.1, 0.5]))}
+            "lr": float(rng.uniform(0.01, 0.5)), "eps": float(rng.choice([1e-10, 0.1, 0.5]))}
 
 
 ADAGRAD_MISTAKES = {
@@ -101,13 +103,17 @@ ADAGRAD_MISTAKES = {
         lambda p, g, G, lr, eps: (p - lr * g / (np.sqrt(G + np.abs(g)) + eps), G + np.abs(g)),
     "divide by the square ROOT of G (plus eps), not by G itself":
         lambda p, g, G, lr, eps: (p - lr * g / (G + g * g + eps), G + g * g),
+    "the state returned is the old G: return G_new = G + g**2, the sum including this step":
+        lambda p, g, G, lr, eps: (p - lr * g / (np.sqrt(G + g * g) + eps), G),
+    "G accumulates the SQUARED gradients: G + g * g, not G + g":
+        lambda p, g, G, lr, eps: (p - lr * g / (np.sqrt(np.abs(G + g)) + eps), G + g),
 }
 
 
 def _rmsprop_inputs(rng):
     s = _shape(rng)
     return {"p": rng.normal(size=s), "g": rng.normal(size=s), "s": rng.uniform(0.0, 2.0, size=s),
-            "lr": float(rng.choice([0.001, 0.01, 0.1])), "alpha": float(rng.choice([0.9, 0.99, 0.7])),
+            "lr": float(rng.uniform(0.001, 0.2)), "alpha": float(rng.uniform(0.6, 0.995)),
             "eps": float(rng.choice([1e-8, 0.1, 0.5]))}
 
 
@@ -129,6 +135,10 @@ RMSPROP_MISTAKES = {
         lambda p, g, s, lr, a, eps: _rms(p, g, s, lr, a, eps, use_old=True),
     "divide by the square ROOT of s (plus eps), not by s itself":
         lambda p, g, s, lr, a, eps: _rms(p, g, s, lr, a, eps, root=False),
+    "the state returned is the old s: return s_new = alpha * s + (1 - alpha) * g**2":
+        lambda p, g, s, lr, a, eps: (_rms(p, g, s, lr, a, eps)[0], s),
+    "the step is missing the learning rate: p_new = p - lr * g / (sqrt(s_new) + eps)":
+        lambda p, g, s, lr, a, eps: _rms(p, g, s, 1.0, a, eps),
 }
 
 
@@ -136,8 +146,8 @@ def _adam_inputs(rng):
     s = _shape(rng)
     return {"p": rng.normal(size=s), "g": rng.normal(size=s), "m": 0.5 * rng.normal(size=s),
             "v": rng.uniform(0.0, 1.0, size=s), "t": int(rng.choice([1, 2, 3, 5, 10, 50])),
-            "lr": float(rng.choice([0.001, 0.01, 0.1])), "beta1": float(rng.choice([0.9, 0.8])),
-            "beta2": float(rng.choice([0.999, 0.99])), "eps": float(rng.choice([1e-8, 0.1, 0.3]))}
+            "lr": float(rng.uniform(0.001, 0.2)), "beta1": float(rng.uniform(0.7, 0.95)),
+            "beta2": float(rng.uniform(0.98, 0.9995)), "eps": float(rng.choice([1e-8, 0.1, 0.3]))}
 
 
 def _adam(p, g, m, v, t, lr, b1, b2, eps, *, correct=True, t_used=None, eps_inside=False, swap=False,
@@ -178,8 +188,8 @@ ADAM_MISTAKES = {
 # -- warmup_cosine_lr --------------------------------------------------------------------------
 
 def _schedule_inputs(rng):
-    warmup = int(rng.integers(1, 7))
-    total = warmup + int(rng.integers(4, 30))
+    warmup = int(rng.integers(1, 8))           # W >= 1 (W = 1 included)
+    total = warmup + int(rng.integers(1, 30))  # T > W (T = W + 1 included)
     t = np.arange(0, total + int(rng.integers(2, 8)))
     if rng.random() < 0.5:
         t = rng.permutation(t)  # any order: a function of t, not a running state
@@ -188,14 +198,15 @@ def _schedule_inputs(rng):
             "min_lr": base * float(rng.choice([0.0, 0.01, 0.1]))}
 
 
-def _sched(t, base, W, T, mn, *, warm_shift=0, progress_fn=None, target=None, clamp=True, half=0.5):
+def _sched(t, base, W, T, mn, *, warm_shift=0, progress_fn=None, target=None, clamp=True, half=0.5,
+           angle=np.pi):
     t = np.asarray(t, dtype=np.float64)
     warm = base * (t + warm_shift) / W
     prog = (t - W) / (T - W) if progress_fn is None else progress_fn(t, W, T)
     if clamp:
         prog = np.clip(prog, 0.0, 1.0)
     low = mn if target is None else target
-    cosine = low + half * (base - low) * (1 + np.cos(np.pi * prog))
+    cosine = low + half * (base - low) * (1 + np.cos(angle * prog))
     return np.where(t < W, warm, cosine)
 
 
@@ -210,6 +221,8 @@ SCHEDULE_MISTAKES = {
         lambda t, b, W, T, mn: _sched(t, b, W, T, mn, clamp=False),
     "the factor 0.5 * (1 + cos) goes from 1 to 0: is the 0.5 missing?":
         lambda t, b, W, T, mn: _sched(t, b, W, T, mn, half=1.0),
+    "the cosine's argument is pi * progress (half a period from base_lr down to min_lr), not progress":
+        lambda t, b, W, T, mn: _sched(t, b, W, T, mn, angle=1.0),
 }
 
 
@@ -217,13 +230,19 @@ EXERCISES = [
     Exercise(
         "gd_stability", _stability_inputs,
         fixed=({"A": np.array([[3.0, 1.0], [1.0, 3.0]]), "lr": 0.45},
-               {"A": np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 0.3]]), "lr": 0.1}),
+               {"A": np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 0.3]]), "lr": 0.1},
+               # D = 1; and lr exactly at the limit 2 / λmax (rate 1: the boundary of convergence)
+               {"A": np.array([[4.0]]), "lr": 0.3},
+               {"A": np.array([[3.0, 1.0], [1.0, 3.0]]), "lr": 0.5}),
         mistakes=STABILITY_MISTAKES,
     ),
     Exercise(
         "sgd_momentum_step", _momentum_inputs,
         fixed=({"p": np.array([1.0, -2.0, 0.5]), "g": np.array([0.5, 1.0, -1.0]), "v": np.array([1.0, 0.0, -0.5]),
-                "lr": 0.1, "momentum": 0.9},),
+                "lr": 0.1, "momentum": 0.9},
+               # momentum = 0: "this is plain SGD" (the velocity is then the gradient)
+               {"p": np.array([[0.5, -1.0], [2.0, 0.0]]), "g": np.array([[1.0, 0.5], [-0.5, 2.0]]),
+                "v": np.array([[0.3, -0.2], [1.0, 0.4]]), "lr": 0.2, "momentum": 0.0}),
         mistakes=MOMENTUM_MISTAKES,
     ),
     Exercise(
@@ -253,7 +272,9 @@ EXERCISES = [
     ),
     Exercise(
         "warmup_cosine_lr", _schedule_inputs,
-        fixed=({"t": np.arange(14), "base_lr": 0.1, "warmup_steps": 3, "total_steps": 10, "min_lr": 0.01},),
+        fixed=({"t": np.arange(14), "base_lr": 0.1, "warmup_steps": 3, "total_steps": 10, "min_lr": 0.01},
+               # W = 1 and T = W + 1 (the shortest schedule), steps in reverse order
+               {"t": np.array([4, 3, 2, 1, 0]), "base_lr": 1.0, "warmup_steps": 1, "total_steps": 2, "min_lr": 0.1}),
         mistakes=SCHEDULE_MISTAKES,
     ),
 ]

@@ -41,35 +41,43 @@ def _conv(x, w, b, stride, padding, flip=False, use_stride=True, bias_times=1):
 # -- inputs -------------------------------------------------------------------------------
 
 def _size_inputs(rng):
-    s = int(rng.integers(1, 4))
+    """s in 1..4, k in 1..7, p in 0..3, d from the smallest legal size (d + 2p = k: one output) to 40."""
+    s = int(rng.integers(1, 5))
     k = int(rng.integers(1, 8))
     p = int(rng.integers(0, 4))
-    d = int(rng.integers(max(k - 2 * p, 1) + 3, 41))
+    d = int(rng.integers(max(k - 2 * p, 1), 41))
     return {"d": d, "k": k, "p": p, "s": s}
 
 
 def _conv_inputs(rng):
+    """N in 1..3, C and F in 1..5, kernels 1..4 (non-square), stride 1..3, padding 0..2, and H, W from
+    the smallest size the kernel fits in (H + 2p = kH: one output row) to 9."""
     N = int(rng.integers(1, 4))
-    C, F = (int(v) for v in rng.choice([2, 3, 4], size=2, replace=False))   # C != F
-    kH, kW = int(rng.integers(2, 4)), int(rng.integers(1, 4))
-    H, W = int(rng.integers(5, 9)), int(rng.integers(5, 10))
+    C, F = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    kH, kW = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    stride, padding = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+    H = int(rng.integers(max(kH - 2 * padding, 1), 10))
+    W = int(rng.integers(max(kW - 2 * padding, 1), 10))
     return {"x": rng.normal(size=(N, C, H, W)), "w": rng.normal(size=(F, C, kH, kW)),
-            "b": rng.normal(size=F), "stride": int(rng.integers(1, 3)), "padding": int(rng.integers(0, 3))}
+            "b": rng.normal(size=F), "stride": stride, "padding": padding}
 
 
 _CONV_FIXED = (
     {"x": np.arange(2 * 3 * 5 * 7, dtype=float).reshape(2, 3, 5, 7) / 50 - 2,
      "w": np.linspace(-1, 1, 4 * 3 * 3 * 2).reshape(4, 3, 3, 2),
      "b": np.array([0.5, -1.0, 2.0, 0.0]), "stride": 2, "padding": 1},
+    # degenerate sizes: a 1x1 kernel, stride 1, padding 0, one sample, one channel in, one filter
+    {"x": np.array([[[[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]]]]), "w": np.array([[[[1.5]]]]),
+     "b": np.array([-0.5]), "stride": 1, "padding": 0},
+    # the kernel covers the whole padded image: a single output pixel per filter
+    {"x": np.linspace(-1, 1, 2 * 2 * 3 * 2).reshape(2, 2, 3, 2), "w": np.linspace(1, -1, 3 * 2 * 5 * 4).reshape(3, 2, 5, 4),
+     "b": np.array([0.25, 0.0, -1.0]), "stride": 2, "padding": 1},
 )
 
 
 def _backward_inputs(rng):
-    case = _conv_inputs(rng)
+    case = _conv_inputs(rng)  # N = 1 included: the fixed cases have N = 2, where "mean over the batch" shows
     N, F = case["x"].shape[0], case["w"].shape[0]
-    if N == 1:  # the batch must have several samples, so that "mean over the batch" shows
-        case["x"] = np.concatenate([case["x"], rng.normal(size=case["x"].shape)])
-        N = 2
     Ho = _out(case["x"].shape[2], case["w"].shape[2], case["padding"], case["stride"])
     Wo = _out(case["x"].shape[3], case["w"].shape[3], case["padding"], case["stride"])
     return {"dout": rng.normal(size=(N, F, Ho, Wo)), "x": case["x"], "w": case["w"],
@@ -79,13 +87,21 @@ def _backward_inputs(rng):
 _BACKWARD_FIXED = (
     {"dout": np.linspace(-2, 2, 2 * 4 * 3 * 4).reshape(2, 4, 3, 4), "x": _CONV_FIXED[0]["x"],
      "w": _CONV_FIXED[0]["w"], "stride": 2, "padding": 1},
+    # degenerate sizes: a 1x1 kernel, stride 1, padding 0, N = C = F = 1
+    {"dout": np.array([[[[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]]]]), "x": _CONV_FIXED[1]["x"], "w": _CONV_FIXED[1]["w"],
+     "stride": 1, "padding": 0},
+    # the kernel covers the whole padded image (one output pixel)
+    {"dout": np.array([[[[1.0]], [[-0.5]], [[2.0]]], [[[0.25]], [[1.5]], [[-1.0]]]]), "x": _CONV_FIXED[2]["x"],
+     "w": _CONV_FIXED[2]["w"], "stride": 2, "padding": 1},
 )
 
 
 def _lenet_inputs(rng):
-    return {"C": int(rng.integers(1, 4)), "H": int(rng.integers(20, 41)), "W": int(rng.integers(20, 41)),
-            "k": int(rng.choice([3, 5])), "c1": int(rng.integers(4, 17)), "c2": int(rng.integers(8, 33)),
-            "hidden": int(rng.integers(16, 129)), "n_classes": int(rng.integers(2, 12))}
+    """k in 1..7 and H, W from 3k + 1 (the least where pool 2 keeps a pixel) to 48; every width from 1."""
+    k = int(rng.integers(1, 8))
+    return {"C": int(rng.integers(1, 4)), "H": int(rng.integers(3 * k + 1, 49)),
+            "W": int(rng.integers(3 * k + 1, 49)), "k": k, "c1": int(rng.integers(1, 17)),
+            "c2": int(rng.integers(1, 33)), "hidden": int(rng.integers(1, 129)), "n_classes": int(rng.integers(1, 12))}
 
 
 # -- known mistakes -----------------------------------------------------------------------

@@ -49,10 +49,12 @@ def _first_max_mask(win):
 # -- inputs -------------------------------------------------------------------------------
 
 def _pool_inputs(rng):
-    k = int(rng.choice([2, 3]))
-    s = int(rng.choice([1, 2, 2, 3])) if k == 3 else int(rng.choice([1, 2, 3]))
+    """k in 1..4, stride in 1..k+1 (overlapping, touching and gapped windows), N and C in 1..3, and
+    H, W from k (a single window) to 10."""
+    k = int(rng.integers(1, 5))
+    s = int(rng.integers(1, k + 2))
     N, C = int(rng.integers(1, 4)), int(rng.integers(1, 4))
-    H, W = int(rng.integers(k + 2, 10)), int(rng.integers(k + 2, 10))
+    H, W = int(rng.integers(k, 11)), int(rng.integers(k, 11))
     return {"x": rng.normal(size=(N, C, H, W)), "k": k, "stride": s}
 
 
@@ -67,10 +69,15 @@ def _backward_inputs(rng):
 
 
 _X_FIXED = np.linspace(-2.0, 3.0, 2 * 2 * 5 * 6).reshape(2, 2, 5, 6) ** 2 - 1.5   # no ties, not monotone
-_FWD_FIXED = ({"x": _X_FIXED, "k": 3, "stride": 2}, {"x": _X_FIXED, "k": 2, "stride": 2})
+# degenerate sizes: one window covering the whole (non-square) map (k = H); k = 1 with stride 1
+_X_ONE = np.array([[[[0.5, -1.0, 2.5], [1.5, 0.25, -2.0], [-0.5, 3.0, 1.0]]],
+                   [[[2.0, -0.5, 1.0], [0.75, -1.5, 0.5], [1.25, 0.0, -3.0]]]])
+_FWD_FIXED = ({"x": _X_FIXED, "k": 3, "stride": 2}, {"x": _X_FIXED, "k": 2, "stride": 2},
+              {"x": _X_ONE, "k": 3, "stride": 1}, {"x": _X_ONE[:1], "k": 1, "stride": 1})
 _BWD_FIXED = (
     {"dout": np.linspace(-1.0, 2.0, 2 * 2 * 2 * 2).reshape(2, 2, 2, 2), "x": _X_FIXED, "k": 3, "stride": 2},
     {"dout": np.linspace(-1.0, 2.0, 2 * 2 * 4 * 5).reshape(2, 2, 4, 5), "x": _X_FIXED, "k": 2, "stride": 1},
+    {"dout": np.array([[[[1.5]]], [[[-0.5]]]]), "x": _X_ONE, "k": 3, "stride": 1},
 )
 # Ties on purpose (documented convention: the first maximum in row-major order gets the gradient).
 _X_TIES = np.array([[[[1.0, 1, 0, 2, 2],
@@ -93,11 +100,29 @@ def _l2_backward_inputs(rng):
 
 
 def _rf_inputs(rng):
-    L = int(rng.integers(3, 8))
-    return {"kernels": rng.integers(1, 6, size=L), "strides": rng.integers(1, 4, size=L)}
+    """L in 1..8 layers, kernels in 1..7, strides in 1..4."""
+    L = int(rng.integers(1, 9))
+    return {"kernels": rng.integers(1, 8, size=L), "strides": rng.integers(1, 5, size=L)}
 
 
 # -- known mistakes -----------------------------------------------------------------------
+
+def _pool_window_short(x, k, s, reduce):
+    """Windows of k - 1 cells (an off-by-one slice end), output positions as the reference."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
+    out = np.zeros((N, C, Ho, Wo))
+    for i in range(Ho):
+        for j in range(Wo):
+            out[:, :, i, j] = reduce(x[:, :, i * s:i * s + max(k - 1, 1), j * s:j * s + max(k - 1, 1)], axis=(2, 3))
+    return out
+
+
+def _pool_no_last(x, k, s, reduce):
+    """The + 1 of the output size missing: (H - k) // s positions."""
+    full = _windows(x, k, s)
+    return reduce(full[:, :, :-1, :-1], axis=(-2, -1))
+
 
 def _pool_no_stride(x, k, s, reduce):
     N, C, H, W = x.shape
@@ -115,6 +140,8 @@ def _max_bwd(dout, x, k, s, how="first", overwrite=False):
         mask = _first_max_mask(win)
     elif how == "all_ties":
         mask = (win == win.max(axis=(-2, -1), keepdims=True)).astype(float)
+    elif how == "last":
+        mask = _first_max_mask(win[..., ::-1, ::-1])[..., ::-1, ::-1]
     else:  # "spread"
         mask = np.full(win.shape, 1.0 / (k * k))
     return _scatter(x, k, s, mask * dout[..., None, None], overwrite)
@@ -137,7 +164,7 @@ def _l2_bwd(dout, x, k, s, factor=1.0, no_out=False, overwrite=False):
 
 
 def _rf(kernels, strides, mode="right"):
-    r, jump, sizes = 1, 1, []
+    r, jump, sizes = (0 if mode == "start0" else 1), 1, []
     for k, s in zip(kernels, strides):
         if mode == "jump_after":
             jump = jump * s
@@ -159,6 +186,10 @@ EXERCISES = [
                 lambda x, k, s: _pool_no_stride(x, k, s, np.max),
             "that is the average of each window, not its maximum":
                 lambda x, k, s: _windows(x, k, s).mean(axis=(-2, -1)),
+            "the windows are one cell short: window (i, j) is x[..., i*stride : i*stride + k, ...] (k cells, "
+            "the slice end is excluded)": lambda x, k, s: _pool_window_short(x, k, s, np.max),
+            "the last window row and column are missing: H_out = (H - k) // stride + 1 (the + 1)":
+                lambda x, k, s: _pool_no_last(x, k, s, np.max),
         },
     ),
     Exercise(
@@ -172,6 +203,8 @@ EXERCISES = [
                 lambda d, x, k, s: _max_bwd(d, x, k, s, how="all_ties"),
             OVERLAP: lambda d, x, k, s: _max_bwd(d, x, k, s, overwrite=True),
             "dout is missing: the maximum's cell receives dout[n, c, i, j], not 1": _max_bwd_no_dout,
+            "with ties the LAST maximum got the gradient (a >= comparison in a loop?): the FIRST maximum "
+            "(row-major, as np.argmax picks it) gets it": lambda d, x, k, s: _max_bwd(d, x, k, s, how="last"),
         },
     ),
     Exercise(
@@ -181,6 +214,10 @@ EXERCISES = [
                 lambda x, k, s: _windows(x, k, s).sum(axis=(-2, -1)),
             "the stride is not used when reading the windows: window (i, j) starts at (i*stride, j*stride)":
                 lambda x, k, s: _pool_no_stride(x, k, s, np.mean),
+            "divided by k, not by k * k: a k x k window holds k * k cells":
+                lambda x, k, s: _windows(x, k, s).sum(axis=(-2, -1)) / k,
+            "the last window row and column are missing: H_out = (H - k) // stride + 1 (the + 1)":
+                lambda x, k, s: _pool_no_last(x, k, s, np.mean),
         },
     ),
     Exercise(
@@ -191,6 +228,8 @@ EXERCISES = [
             OVERLAP: lambda d, x, k, s: _mean_bwd(d, x, k, s, 1.0 / (k * k), overwrite=True),
             "the gradient went to the maximum only: average pooling spreads it evenly over the window":
                 _max_bwd,
+            "divided by k, not by k * k: each of the k * k cells of a window gets dout / k^2":
+                lambda d, x, k, s: _mean_bwd(d, x, k, s, 1.0 / k),
         },
     ),
     Exercise(
@@ -198,6 +237,10 @@ EXERCISES = [
         mistakes={
             "that is the average of each window: sum pooling does not divide by k * k":
                 lambda x, k, s: _windows(x, k, s).mean(axis=(-2, -1)),
+            "the stride is not used when reading the windows: window (i, j) starts at (i*stride, j*stride)":
+                lambda x, k, s: _pool_no_stride(x, k, s, np.sum),
+            "the windows are one cell short: window (i, j) is x[..., i*stride : i*stride + k, ...] (k cells, "
+            "the slice end is excluded)": lambda x, k, s: _pool_window_short(x, k, s, np.sum),
         },
     ),
     Exercise(
@@ -206,6 +249,8 @@ EXERCISES = [
             "the gradient was divided by k * k: that is average pooling's; d(sum)/dx = 1 for every cell":
                 lambda d, x, k, s: _mean_bwd(d, x, k, s, 1.0 / (k * k)),
             OVERLAP: lambda d, x, k, s: _mean_bwd(d, x, k, s, 1.0, overwrite=True),
+            "dout is missing: each cell of window (i, j) receives dout[n, c, i, j], not 1":
+                lambda d, x, k, s: _mean_bwd(np.ones_like(d), x, k, s, 1.0),
         },
     ),
     Exercise(
@@ -234,7 +279,10 @@ EXERCISES = [
     Exercise(
         "receptive_field", _rf_inputs,
         fixed=({"kernels": np.array([5, 2, 5, 2]), "strides": np.array([1, 2, 1, 2])},
-               {"kernels": np.array([3, 3, 3, 3]), "strides": np.array([2, 1, 2, 1])}),
+               {"kernels": np.array([3, 3, 3, 3]), "strides": np.array([2, 1, 2, 1])},
+               # a single layer (L = 1); a 1x1 layer after a stride (it widens nothing)
+               {"kernels": np.array([4]), "strides": np.array([3])},
+               {"kernels": np.array([3, 1, 3]), "strides": np.array([2, 1, 1])}),
         mistakes={
             "a layer's own stride was applied to its kernel: layer l widens the field by (k_l - 1) times the "
             "jump of the layer BELOW it (J_{l-1}), then the jump becomes J_{l-1} * s_l":
@@ -243,6 +291,8 @@ EXERCISES = [
                 lambda k, s: _rf(k, s, mode="no_stride"),
             "off by one per layer: a k x k layer widens the field by k - 1 (times the jump), not by k":
                 lambda k, s: _rf(k, s, mode="k"),
+            "the field starts at 0: before any layer one output sees one input pixel (r_0 = 1)":
+                lambda k, s: _rf(k, s, mode="start0"),
         },
     ),
 ]

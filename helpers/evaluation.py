@@ -5,8 +5,11 @@
     fig = plot_confusion_matrix(cm)              # cm: (K, K), rows = true class
 
 The rule every notebook follows: choices (learning rate, epochs, model, threshold) are made on
-the **validation** split, which is part of the students' training data; the **test** split is
-looked at once, at the end, for the figure we report. Nothing here computes a metric a notebook
+**validation** data; a **test** set is looked at once, at the end, for the figure we report. The
+students' copy of the digits has a training split (8,000) and a validation split (1,000,
+``load_digits("val")``); the course's test digits stay with the instructor (the challenges). A
+notebook that teaches the three-way discipline (06) carves its own validation set out of the
+training split with ``digits_train_val`` and keeps the shipped validation split as its test set. Nothing here computes a metric a notebook
 asks students to write (the confusion matrix, precision and recall, early stopping are
 exercises of notebook 06).
 """
@@ -87,7 +90,8 @@ def digits_train_val(val_size: int = DIGITS_VAL_SIZE, normalize: bool = False, f
       of the whole training split, fixed numbers that no choice depends on)
 
     Returns (X_train, y_train, X_val, y_val): X (n, 28, 28) or (n, 784) float32, y (n,) int64.
-    The test split (``load_digits("test")``) is untouched: look at it once, at the end.
+    The shipped validation split (``load_digits("val")``) is not used: a notebook may keep it as
+    its test set and look at it once, at the end.
     """
     from helpers.data import load_digits
 

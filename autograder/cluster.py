@@ -351,12 +351,16 @@ def _replace_folder(folder: Path, files: dict[str, bytes]) -> None:
         return
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
-    for rel, content in files.items():
-        dest = (tmp / rel).resolve()
-        if tmp.resolve() not in dest.parents:
-            raise CourseError(f"a worker returned a file outside its folder: {rel!r}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(content)
+    try:
+        for rel, content in files.items():
+            dest = (tmp / rel).resolve()
+            if tmp.resolve() not in dest.parents:
+                raise CourseError(f"a worker returned a file outside its folder: {rel!r}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(content)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.old")
     if folder.exists():
         folder.rename(old)
@@ -417,6 +421,7 @@ def apply_result(course: Course, result: Result, zero_scores: Callable[[Course, 
             zero_scores(course, aid, student)
         except Exception:  # noqa: BLE001 - the outcome below says it is not graded
             pass
+        shutil.rmtree(course.root / "feedback" / student / aid, ignore_errors=True)
         outcome = {**result.outcome, "status": outcomes.NOT_GRADED, "score": 0.0, "exercises": {},
                    "feedback": False, "reason": outcomes.clean_text(f"internal error: writing the result: {e}")[:300]}
     outcomes._write(outcomes._path(course, aid, student), outcome)

@@ -63,7 +63,7 @@ def _batch(folder: Path) -> None:
 def _course(tmp: Path) -> Path:
     course = copy_course(tmp)
     with open(course / "nbgrader_config.py", "a") as f:  # a short cell timeout keeps the loop quick
-        f.write("\nc.Execute.timeout = 10\n")
+        f.write("\nc.Execute.timeout = 30\n")
     return course
 
 
@@ -189,3 +189,43 @@ def test_a_killed_worker_loses_nothing(tmp_path, folder, dask_cluster, local_csv
     r = run_cli("grade", str(folder), "--cluster", dask_cluster["address"], "--seed", SEED, course=course)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (course / "exports" / "grades.csv").read_text() == local_csv
+
+
+def test_the_coordinator_writes_a_result_and_keeps_a_graders_manual_score(tmp_path):
+    """The single writer: a worker's result becomes gradebook rows, folders and the outcome here;
+    a manual score a grader gave stays (and flags the grade for review, as nbgrader does); a
+    returned path leaving its folder is refused and the submission ends not graded."""
+    from autograder import cluster, grading, nbgrader_api, outcomes
+    from autograder.course import Course
+
+    course = Course(copy_course(tmp_path))
+    grading.ensure_in_gradebook(course, {AID})
+    with nbgrader_api.gradebook(course) as gb:
+        gb.update_or_create_student("amy")
+        gb.update_or_create_submission(AID, "amy")
+        gb.find_grade("softmax", AID, AID, "amy").manual_score = 1.5
+        gb.db.commit()
+    outcome = {"assignment": AID, "student": "amy", "status": outcomes.GRADED, "reason": "ok", "score": 3.0,
+               "exercises": {}, "feedback": True}
+    entries = {"timestamp": "2026-12-01T10:00:00", "notebooks": {AID: {
+        "late_submission_penalty": 0.5, "grades": {"softmax": [2.0, False], "sigmoid": [1.0, False]}, "comments": {}}}}
+    result = cluster.Result(AID, "amy", outcome, zero=False, autograded={f"{AID}.ipynb": b"{}"},
+                            feedback={f"{AID}.html": b"<p>verdict</p>"}, gradebook=entries)
+    assert cluster.apply_result(course, result, grading.zero_scores)["status"] == outcomes.GRADED
+    with nbgrader_api.gradebook(course) as gb:
+        softmax, sigmoid = (gb.find_grade(n, AID, AID, "amy") for n in ("softmax", "sigmoid"))
+        assert (softmax.auto_score, softmax.manual_score, softmax.needs_manual_grade) == (2.0, 1.5, True)
+        assert (sigmoid.auto_score, sigmoid.needs_manual_grade) == (1.0, False)
+        sub = gb.find_submission(AID, "amy")
+        assert sub.timestamp.isoformat() == "2026-12-01T10:00:00"
+        assert sub.notebooks[0].late_submission_penalty == 0.5
+    assert (course.root / "feedback" / "amy" / AID / f"{AID}.html").read_bytes() == b"<p>verdict</p>"
+    assert outcomes.read(course, AID, "amy")["score"] == 3.0
+
+    escaping = cluster.Result(AID, "amy", outcome, zero=False, autograded={"../../../escaped.txt": b"x"},
+                              gradebook=entries)
+    written = cluster.apply_result(course, escaping, grading.zero_scores)
+    assert written["status"] == outcomes.NOT_GRADED and "outside its folder" in written["reason"]
+    assert not list(course.root.rglob("escaped.txt"))
+    with nbgrader_api.gradebook(course) as gb:
+        assert gb.find_grade("sigmoid", AID, AID, "amy").auto_score == 0  # no old points remain

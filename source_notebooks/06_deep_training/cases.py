@@ -19,8 +19,8 @@ from autograder.exercises import Exercise
 # -- inputs -------------------------------------------------------------------------------
 
 def _fans(rng):
-    k = int(rng.integers(2, 6))
-    fan_in = rng.integers(3, 600, size=k)
+    k = int(rng.integers(1, 7))  # layers: one to six
+    fan_in = rng.integers(1, 600, size=k)
     fan_out = fan_in + rng.integers(5, 300, size=k) * rng.choice([-1, 1], size=k)
     return {"fan_in": fan_in, "fan_out": np.maximum(fan_out, 1)}
 
@@ -30,21 +30,23 @@ def _bn_x(rng, N, D):
     return rng.normal(size=(N, D)) * scales + rng.normal(0.0, 3.0, size=D)
 
 
-def _bn_train_inputs(rng):
-    N, D = int(rng.integers(3, 9)), int(rng.integers(2, 6))
+def _bn_train_inputs(rng, n_min=2):
+    """N in n_min..12 (training mode needs N >= 2: the unbiased running variance divides by N - 1),
+    D in 1..8, momentum in [0.05, 0.45]."""
+    N, D = int(rng.integers(n_min, 13)), int(rng.integers(1, 9))
     return {"x": _bn_x(rng, N, D), "gamma": rng.normal(1.0, 0.5, size=D), "beta": rng.normal(size=D),
             "running_mean": rng.normal(size=D), "running_var": rng.uniform(0.5, 2.0, size=D),
-            "momentum": float(rng.choice([0.1, 0.2, 0.3])), "eps": float(rng.choice([1e-5, 1e-2, 0.1]))}
+            "momentum": float(rng.uniform(0.05, 0.45)), "eps": float(rng.choice([1e-5, 1e-2, 0.1]))}
 
 
 def _bn_eval_inputs(rng):
-    case = _bn_train_inputs(rng)
+    case = _bn_train_inputs(rng, n_min=1)  # eval mode: a single sample is fine
     del case["momentum"]
     return case
 
 
 def _bn_backward_inputs(rng):
-    N, D = int(rng.integers(3, 9)), int(rng.integers(2, 6))
+    N, D = int(rng.integers(2, 13)), int(rng.integers(1, 9))
     return {"dout": rng.normal(size=(N, D)), "x": _bn_x(rng, N, D), "gamma": rng.normal(1.0, 0.5, size=D),
             "eps": float(rng.choice([1e-5, 1e-2, 0.1]))}
 
@@ -65,19 +67,24 @@ _BN_BACKWARD_FIXED = (
 
 
 def _dropout_inputs(rng, first="x"):
-    shape = (int(rng.integers(2, 6)), int(rng.integers(2, 7)))
-    return {first: rng.normal(size=shape), "p": float(rng.choice([0.1, 0.25, 0.4, 0.6, 0.8])),
+    """x: any shape (rank 1..3, axes of size 1..6), p in [0.05, 0.85] (not 0.5)."""
+    shape = tuple(int(k) for k in rng.integers(1, 7, size=int(rng.integers(1, 4))))
+    return {first: rng.normal(size=shape), "p": float(rng.choice([0.1, 0.25, 0.4, 0.6, 0.8, 0.85, 0.05])),
             "u": rng.random(shape), "train": bool(rng.random() < 0.6)}
 
 
 _U = np.array([[0.05, 0.5, 0.95, 0.3], [0.7, 0.2, 0.25, 0.9], [0.1, 0.6, 0.35, 0.8]])
 _X = np.array([[1.0, -2.0, 3.0, 0.5], [2.0, 1.0, -1.0, 4.0], [-3.0, 0.25, 2.0, -1.0]])
-_DROPOUT_FIXED = ({"x": _X, "p": 0.3, "u": _U, "train": True}, {"x": _X, "p": 0.3, "u": _U, "train": False})
+_DROPOUT_FIXED = ({"x": _X, "p": 0.3, "u": _U, "train": True}, {"x": _X, "p": 0.3, "u": _U, "train": False},
+                  # p = 0: nothing is dropped, nothing rescaled; a 1-d x with a u equal to p = 0.25 (kept)
+                  {"x": _X, "p": 0.0, "u": _U, "train": True},
+                  {"x": np.array([1.5, -2.0, 0.5]), "p": 0.25, "u": np.array([0.25, 0.1, 0.75]), "train": True})
 _DROPOUT_BWD_FIXED = tuple({"dout": c["x"], **{k: v for k, v in c.items() if k != "x"}} for c in _DROPOUT_FIXED)
 
 
 def _residual_inputs(rng):
-    N, D, H = (int(v) for v in rng.choice(np.arange(2, 9), size=3, replace=False))
+    """N, D, H in 1..9, all different."""
+    N, D, H = (int(v) for v in rng.choice(np.arange(1, 10), size=3, replace=False))
     return {"x": rng.normal(size=(N, D)), "W1": rng.normal(size=(H, D)) / np.sqrt(D), "b1": rng.normal(size=H),
             "W2": rng.normal(size=(D, H)) / np.sqrt(H), "b2": rng.normal(size=D)}
 
@@ -251,6 +258,13 @@ EXERCISES = [
     ),
     Exercise(
         "residual_block_forward", _residual_inputs, framework="torch",
+        # fixed: ordinary sizes (N, D, H = 3, 2, 4), and one sample with D = 1
+        fixed=({"x": np.array([[1.0, -2.0], [0.5, 0.25], [-1.5, 1.0]]),
+                "W1": np.array([[0.5, -1.0], [1.0, 0.25], [-0.5, 0.5], [0.75, 1.0]]),
+                "b1": np.array([0.1, -0.2, 0.3, 0.0]),
+                "W2": np.array([[1.0, -0.5, 0.25, 0.5], [-1.0, 0.5, 1.0, -0.25]]), "b2": np.array([-0.5, 0.25])},
+               {"x": np.array([[-0.5]]), "W1": np.array([[1.0], [-2.0]]), "b1": np.array([0.5, 0.25]),
+                "W2": np.array([[1.5, -0.5]]), "b2": np.array([0.75])}),
         forbidden=("torch.nn.functional.linear", "torch.nn.Linear"),  # "Tensor operations only"
         mistakes={
             "the skip connection is missing: add x to the branch's output before the final ReLU":

@@ -103,13 +103,14 @@ def load_challenges(cases_file: Path) -> dict[str, Challenge]:
     return out
 
 
-def test_set(ch: Challenge) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs given to the sandbox, targets kept here) of a challenge's held-out file.
+def heldout_set(ch: Challenge, heldout_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs given to the sandbox, targets kept here) of a challenge's held-out file in
+    ``heldout_dir`` (the course's ``heldout/``).
 
     digits_classifier: uint8 images (N, 1, 28, 28), labels (N,)
     digits_denoiser:   noisy images (N, 1, 28, 28) float32, clean images (N, 1, 28, 28) in [0, 1]
     sine_forecaster:   past windows (N, 40) float32, the next values (N, 10)"""
-    data = load_heldout(ch.heldout)
+    data = load_heldout(ch.heldout, heldout_dir)
     if ch.task == "digits_classifier":
         return data["images"][:, None], data["labels"].astype(np.int64)
     if ch.task == "digits_denoiser":
@@ -228,8 +229,9 @@ class ChallengePlan:
             return zero("malformed", "the recorded outputs were unreadable")
         params, seconds = doc.get("parameters"), doc.get("cpu_seconds")
         if type(params) is int and type(seconds) in (int, float) and math.isfinite(seconds) and params >= 0:
-            r.used = (f"your model: {params:,} parameters (budget {ch.max_parameters:,}); training took "
-                      f"{seconds:.1f} CPU s (budget {ch.cpu_seconds:g} s)")
+            if "error" not in doc:
+                r.used = (f"your model: {params:,} parameters (budget {ch.max_parameters:,}); training took "
+                          f"{seconds:.1f} CPU s (budget {ch.cpu_seconds:g} s)")
         elif "error" not in doc:
             return zero("malformed", "the recorded budget figures were unreadable")
         error = doc.get("error")
@@ -277,7 +279,7 @@ def challenge_plans(course: Course, aid: str, points: dict[str, float] | None = 
     pts = cell_points(course.source_notebook(aid)) if points is None else points
     plans = {}
     for name, ch in found.items():
-        inputs, targets = test_set(ch)
+        inputs, targets = heldout_set(ch, course.root / "heldout")
         plans[name] = ChallengePlan(ch, inputs, targets, float(pts.get(name, 0.0)))
     return plans
 
@@ -316,3 +318,10 @@ def cell_timeouts(plans: dict[str, Any], default: Any) -> Any:
         return base
 
     return timeout
+
+
+def heldout_files(course: Course, aids: list[str]) -> list[Path]:
+    """The held-out files (and their manifest) the challenges of ``aids`` need: they travel to the
+    grading workers with the plans (trusted processes), never into a sandbox."""
+    names = sorted({ch.heldout for aid in aids for ch in load_challenges(course.cases_file(aid)).values()})
+    return [course.root / "heldout" / "MANIFEST.json", *(course.root / "heldout" / n for n in names)] if names else []

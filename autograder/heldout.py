@@ -7,7 +7,10 @@ split once, deterministically, into
   8,000 of the training split first, in their training order, then 1,000 validation digits;
 - ``course/heldout/digits_test.npz``: 1,000 test digits (100 of the 863..1,135 of each class,
   stratified: half of each class's share of the old 2,000-digit test split), which exist only on the
-  instructor's side: never in ``release/``, the bundle or ``helpers/``.
+  instructor's side: never in ``release/``, the bundle or ``helpers/``;
+- ``course/heldout/series_test.npz``: 800 forecasting samples (past 40 values -> next 10) cut from
+  200 noisy sine series drawn with ``helpers.data.noisy_sines`` from a seed that only this module
+  knows (students can draw as many series as they like, never these).
 
 ``python -m autograder.heldout build ../shared/data/mnist10k.npz`` rebuilds both files (byte for
 byte: fixed seeds, fixed order, no timestamps) and ``MANIFEST.json``; ``load_heldout(name)`` reads a
@@ -32,6 +35,8 @@ MANIFEST = HELDOUT_DIR / "MANIFEST.json"
 SOURCE_SHA256 = "0217e13bd0668deb198aa7d305edbf0331eb89f8a6e7dd226e03d1aa3a9bd4ef"  # mnist10k.npz
 SHIPPED_NAME = "mnist9k.npz"
 DIGITS_TEST = "digits_test.npz"
+SERIES_TEST = "series_test.npz"
+_SERIES_SEED = 0x5EC2E7_19  # instructor-only: the held-out series' seed (students use 0, 1, ...)
 _OLD_TEST_FRACTION, _OLD_SEED = 0.2, 0  # the split the course used before the challenges
 _HELDOUT_SEED = 20_191  # picks, per class, which half of the old test digits is held out
 
@@ -92,8 +97,13 @@ def build(source: Path) -> dict[str, str]:
     with np.load(io.BytesIO(raw)) as f:
         images, labels = f["images"], f["labels"]
     shipped, held = split_digits(images, labels)
+    from helpers.challenges import FORECAST_NOISE, forecast_windows
+    from helpers.data import noisy_sines
+
+    past, future = forecast_windows(noisy_sines(n_series=200, length=200, seed=_SERIES_SEED, noise=FORECAST_NOISE))
     files = {REPO / "helpers" / "datasets" / SHIPPED_NAME: _npz_bytes(images=images[shipped], labels=labels[shipped]),
-             HELDOUT_DIR / DIGITS_TEST: _npz_bytes(images=images[held], labels=labels[held])}
+             HELDOUT_DIR / DIGITS_TEST: _npz_bytes(images=images[held], labels=labels[held]),
+             HELDOUT_DIR / SERIES_TEST: _npz_bytes(inputs=past, targets=future)}
     HELDOUT_DIR.mkdir(parents=True, exist_ok=True)
     for path, data in files.items():
         path.write_bytes(data)
@@ -102,7 +112,7 @@ def build(source: Path) -> dict[str, str]:
         "note": "Instructor-only test data of the graded challenges (autograder/heldout.py). Never "
                 "release, bundle or copy it into helpers/. Built from mnist10k.npz (sha256 "
                 f"{SOURCE_SHA256}); MNIST: LeCun, Cortes, Burges, CC BY-SA 3.0.",
-        "sha256": {DIGITS_TEST: digests[DIGITS_TEST]},
+        "sha256": {DIGITS_TEST: digests[DIGITS_TEST], SERIES_TEST: digests[SERIES_TEST]},
         "shipped_sha256": {SHIPPED_NAME: digests[SHIPPED_NAME]},
     }, indent=1, sort_keys=True) + "\n")
     return digests

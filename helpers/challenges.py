@@ -199,7 +199,7 @@ def run_fit(fit: Callable, args: tuple, cpu_seconds: float) -> FitRun:
     except NotImplementedError:
         run.error = "not_implemented"
     except Exception as e:  # noqa: BLE001 - the student's code: its error is the outcome
-        run.error, run.detail = "raised", f"{type(e).__name__}: {str(e)[:200]}"
+        run.error, run.detail = "raised", f"your fit raised {type(e).__name__}: {str(e)[:200]}"
     finally:
         if timer:
             signal.setitimer(signal.ITIMER_PROF, 0)
@@ -287,9 +287,13 @@ def evaluate(spec: Spec, fit: Callable) -> tuple[FitRun, float | None]:
     """Run ``fit`` under the budget and score the model on the validation split (metric or None)."""
     args, X_val, y_val = task_data(spec.task)
     run = run_fit(fit, args, spec.cpu_seconds)
-    if run.error:
+    if run.error or run.parameters > spec.max_parameters:
         return run, None
-    out = predict(run.model, X_val)
+    try:
+        out = predict(run.model, X_val)
+    except Exception as e:  # noqa: BLE001 - the student's model: its error is the outcome
+        run.error, run.detail = "raised", f"the model raised {type(e).__name__}: {str(e)[:200]}"
+        return run, None
     if out.shape != output_shape(spec.task, len(X_val)) or not np.all(np.isfinite(out)):
         return run, math.nan
     return run, metric_value(spec.metric, out, y_val)
@@ -304,7 +308,7 @@ def report(spec: Spec, run: FitRun, value: float | None) -> str:
         return (f"{spec.name}: training stopped after {run.cpu_seconds:.1f} CPU s, over the budget of "
                 f"{spec.cpu_seconds:g} s: train for fewer epochs or use a smaller model (the grader gives 0 points).")
     if run.error:
-        return f"{spec.name}: your fit failed ({run.detail or run.error}); the grader would give 0 points."
+        return f"{spec.name}: {run.detail or run.error}; the grader would give 0 points."
     head = (f"{spec.name}: {run.parameters:,} parameters (budget {spec.max_parameters:,}), "
             f"{run.cpu_seconds:.1f} CPU s of training (budget {spec.cpu_seconds:g} s).")
     if run.parameters > spec.max_parameters:

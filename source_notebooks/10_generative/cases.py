@@ -301,3 +301,19 @@ EXERCISES = [
         },
     ),
 ]
+
+
+# --------------------------------------------------------------------------- #
+# Issue 19: the model-design challenge of section 6 (autograder/challenges.py). The grader
+# retrains the student's fit_denoiser in the sandbox and gives it the 1,000 held-out test digits
+# with noise 0.5 * N(0, I) (a fixed, instructor-only seed); the clean digits stay outside.
+# Thresholds: the reference (a 9,057-parameter convolutional denoiser, 3 epochs, about 18 CPU s)
+# reaches an MSE of about 0.012 on validation; the mean training digit scores 0.067, the noisy
+# input itself 0.25.
+# --------------------------------------------------------------------------- #
+from autograder.challenges import Challenge  # noqa: E402
+
+CHALLENGES = [
+    Challenge("digits_denoiser", task="digits_denoiser", heldout="digits_test.npz", metric="mse",
+              full=0.015, zero=0.05, max_parameters=50_000, cpu_seconds=40),
+]

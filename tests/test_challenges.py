@@ -1,0 +1,372 @@
+"""Model-design challenges (issue 19): held-out data that students never have, budgets, thresholds,
+and grading end to end through the CLI.
+
+- the held-out test sets are only in course/heldout (checked by sha256): no test sample is in
+  release/, the student bundle's sources (helpers/, its data) or anything the sandbox is given;
+- the trusted scorer turns every bad record (missing, huge, malformed, wrong shape, NaN, over a
+  budget, raising) into 0 points with a reason that never echoes test data;
+- the budgets are enforced by the harness (a fit over its CPU time is stopped);
+- through ``autograder grade`` (sandboxed): a strong, a weak and a missing model get full,
+  partial and zero points with clear verdicts.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+import submissions as subs
+from autograder.challenges import (Challenge, ChallengePlan, cell_timeouts, challenge_plans, load_challenges,
+                                   visible_specs)
+from autograder.course import Course, CourseError
+from autograder.heldout import HELDOUT_DIR, HeldoutError, load_heldout
+from conftest import REPO, copy_course, run_cli, syllabus_ids
+from helpers import challenges as hc
+from helpers.checking import encode
+
+COURSE = Course(REPO / "course")
+CHALLENGED = ["05_pooling"]
+
+
+def _all_challenges():
+    return [(aid, ch) for aid in syllabus_ids() for ch in load_challenges(COURSE.cases_file(aid)).values()]
+
+
+# -- held-out data ----------------------------------------------------------------------------------
+
+def _digests(images: np.ndarray) -> set[bytes]:
+    return {hashlib.sha256(np.ascontiguousarray(im, dtype=np.uint8).tobytes()).digest() for im in images}
+
+
+def test_heldout_files_match_their_manifest_and_are_balanced():
+    manifest = json.loads((HELDOUT_DIR / "MANIFEST.json").read_text())
+    for name, digest in manifest["sha256"].items():
+        assert hashlib.sha256((HELDOUT_DIR / name).read_bytes()).hexdigest() == digest, name
+    digits = load_heldout("digits_test.npz")
+    assert digits["images"].shape == (1000, 28, 28) and np.bincount(digits["labels"]).tolist() == [100] * 10
+
+
+def test_no_heldout_digit_ships_to_students():
+    """No test image is in helpers' data (what the bundle ships), in any released checks.json, nor
+    duplicated inside the test set itself (a duplicate in the shipped data would be a leak too)."""
+    test = _digests(load_heldout("digits_test.npz")["images"])
+    assert len(test) == 1000, "the held-out digits hold duplicates"
+    for f in sorted((REPO / "helpers").rglob("*.npz")):
+        with np.load(f) as d:
+            for key in d.files:
+                arr = d[key]
+                if arr.ndim == 3 and arr.shape[1:] == (28, 28):
+                    assert not (_digests(arr) & test), f"a held-out digit is in {f.relative_to(REPO)}"
+    shipped = np.load(REPO / "helpers" / "datasets" / "mnist9k.npz")["images"]
+    assert len(_digests(shipped)) > 8900  # the check above compares real, distinct images
+    for checks in sorted((REPO / "release").glob("*/checks.json")):  # visible cases: no 28x28 test image
+        for arr in _arrays_in(json.loads(checks.read_text())):
+            if arr.shape[-2:] == (28, 28):
+                flat = np.rint(arr.reshape(-1, 28, 28) * (255 if arr.max() <= 1 else 1)).clip(0, 255)
+                assert not (_digests(flat) & test), f"a held-out digit is in {checks.relative_to(REPO)}"
+
+
+def _arrays_in(obj):
+    if isinstance(obj, dict):
+        if {"kind", "shape", "data"} <= set(obj) and obj.get("kind") in ("float", "int"):
+            try:
+                yield np.asarray(obj["data"], dtype=np.float64).reshape(obj["shape"])
+            except (TypeError, ValueError):
+                return
+            return
+        for v in obj.values():
+            yield from _arrays_in(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _arrays_in(v)
+
+
+def test_heldout_lives_outside_what_students_and_the_sandbox_get():
+    tracked = {p.relative_to(REPO).as_posix() for p in (REPO / "course" / "heldout").iterdir()}
+    assert tracked == {"course/heldout/MANIFEST.json", "course/heldout/digits_test.npz"}
+    assert not list((REPO / "release").rglob("*heldout*")) and not list((REPO / "helpers").rglob("*heldout*"))
+    from autograder import sandbox  # the sandbox binds helpers/ and the Python installation, never course/
+    import helpers
+
+    assert not str(HELDOUT_DIR.resolve()).startswith(str(Path(helpers.__file__).resolve().parent))
+    assert "course" not in {p.name for p in sandbox.package_dirs()}
+
+
+def test_a_damaged_heldout_file_is_a_clear_error(tmp_path):
+    for f in HELDOUT_DIR.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    data = bytearray((tmp_path / "digits_test.npz").read_bytes())
+    data[500] ^= 0xFF
+    (tmp_path / "digits_test.npz").write_bytes(bytes(data))
+    with pytest.raises(HeldoutError, match="damaged"):
+        load_heldout("digits_test.npz", tmp_path)
+    with pytest.raises(HeldoutError, match="not in"):
+        load_heldout("nothing.npz", tmp_path)
+
+
+def test_the_students_digits_have_train_and_validation_only():
+    from helpers.data import load_digits
+
+    X, _ = load_digits("train")
+    Xv, _ = load_digits("val")
+    assert (len(X), len(Xv)) == (8000, 1000)
+    with pytest.raises(ValueError, match="split"):
+        load_digits("heldout")
+
+
+# -- declarations and public specs ------------------------------------------------------------------
+
+def test_declarations_are_checked():
+    with pytest.raises(CourseError, match="unknown task"):
+        Challenge("x", "cifar", "digits_test.npz", "accuracy", 0.9, 0.5, 10, 1)
+    with pytest.raises(CourseError, match="full must be above"):
+        Challenge("x", "digits_classifier", "digits_test.npz", "accuracy", 0.5, 0.9, 10, 1)
+    with pytest.raises(CourseError, match="full must be below"):
+        Challenge("x", "digits_denoiser", "digits_test.npz", "mse", 0.09, 0.02, 10, 1)
+
+
+@pytest.mark.parametrize("aid", CHALLENGED)
+def test_checks_json_gives_the_public_spec_and_the_notebook_states_it(aid):
+    checks = json.loads((REPO / "release" / aid / "checks.json").read_text())
+    assert checks["challenges"] == visible_specs(COURSE, aid)["challenges"]
+    text = "\n".join(c.source for c in nbformat.read(REPO / "release" / aid / f"{aid}.ipynb", as_version=4).cells)
+    for name, spec in checks["challenges"].items():
+        assert f'challenge("{name}",' in text
+        assert f"{spec['max_parameters']:,}" in text and f"{spec['cpu_seconds']:g} CPU seconds" in text
+        assert f"{spec['points']:g} points" in text
+
+
+def test_points_follow_the_documented_thresholds():
+    spec = hc.Spec("c", "digits_classifier", 10, 1, "accuracy", full=0.98, zero=0.90, points=5)
+    assert [spec.fraction(a) for a in (0.99, 0.98, 0.90, 0.85)] == [1.0, 1.0, 0.0, 0.0]
+    assert spec.fraction(0.95) == pytest.approx(0.625) and spec.fraction(float("nan")) == 0.0
+    mse = hc.Spec("c", "digits_denoiser", 10, 1, "mse", full=0.02, zero=0.06, points=5)
+    assert [mse.fraction(v) for v in (0.01, 0.02, 0.04, 0.06, 0.5)] == [1.0, 1.0, pytest.approx(0.5), 0.0, 0.0]
+
+
+# -- the trusted scorer: every bad record is 0 points with a reason ----------------------------------
+
+def _plan(n: int = 20) -> ChallengePlan:
+    ch = Challenge("digits_cnn", "digits_classifier", "digits_test.npz", "accuracy", 0.98, 0.90, 50_000, 40)
+    labels = np.arange(n) % 10
+    return ChallengePlan(ch, np.zeros((n, 1, 28, 28), np.uint8), labels, points=5)
+
+
+def _record(output=None, **kw) -> str:
+    doc = {"challenge": "digits_cnn", "parameters": 1234, "cpu_seconds": 3.5, **kw}
+    if output is not None:
+        doc["output"] = encode(output)
+    return json.dumps(doc)
+
+
+def _onehot(labels, wrong=0):
+    out = np.eye(10)[labels].copy()
+    out[:wrong] = np.eye(10)[(labels[:wrong] + 1) % 10]
+    return out
+
+
+def test_right_and_partly_right_outputs_get_their_points():
+    plan = _plan(20)
+    full = plan.score(_record(_onehot(plan.targets)))
+    assert full.ok and full.score(5) == 5 and "test accuracy 100.0 %" in full.message(5)
+    assert "1,234 parameters" in full.message(5) and "3.5 CPU s" in full.message(5)
+    part = plan.score(_record(_onehot(plan.targets, wrong=1)))  # 95 %: 5 * (0.95 - 0.90) / 0.08
+    assert not part.ok and part.score(5) == pytest.approx(3.12, abs=0.01) and "95.0 %" in part.message(5)
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (None, "did not run"),
+    ("{not json", "unreadable"),
+    (json.dumps({"challenge": "other"}), "unreadable"),
+    (json.dumps({"challenge": "digits_cnn", "parameters": "many", "cpu_seconds": 1}), "budget figures"),
+    (_record(error="not_implemented"), "not implemented"),
+    (_record(error="over_time"), "over its budget of 40 CPU s"),
+    (_record(error="raised", detail="ValueError: label 7 of sample 3"), "raised an exception"),
+    (_record(error="not_a_module"), "nn.Module"),
+    (_record(np.zeros((20, 10)), parameters=50_001), "over the budget of 50,000"),
+    (_record(np.zeros((20, 10)), cpu_seconds=40.5), "over the budget of 40 s"),
+    (_record(np.zeros((20, 9))), "expected (20, 10)"),
+    (_record(np.full((20, 10), np.nan)), "NaN"),
+    (json.dumps({"challenge": "digits_cnn", "parameters": 1, "cpu_seconds": 1,
+                 "output": {"kind": "float", "shape": [20, 10], "data": [1]}}), "not plain numbers"),
+    ("x" * 2_000_001, "larger than"),
+])
+def test_every_bad_record_is_zero_points_with_a_reason(raw, reason):
+    result = _plan(20).score(raw, max_bytes=2_000_000)
+    text = result.message(5)
+    assert result.score(5) == 0 and not result.ok and reason in text, text
+    assert "label 7" not in text and "sample 3" not in text  # the fit's own text is never echoed
+
+
+def test_the_sandbox_gets_inputs_but_never_the_targets():
+    plan = challenge_plans(COURSE, "05_pooling")["digits_cnn"]
+    doc = json.loads(plan.sandbox_inputs())
+    assert set(doc) == {"challenge", "spec", "inputs"} and "labels" not in plan.sandbox_inputs()
+    images = hc.decode_images(doc["inputs"])
+    assert images.shape == (1000, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    assert np.array_equal(np.rint(images * 255).astype(np.uint8), load_heldout("digits_test.npz")["images"][:, None])
+
+
+def test_challenge_cells_get_a_timeout_that_fits_their_budget():
+    plans = {"digits_cnn": _plan()}
+    timeout = cell_timeouts(plans, lambda: 60)
+    cell = nbformat.v4.new_code_cell('challenge("digits_cnn", f)')
+    cell.metadata = {"nbgrader": {"grade_id": "digits_cnn"}}
+    assert timeout(cell) == 140 and timeout(nbformat.v4.new_code_cell("x = 1")) == 60
+    assert cell_timeouts({}, lambda: 60) is None
+
+
+# -- the harness: budgets enforced, at home and under the grader --------------------------------------
+
+def _busy(*args):
+    t = time.process_time()
+    while time.process_time() - t < 5:
+        pass
+
+
+def test_a_fit_over_its_cpu_time_is_stopped():
+    start = time.process_time()
+    run = hc.run_fit(_busy, (), cpu_seconds=0.3)
+    assert run.error == "over_time" and time.process_time() - start < 2.5
+
+
+def test_a_fit_that_swallows_exceptions_is_still_stopped():
+    def stubborn(*args):
+        t = time.process_time()
+        while time.process_time() - t < 3:
+            try:
+                while time.process_time() - t < 3:
+                    pass
+            except Exception:  # noqa: BLE001 - what a careless training loop does
+                pass
+
+    assert hc.run_fit(stubborn, (), cpu_seconds=0.2).error == "over_time"
+
+
+def test_the_fit_runs_seeded_on_one_thread():
+    import torch
+
+    seen = []
+
+    def probe(*args):
+        seen.append((torch.get_num_threads(), float(torch.rand(1)), float(np.random.rand())))
+        return torch.nn.Linear(2, 3)
+
+    a, b = hc.run_fit(probe, (), 5), hc.run_fit(probe, (), 5)
+    assert a.parameters == 9 and seen[0] == seen[1] and seen[0][0] == 1
+
+
+def test_at_home_the_report_guides_and_blocking_problems_raise(tmp_path, capsys):
+    import torch
+
+    spec = {"task": "digits_classifier", "metric": "accuracy", "full": 0.98, "zero": 0.90,
+            "max_parameters": 50_000, "cpu_seconds": 40, "points": 5}
+    (tmp_path / "checks.json").write_text(json.dumps({"challenges": {"c": spec}}))
+
+    def chance(X, y, Xv, yv):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+
+    hc.challenge("c", chance, path=tmp_path / "checks.json")
+    out = capsys.readouterr().out
+    assert "7,850 parameters" in out and "Validation accuracy" in out and "try " in out and "0.0 / 5 points" in out
+    with pytest.raises(hc.ChallengeError, match="not implemented"):
+        hc.challenge("c", lambda *a: (_ for _ in ()).throw(NotImplementedError()), path=tmp_path / "checks.json")
+    with pytest.raises(hc.ChallengeError, match="Over the parameter budget"):
+        hc.challenge("c", lambda *a: torch.nn.Linear(784, 100), path=tmp_path / "checks.json")
+
+
+# -- end to end through the CLI ------------------------------------------------------------------------
+
+WEAK = '''def fit_digits(X_train, y_train, X_val, y_val):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(5):
+        for i in range(0, len(X_train), 64):
+            loss = F.cross_entropy(model(X_train[i:i + 64]), y_train[i:i + 64])
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+    return model
+'''
+HUGE = '''def fit_digits(X_train, y_train, X_val, y_val):
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
+'''
+NAN = '''class Broken(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Linear(784, 10)
+    def forward(self, x):
+        return self.w(x.flatten(1)) * float("nan")
+
+def fit_digits(X_train, y_train, X_val, y_val):
+    return Broken()
+'''
+LEAKY = '''def fit_digits(X_train, y_train, X_val, y_val):
+    raise ValueError("the secret is " + str(float(X_train[0].sum())))
+'''
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    aid = "05_pooling"
+    tmp = tmp_path_factory.mktemp("challenge")
+    course = copy_course(tmp)
+    folder = tmp / "submissions"
+    solved = subs.solved(aid)
+    subs.write(folder, "strong", aid, solved)
+    subs.write(folder, "weak", aid, subs.replace_exercise(solved, "fit_digits", WEAK))
+    stub = next(c.source for c in subs.release_notebook(aid).cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == "fit_digits_impl")
+    subs.write(folder, "missing", aid, subs.replace_exercise(solved, "fit_digits", stub))
+    subs.write(folder, "huge", aid, subs.replace_exercise(solved, "fit_digits", HUGE))
+    subs.write(folder, "nan", aid, subs.replace_exercise(solved, "fit_digits", NAN))
+    subs.write(folder, "leaky", aid, subs.replace_exercise(solved, "fit_digits", LEAKY))
+    result = run_cli("grade", str(folder), "--workers", "2", course=course, timeout=1800)
+    grades = subs.read_grades(course / "exports" / "grades.csv")
+
+    def verdict(student: str) -> str:
+        page = (course / "feedback" / student / aid / f"{aid}.html").read_text()
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        verdict = text[text.index("digits_cnn:"):]
+        return verdict[:verdict.index("\n\n")]  # the grader's verdict only, not the markdown after it
+
+    return {"result": result, "grades": grades, "verdict": verdict, "aid": aid, "course": course}
+
+
+@pytest.mark.slow
+def test_cli_grades_the_challenge(graded):
+    assert graded["result"].returncode == 0, graded["result"].stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_strong_model_gets_full_marks(graded):
+    row = graded["grades"][("strong", graded["aid"])]
+    assert (row["score"], row["max_score"], row["status"]) == ("18", "18", "graded")
+    assert "5 / 5 points" in graded["verdict"]("strong") and "test accuracy" in graded["verdict"]("strong")
+
+
+@pytest.mark.slow
+def test_weak_model_gets_partial_points(graded):
+    score = float(graded["grades"][("weak", graded["aid"])]["score"])
+    assert 13 < score < 18, score
+    assert "test accuracy" in graded["verdict"]("weak") and "try" not in graded["verdict"]("weak")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student, reason", [
+    ("missing", "not implemented yet"),
+    ("huge", "over the budget of 50,000"),
+    ("nan", "NaN"),
+    ("leaky", "raised an exception"),
+])
+def test_bad_models_get_zero_challenge_points_and_say_why(graded, student, reason):
+    row = graded["grades"][(student, graded["aid"])]
+    assert (row["score"], row["status"]) == ("13", "graded"), row
+    text = graded["verdict"](student)
+    assert "0 / 5 points" in text and reason in text, text
+    assert "secret" not in text

@@ -256,3 +256,18 @@ EXERCISES = [
         },
     ),
 ]
+
+
+# --------------------------------------------------------------------------- #
+# Issue 19: the model-design challenge of section 8 (autograder/challenges.py). The grader
+# retrains the student's fit_forecaster in the sandbox and gives it the 800 held-out windows
+# (course/heldout/series_test.npz, series from an instructor-only seed); their futures stay outside.
+# Thresholds: the reference (a 3,690-parameter GRU, 30 epochs, about 14 CPU s) reaches an MSE of
+# about 0.022 on validation; the best linear map 0.13, repeating the last value 0.78, noise 0.01.
+# --------------------------------------------------------------------------- #
+from autograder.challenges import Challenge  # noqa: E402
+
+CHALLENGES = [
+    Challenge("sine_forecast", task="sine_forecaster", heldout="series_test.npz", metric="mse",
+              full=0.03, zero=0.14, max_parameters=20_000, cpu_seconds=40),
+]

@@ -89,8 +89,10 @@ def _arrays_in(obj):
 
 
 def test_heldout_lives_outside_what_students_and_the_sandbox_get():
-    tracked = {p.relative_to(REPO).as_posix() for p in (REPO / "course" / "heldout").iterdir()}
-    assert tracked == {"course/heldout/MANIFEST.json", "course/heldout/digits_test.npz"}
+    manifest = json.loads((HELDOUT_DIR / "MANIFEST.json").read_text())
+    here = {p.name for p in (REPO / "course" / "heldout").iterdir()}
+    assert here == {"MANIFEST.json", *manifest["sha256"]}, "every held-out file is in the manifest"
+    assert {ch.heldout for _, ch in _all_challenges()} <= set(manifest["sha256"])
     assert not list((REPO / "release").rglob("*heldout*")) and not list((REPO / "helpers").rglob("*heldout*"))
     from autograder import sandbox  # the sandbox binds helpers/ and the Python installation, never course/
     import helpers
@@ -280,6 +282,56 @@ def test_at_home_the_report_guides_and_blocking_problems_raise(tmp_path, capsys)
         hc.challenge("c", lambda *a: (_ for _ in ()).throw(NotImplementedError()), path=tmp_path / "checks.json")
     with pytest.raises(hc.ChallengeError, match="Over the parameter budget"):
         hc.challenge("c", lambda *a: torch.nn.Linear(784, 100), path=tmp_path / "checks.json")
+
+
+# -- every challenge: the reference earns full marks on the held-out set, chance earns nothing ----------
+
+def _graded_outputs(tmp_path: Path, plan: ChallengePlan, fit) -> str:
+    """What the sandbox-side harness writes for ``fit`` (the grader's mode, in this process)."""
+    root = tmp_path / "grader"
+    (root / "inputs").mkdir(parents=True, exist_ok=True)
+    (root / "outputs").mkdir(exist_ok=True)
+    (root / "inputs" / f"{plan.exercise.name}.json").write_text(plan.sandbox_inputs())
+    (root / "outputs" / f"{plan.exercise.name}.json").write_text("")
+    hc._graded_run(plan.exercise.name, fit, root)
+    return (root / "outputs" / f"{plan.exercise.name}.json").read_text()
+
+
+def _constant_model(task: str):
+    import torch
+
+    class Constant(torch.nn.Module):  # a model that learned nothing: zeros of the right shape
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return torch.zeros(hc.output_shape(task, len(x))) + self.w
+
+    return lambda *args: Constant()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("aid, name", [pytest.param(aid, ch.name, id=ch.name) for aid, ch in _all_challenges()])
+def test_reference_earns_full_marks_and_a_blank_model_none(tmp_path, aid, name):
+    from autograder.reference import load_reference
+
+    plan = challenge_plans(COURSE, aid)[name]
+    fit = next(v for k, v in load_reference(COURSE.source_notebook(aid)).items() if k.startswith("fit_"))
+    best = plan.score(_graded_outputs(tmp_path, plan, fit))
+    assert best.ok and best.score(5) == 5, best.message(5)
+    blank = plan.score(_graded_outputs(tmp_path, plan, _constant_model(plan.exercise.task)))
+    assert blank.score(5) == 0 and blank.value is not None, blank.message(5)
+
+
+def test_every_challenge_is_declared_with_its_heldout_set_and_graded_cell():
+    found = _all_challenges()
+    assert {ch.task for _, ch in found} == {"digits_classifier", "digits_denoiser", "sine_forecaster"}
+    for aid, ch in found:
+        load_heldout(ch.heldout, COURSE.root / "heldout")  # exists, checksum right
+        cells = nbformat.read(COURSE.source_notebook(aid), as_version=4).cells
+        graded = [c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") == ch.name]
+        assert len(graded) == 1 and graded[0].source.strip() == f'challenge("{ch.name}", {graded[0].source.split(", ")[1]}'
 
 
 # -- end to end through the CLI ------------------------------------------------------------------------

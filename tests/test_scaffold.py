@@ -3,7 +3,8 @@
 Fast: what it creates (the cell pattern of docs/authoring.md, nbgrader's metadata, cases.py, the
 syllabus line), that it is deterministic, and that it refuses a used or malformed id and an empty
 title with one line, exit status 2 and nothing written. Slow: the skeleton, with a solution the
-author writes, released and graded through the CLI: the solution gets full marks, the release 0.
+author writes, released (after a misspelt input name in cases.py is refused, naming the reference's
+parameters) and graded through the CLI: the solution gets full marks, the release 0.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from nbgrader.nbgraderformat import MetadataValidator
 
 import submissions as subs
 from autograder import scaffold
+from autograder.cli import main
 from autograder.course import Course, CourseError
 from conftest import copy_course, run_cli
 
@@ -42,14 +44,21 @@ def course(tmp_path) -> Path:
     return copy_course(tmp_path)
 
 
-def test_new_creates_the_cell_pattern_with_nbgrader_metadata(course):
+def new(course: Path, capsys, *args: str) -> tuple[int, str, str]:
+    """``autograder --course COURSE new ARGS`` in this process (the slow test runs the real command)."""
+    code = main(["--course", str(course), "new", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_new_creates_the_cell_pattern_with_nbgrader_metadata(course, capsys):
     before = _tree(course.parent)
-    result = run_cli("new", AID, TITLE, course=course)
-    assert result.returncode == 0, result.stderr
+    code, stdout, stderr = new(course, capsys, AID, TITLE)
+    assert code == 0, stderr
     folder = course.parent / "source_notebooks" / AID
     added = set(_tree(course.parent)) - set(before)
     assert added == {f"source_notebooks/{AID}/{AID}.ipynb", f"source_notebooks/{AID}/cases.py"}
-    assert f"| `{AID}` | {TITLE} |" in result.stdout  # the README row to add, printed
+    assert f"| `{AID}` | {TITLE} |" in stdout  # the README row to add, printed
 
     nb = nbformat.read(folder / f"{AID}.ipynb", as_version=4)
     nbformat.validate(nb)
@@ -100,13 +109,13 @@ def test_titles_are_written_as_valid_toml():
     ("12_Demo", TITLE, "malformed"), ("12_", TITLE, "malformed"), ("../12_demo", TITLE, "malformed"),
     (AID, "", "title is empty"), (AID, "   ", "title is empty"), (AID, "two\nlines", "one line"),
 ])
-def test_refusals_are_one_line_exit_2_and_write_nothing(course, aid, title, words):
+def test_refusals_are_one_line_exit_2_and_write_nothing(course, capsys, aid, title, words):
     before = _tree(course.parent)
-    result = run_cli("new", aid, title, course=course)
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("autograder: error: ") and words in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+    code, stdout, stderr = new(course, capsys, aid, title)
+    assert code == 2, stdout + stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("autograder: error: ") and words in lines[0], stderr
+    assert not stdout
     assert _tree(course.parent) == before
 
 
@@ -117,13 +126,14 @@ def test_an_existing_folder_is_never_overwritten(course):
     before = _tree(course.parent)
     with pytest.raises(CourseError, match="already exists"):
         scaffold.new_assignment(c, AID, TITLE)
+    assert _tree(course.parent) == before and (c.source_dir / AID / "notes.md").read_text() == "mine"
     (c.source_dir / AID / "notes.md").unlink()
     (c.source_dir / AID).rmdir()
     (c.release_dir / AID).mkdir()
+    before = _tree(course.parent)
     with pytest.raises(CourseError, match="already exists"):
         scaffold.new_assignment(c, AID, TITLE)
-    assert (course / "syllabus.toml").read_text() == (Path(__file__).parents[1] / "course" / "syllabus.toml").read_text()
-    assert before  # the tree was read
+    assert _tree(course.parent) == before and not (c.source_dir / AID).exists()
 
 
 AUTHORS_SOLUTION = "return np.linalg.norm(X, axis=1)"  # not the skeleton's formula: the author's own
@@ -139,6 +149,14 @@ def test_a_scaffolded_lecture_releases_and_grades_through_the_cli(course, tmp_pa
     _, _, tail = rest.partition("    ### END SOLUTION")
     cell.source = f"{head}### BEGIN SOLUTION\n    {AUTHORS_SOLUTION}\n    ### END SOLUTION{tail}"
     nbformat.write(nb, src)
+
+    cases = src.parent / "cases.py"  # a misspelt input name is refused, naming the reference's parameters
+    good = cases.read_text()
+    cases.write_text(good.replace('return {"X": rng.normal', 'return {"x": rng.normal'))
+    refused = run_cli("release", AID, course=course)
+    assert refused.returncode == 2 and "are (x) but the reference takes (X)" in refused.stderr, refused.stderr[-2000:]
+    assert "Traceback" not in refused.stderr
+    cases.write_text(good)
 
     released = run_cli("release", AID, course=course)
     assert released.returncode == 0, released.stderr[-3000:]

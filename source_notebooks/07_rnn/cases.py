@@ -17,10 +17,8 @@ def _sig(z):
 
 
 def _dims(rng):
-    """N, D, H with D != H and N different from both (axis mix-ups change shapes or values)."""
-    D = int(rng.integers(2, 5))
-    H = int(rng.integers(5, 8))
-    N = int(rng.choice([n for n in range(2, 9) if n not in (D, H)]))
+    """N, D, H in 1..9, all different (axis mix-ups change shapes or values)."""
+    N, D, H = (int(v) for v in rng.choice(np.arange(1, 10), size=3, replace=False))
     return N, D, H
 
 
@@ -35,7 +33,7 @@ def _step_inputs(rng):
 
 def _seq_inputs(rng):
     N, D, H = _dims(rng)
-    T = int(rng.choice([t for t in range(3, 8) if t not in (N, D, H)] or [9]))
+    T = int(rng.choice([t for t in range(1, 13) if t not in (N, D, H)]))  # T in 1..12, T = 1 included
     return {"x": rng.normal(size=(N, T, D)), "h0": rng.normal(size=(N, H)),
             "Wx": rng.normal(0, 0.6, size=(D, H)), "Wh": rng.normal(0, 0.5, size=(H, H)),
             "b": rng.normal(0, 0.5, size=H)}
@@ -66,7 +64,7 @@ def _forward(x, h0, Wx, Wh, b, carry=True, store_before=False, reverse=False):
     return h
 
 
-def _backward(dh, x, h0, Wx, Wh, b, carry=True, tanh_grad=True, dwh_uses_ht=False):
+def _backward(dh, x, h0, Wx, Wh, b, carry=True, tanh_grad=True, dwh_uses_ht=False, accumulate=True):
     h = _forward(x, h0, Wx, Wh, b)
     T = x.shape[1]
     dx = np.zeros_like(x)
@@ -77,6 +75,8 @@ def _backward(dh, x, h0, Wx, Wh, b, carry=True, tanh_grad=True, dwh_uses_ht=Fals
         g = dh[:, t] + (dh_next if carry else 0.0)
         da = g * (1 - h[:, t] ** 2) if tanh_grad else g
         dx[:, t] = da @ Wx.T
+        if not accumulate:  # "=" instead of "+=": only the first step's (t = 0) contribution survives
+            dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)
         dWx += x[:, t].T @ da
         dWh += (h[:, t] if dwh_uses_ht else h_prev).T @ da
         db += da.sum(axis=0)
@@ -135,10 +135,27 @@ def _gru(x, h_prev, W_ih, W_hh, b_ih, b_hh, order="rzn", swap_z=False, reset="to
 # -- sampling -------------------------------------------------------------------------------
 
 def _sample_inputs(rng):
-    N = int(rng.integers(5, 10))
-    V = int(rng.choice([v for v in range(4, 12) if v != N]))
-    return {"logits": rng.normal(0, 2.0, size=(N, V)), "temperature": float(rng.choice([0.5, 0.8, 1.7, 2.5])),
+    """N in 1..10, V in 1..12 (V != N: a softmax over the wrong axis keeps the shape but not the sums),
+    temperature in [0.3, 3]."""
+    N = int(rng.integers(1, 11))
+    V = int(rng.choice([v for v in range(1, 13) if v != N]))
+    return {"logits": rng.normal(0, 2.0, size=(N, V)), "temperature": float(rng.uniform(0.3, 3.0)),
             "u": rng.uniform(0.0, 1.0, size=N)}
+
+
+def _fixed(inputs_fn, seed, shapes):
+    """A deterministic case of ``inputs_fn`` with the sizes (N, D, H) given (fixed cases)."""
+    class _Sizes:  # an rng whose first draw is the sizes, then a real generator
+        def __init__(self):
+            self.rng = np.random.default_rng(seed)
+
+        def choice(self, a, size=None, replace=True):
+            return np.array(shapes) if size == 3 else self.rng.choice(a, size=size, replace=replace)
+
+        def __getattr__(self, name):
+            return getattr(self.rng, name)
+
+    return inputs_fn(_Sizes())
 
 
 def _softmax(z, axis=1):
@@ -168,6 +185,20 @@ def _sample_last_below(logits, temperature, u):
     return p, np.maximum(_inverse_cdf(p, u) - 1, 0)
 
 
+def _sample_searchsorted_left(logits, temperature, u):
+    p = _softmax(logits / temperature)
+    cdf = np.cumsum(p, axis=1)
+    idx = np.array([np.searchsorted(row, ui) for row, ui in zip(cdf, u)], dtype=np.int64)
+    return p, np.minimum(idx, p.shape[1] - 1)
+
+
+def _sample_unstable(logits, temperature, u):
+    with np.errstate(all="ignore"):
+        e = np.exp(logits / temperature)
+        p = e / e.sum(axis=1, keepdims=True)
+    return p, _inverse_cdf(p, u)
+
+
 def _sample_power_unnormalised(logits, temperature, u):
     p = _softmax(logits) ** (1.0 / temperature)
     return p, _inverse_cdf(p, u)
@@ -177,7 +208,8 @@ EXERCISES = [
     Exercise(
         "rnn_step", _step_inputs,
         fixed=({"x": np.array([[1.0, 0.0], [0.0, 2.0], [0.5, -1.0]]), "h_prev": np.array([[0.5, -0.5, 0.0]] * 3),
-                "Wx": np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]]), "Wh": np.eye(3) * 0.9 + 0.1,
+                "Wx": np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]]),
+                "Wh": np.array([[0.9, 0.4, -0.3], [0.1, 0.8, 0.5], [-0.2, 0.2, 0.7]]),  # not symmetric
                 "b": np.array([0.1, -0.2, 0.3])},),
         mistakes={
             "the tanh is missing: h = tanh(x Wx + h_prev Wh + b)":
@@ -187,11 +219,13 @@ EXERCISES = [
             "the bias b is missing": lambda x, h_prev, Wx, Wh, b: np.tanh(x @ Wx + h_prev @ Wh),
             "a sigmoid was used where the vanilla RNN uses tanh":
                 lambda x, h_prev, Wx, Wh, b: _sig(x @ Wx + h_prev @ Wh + b),
+            "Wh is used transposed: the new state is h_prev @ Wh (Wh is (H, H), rows index the old state)":
+                lambda x, h_prev, Wx, Wh, b: np.tanh(x @ Wx + h_prev @ Wh.T + b),
         },
     ),
     Exercise(
         "rnn_forward", _seq_inputs,
-        fixed=(_one_step_sequence(),),
+        fixed=(_one_step_sequence(), _fixed(_seq_inputs, 1602, (3, 2, 4))),
         mistakes={
             "the hidden state is not carried: each step must start from the previous step's h, not from h0":
                 lambda x, h0, Wx, Wh, b: _forward(x, h0, Wx, Wh, b, carry=False),
@@ -199,10 +233,19 @@ EXERCISES = [
                 lambda x, h0, Wx, Wh, b: _forward(x, h0, Wx, Wh, b, store_before=True),
             "time runs backwards: read x[:, 0] first, then x[:, 1], ...":
                 lambda x, h0, Wx, Wh, b: _forward(x, h0, Wx, Wh, b, reverse=True),
+            "only the last state was returned: return every state, h of shape (N, T, H)":
+                lambda x, h0, Wx, Wh, b: _forward(x, h0, Wx, Wh, b)[:, -1],
+            "h0 is part of the output (T + 1 states): h[:, t] is the state AFTER reading x[:, t], T of them":
+                lambda x, h0, Wx, Wh, b: np.concatenate([h0[:, None], _forward(x, h0, Wx, Wh, b)], axis=1),
         },
     ),
     Exercise(
         "rnn_backward", _bwd_inputs,
+        # fixed: an ordinary sequence (N, D, H = 3, 2, 4; T = 5), and T = 1 (one step from h0)
+        fixed=(_fixed(_bwd_inputs, 1603, (3, 2, 4)),
+               {"dh": np.random.default_rng(1604).normal(size=_one_step_sequence()["x"].shape[:2]
+                                                         + _one_step_sequence()["h0"].shape[1:]),
+                **_one_step_sequence()}),
         mistakes={
             "the gradient from later steps is not carried back: add dh_next (= da_{t+1} @ Wh.T) to dh[:, t]":
                 lambda *a: _backward(*a, carry=False),
@@ -210,10 +253,14 @@ EXERCISES = [
                 lambda *a: _backward(*a, tanh_grad=False),
             "dWh must accumulate h_{t-1}.T @ da (the state that entered step t), not h_t":
                 lambda *a: _backward(*a, dwh_uses_ht=True),
+            "the weight gradients are overwritten at every step: dWx, dWh and db SUM the contributions "
+            "of all T steps (+=)": lambda *a: _backward(*a, accumulate=False),
         },
     ),
     Exercise(
         "lstm_cell", _lstm_inputs,
+        # fixed: ordinary sizes (N, D, H = 3, 2, 4), and a single unit (H = 1) for a single sample
+        fixed=(_fixed(_lstm_inputs, 1605, (3, 2, 4)), _fixed(_lstm_inputs, 1606, (1, 3, 1))),
         forbidden=("torch.nn.LSTMCell", "torch.nn.LSTM", "torch.lstm_cell"),
         mistakes={
             "gates in the wrong order: PyTorch stacks them as (i, f, g, o); g and o are swapped":
@@ -228,6 +275,7 @@ EXERCISES = [
     ),
     Exercise(
         "gru_cell", _gru_inputs,
+        fixed=(_fixed(_gru_inputs, 1607, (3, 2, 4)), _fixed(_gru_inputs, 1608, (1, 3, 1))),
         forbidden=("torch.nn.GRUCell", "torch.nn.GRU", "torch.gru_cell"),
         mistakes={
             "z and 1 - z are swapped: h = (1 - z) * n + z * h_prev": lambda *a: _gru(*a, swap_z=True),
@@ -243,7 +291,13 @@ EXERCISES = [
     Exercise(
         "sample_with_temperature", _sample_inputs,
         fixed=({"logits": np.array([[1000.0, 999.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 3.0, 2.0]]),
-                "temperature": 0.5, "u": np.array([0.5, 0.3, 0.7, 0.99])},),
+                "temperature": 0.5, "u": np.array([0.5, 0.3, 0.7, 0.99])},
+               # u exactly equal to a cumulative probability (the text: the first k whose cumulative
+               # probability is GREATER than u): cdf [0.25, 0.5, 0.75, 1] (exact) with u = 0.5 picks
+               # index 2, u = 0.25 index 1, u = 0.75 index 3, u = 0 index 0 (and two u between the steps,
+               # where only the ties move); a single token (V = 1)
+               {"logits": np.zeros((6, 4)), "temperature": 1.0, "u": np.array([0.5, 0.25, 0.75, 0.0, 0.6, 0.9])},
+               {"logits": np.array([[2.0], [-1.0]]), "temperature": 0.7, "u": np.array([0.4, 0.9])}),
         mistakes={
             "the logits are multiplied by the temperature: divide them (z / tau)":
                 _sample(lambda z, t: _softmax(z * t)),
@@ -253,6 +307,10 @@ EXERCISES = [
             "this is greedy (argmax) decoding: use u to draw an index from the distribution": _sample_greedy,
             "off by one: pick the FIRST k whose cumulative probability exceeds u": _sample_last_below,
             "softmax(z) ** (1 / tau) is not renormalised: rows must sum to 1": _sample_power_unnormalised,
+            "a u equal to a cumulative probability picked that index: take the first k whose cumulative "
+            "probability is GREATER than u (np.searchsorted(cdf, u, side='right'))": _sample_searchsorted_left,
+            "exp overflows (nan) for large logits / temperature: subtract each row's max before np.exp":
+                _sample_unstable,
         },
     ),
 ]

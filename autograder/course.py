@@ -39,6 +39,9 @@ class Course:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))  # a str is fine too
+
     @classmethod
     def find(cls, root: str | os.PathLike | None = None) -> "Course":
         """The course given, else $AUTOGRADER_COURSE, else ./course, else the repo's."""

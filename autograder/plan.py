@@ -220,8 +220,18 @@ def sources_digest(course: Course, aid: str) -> str:
     return _DIGESTS[key]
 
 
-def plan_path(course: Course, aid: str, seed: int | None) -> Path:
-    return course.root / PLANS_DIR / aid / ("visible.json" if seed is None else f"seed-{int(seed)}.json")
+#: A folder of plans shared by several course folders (the test suite's copies of the course):
+#: there, plans are filed under their sources digest, so identical courses share them.
+SHARED_CACHE_ENV = "AUTOGRADER_PLAN_CACHE"
+
+
+def plan_path(course: Course, aid: str, seed: int | None, sources: str | None = None) -> Path:
+    """``<course>/plans/<aid>/{visible,seed-S}.json`` (or ``$AUTOGRADER_PLAN_CACHE/<digest>/<aid>/...``)."""
+    name = "visible.json" if seed is None else f"seed-{int(seed)}.json"
+    shared = os.environ.get(SHARED_CACHE_ENV)
+    if shared:
+        return Path(shared) / (sources or sources_digest(course, aid))[:24] / aid / name
+    return course.root / PLANS_DIR / aid / name
 
 
 def _current(path: Path, sources: str) -> bool:
@@ -235,8 +245,8 @@ def _current(path: Path, sources: str) -> bool:
 
 def ensure_plan(course: Course, aid: str, seed: int | None) -> Path:
     """The plan file, computed (in a subprocess) unless a current one is cached."""
-    path = plan_path(course, aid, seed)
     sources = sources_digest(course, aid)
+    path = plan_path(course, aid, seed, sources)
     if _current(path, sources):
         return path
     cmd = [sys.executable, "-m", "autograder.plan", str(course.root), aid, "--sources", sources]
@@ -305,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     # "sources" first: ``_current`` reads it from the file's head.
     text = "{\n " + json.dumps("sources") + ": " + json.dumps(sources) + ",\n" + \
         readable_json({k: v for k, v in data.items() if k != "sources"})[2:]
-    _write(plan_path(course, args.assignment, args.seed), text + "\n")
+    _write(plan_path(course, args.assignment, args.seed, sources), text + "\n")
     return 0
 
 

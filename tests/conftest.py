@@ -12,6 +12,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+# The many copies of the course that tests grade in share their grading plans (filed by the
+# digest of their sources: a copy whose cases or notebook differ gets plans of its own).
+os.environ.setdefault("AUTOGRADER_PLAN_CACHE", str(REPO / "artifacts" / "plan-cache"))
+
 
 def syllabus_ids() -> list[str]:
     from autograder.course import Course
@@ -32,7 +36,8 @@ def copy_course(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir(parents=True)
     ignore = shutil.ignore_patterns("gradebook.db*", "submitted", "autograded", "feedback", "outcomes",
-                                    "exports", "exchange", ".grading_seed", ".ipynb_checkpoints", "__pycache__")
+                                    "exports", "exchange", ".grading_seed", ".ipynb_checkpoints", "__pycache__",
+                                    "plans")
     for name in ("course", "source_notebooks", "release"):
         shutil.copytree(REPO / name, root / name, ignore=ignore)
     return root / "course"

@@ -32,10 +32,10 @@ def _attention_inputs(rng):
     """What the docstring allows: any leading axes (none, (N,), (N, heads)), a single query (Tq = 1),
     and a mask that is None, full (..., Tq, Tk) or broadcastable ((..., 1, Tk): the same for every query)."""
     lead = [(), (int(rng.integers(1, 4)),), (int(rng.integers(1, 3)), int(rng.integers(2, 4)))][int(rng.integers(3))]
-    Tq = int(rng.integers(1, 5))
-    Tk = int(rng.integers(Tq + 1, 7))
-    d = int(rng.choice([4, 6, 9]))
-    dv = int(rng.choice([v for v in (2, 3, 5) if v != d]))
+    Tq = int(rng.integers(1, 6))
+    Tk = int(rng.integers(1, 8))       # a single key (Tk = 1) included
+    d = int(rng.integers(1, 10))
+    dv = int(rng.choice([v for v in range(1, 7) if v != d]))
     kind = rng.choice(["none", "full", "full", "broadcast"])
     mask = None if kind == "none" else _random_mask(rng, (*lead, Tq if kind == "full" else 1, Tk))
     return {"Q": rng.normal(size=(*lead, Tq, d)), "K": rng.normal(size=(*lead, Tk, d)),
@@ -72,22 +72,28 @@ def _attn(Q, K, V, mask=None, scale="sqrt_d", softmax_dim=-1, mask_after=False, 
 # -- masks ----------------------------------------------------------------------------------
 
 def _padding_inputs(rng):
-    T = int(rng.integers(3, 9))
-    N = int(rng.choice([n for n in range(2, 7) if n != T]))
+    """T in 1..10, N in 1..7 (N != T), lengths in 1..T; with N >= 2, one full and one short row."""
+    T = int(rng.integers(1, 11))
+    N = int(rng.choice([n for n in range(1, 8) if n != T]))
     lengths = rng.integers(1, T + 1, size=N)
-    lengths[0] = T                       # one full-length row, one short row at least
-    lengths[-1] = min(lengths[-1], T - 1)
+    if N >= 2:
+        lengths[0] = T                   # one full-length row, one short row at least (where T > 1)
+        lengths[-1] = max(min(lengths[-1], T - 1), 1)
     return {"lengths": lengths.astype(np.int64), "T": T}
 
 
 # -- multi-head attention -------------------------------------------------------------------
 
-def _mha_inputs(rng):
-    heads = int(rng.choice([2, 3]))
-    d_head = int(rng.choice([2, 3, 4]))
+def _mha_inputs(rng, sizes=None):
+    """heads in 1..4, d_head in 1..4, T in 1..8 (T not E nor heads), N in 1..3; or sizes (N, T, heads, d_head)."""
+    if sizes is None:
+        heads = int(rng.integers(1, 5))
+        d_head = int(rng.integers(1, 5))
+        T = int(rng.choice([t for t in range(1, 9) if t not in (heads * d_head, heads)]))
+        N = int(rng.integers(1, 4))
+    else:
+        N, T, heads, d_head = sizes
     E = heads * d_head
-    T = int(rng.choice([t for t in range(3, 7) if t not in (E, heads)]))
-    N = int(rng.integers(1, 4))
     return {"X": rng.normal(size=(N, T, E)), "W_in": rng.normal(0, 0.7, size=(3 * E, E)),
             "b_in": rng.normal(0, 0.3, size=3 * E), "W_out": rng.normal(0, 0.5, size=(E, E)),
             "b_out": rng.normal(0, 0.3, size=E), "num_heads": heads}
@@ -119,7 +125,8 @@ def _mha(X, W_in, b_in, W_out, b_out, num_heads, split="ok", scale="head", trans
 # -- positional encoding --------------------------------------------------------------------
 
 def _pe_inputs(rng):
-    return {"T": int(rng.integers(5, 21)), "d": int(rng.choice([6, 8, 10, 12, 16]))}
+    """T in 1..24, d even in 2..16."""
+    return {"T": int(rng.integers(1, 25)), "d": 2 * int(rng.integers(1, 9))}
 
 
 def _pe(T, d, kind="ok"):
@@ -147,10 +154,11 @@ def _pe(T, d, kind="ok"):
 # -- patchify -------------------------------------------------------------------------------
 
 def _patch_inputs(rng):
-    p = int(rng.choice([2, 3]))
-    C = int(rng.choice([2, 3]))
-    gh = int(rng.integers(2, 4))
-    gw = gh + 1                          # non-square: H != W
+    """p in 1..4, C in 1..3, a grid of 1..3 x 1..4 patches (square or not), N in 1..2."""
+    p = int(rng.integers(1, 5))
+    C = int(rng.integers(1, 4))
+    gh = int(rng.integers(1, 4))
+    gw = int(rng.integers(1, 5))
     N = int(rng.integers(1, 3))
     return {"images": rng.normal(size=(N, C, gh * p, gw * p)), "p": p}
 
@@ -165,13 +173,19 @@ def _patchify(images, p, perm=(0, 2, 4, 1, 3, 5), plain=False):
 
 # -- encoder block --------------------------------------------------------------------------
 
-def _block_inputs(rng):
-    heads = int(rng.choice([2, 3]))
-    d_head = int(rng.choice([2, 3]))
-    E = heads * d_head
-    F_ = int(rng.choice([f for f in (5, 7, 10) if f != E]))
-    T = int(rng.choice([t for t in range(3, 6) if t != E]))
-    N = int(rng.integers(1, 3))
+def _block_inputs(rng, sizes=None):
+    """heads in 1..3, d_head in 2..3 (E >= 2: layer norm over one feature is constant), the MLP width
+    F in 1..10 (not E), T in 1..6 (not E), N in 1..2; or sizes (N, T, heads, d_head, F)."""
+    if sizes is None:
+        heads = int(rng.integers(1, 4))
+        d_head = int(rng.integers(2, 4))
+        E = heads * d_head
+        F_ = int(rng.choice([f for f in range(1, 11) if f != E]))
+        T = int(rng.choice([t for t in range(1, 7) if t != E]))
+        N = int(rng.integers(1, 3))
+    else:
+        N, T, heads, d_head, F_ = sizes
+        E = heads * d_head
     g = lambda *s, scale=0.5: rng.normal(0, scale, size=s)
     return {"X": rng.normal(size=(N, T, E)), "W_in": g(3 * E, E, scale=0.6), "b_in": g(3 * E, scale=0.3),
             "W_out": g(E, E), "b_out": g(E, scale=0.3),
@@ -230,7 +244,7 @@ EXERCISES = [
         },
     ),
     Exercise(
-        "causal_mask", lambda rng: {"T": int(rng.integers(2, 10))},
+        "causal_mask", lambda rng: {"T": int(rng.integers(1, 13))},
         fixed=({"T": 4}, {"T": 1}),  # T = 1: a single position sees itself
         framework="torch",
         mistakes={
@@ -244,9 +258,13 @@ EXERCISES = [
     ),
     Exercise(
         "padding_mask", _padding_inputs,
-        fixed=({"lengths": np.array([3, 1, 5]), "T": 5},),
+        fixed=({"lengths": np.array([3, 1, 5]), "T": 5},
+               # degenerate: one sequence of length 1 in T = 1; one sequence shorter than T
+               {"lengths": np.array([1]), "T": 1}, {"lengths": np.array([2]), "T": 4}),
         framework="torch",
         mistakes={
+            "the mask is (T, N), transposed: one ROW per sequence, (N, T) (lengths[:, None] against arange(T)[None, :])":
+                lambda lengths, T: torch.arange(T)[:, None] < lengths[None, :],
             "off by one: the real positions are 0 .. length-1 (use <, not <=)":
                 lambda lengths, T: torch.arange(T)[None, :] <= lengths[:, None],
             "the mask is inverted: True marks the real tokens (those that may be attended to)":
@@ -255,6 +273,9 @@ EXERCISES = [
     ),
     Exercise(
         "multi_head_attention", _mha_inputs,
+        # fixed: ordinary sizes (N, T, heads, d_head = 2, 3, 2, 2), and one head with one token
+        fixed=(_mha_inputs(np.random.default_rng(801), (2, 3, 2, 2)),
+               _mha_inputs(np.random.default_rng(802), (1, 1, 1, 3))),
         # atol 1e-5: a correct float32 answer (e.g. nn.MultiheadAttention) is off by up to ~4e-7 on
         # O(1) outputs near 0; every mistake below is off by O(0.1) or more.
         atol=1e-5,
@@ -277,7 +298,7 @@ EXERCISES = [
     ),
     Exercise(
         "positional_encoding", _pe_inputs,
-        fixed=({"T": 4, "d": 6},),
+        fixed=({"T": 4, "d": 6}, {"T": 1, "d": 2}, {"T": 7, "d": 2}),  # one position; one frequency
         # atol 1e-5: a correct float32 answer loses ~1e-6 in sin/cos of arguments up to T ~ 20;
         # every mistake below is off by O(1).
         atol=1e-5,
@@ -295,7 +316,10 @@ EXERCISES = [
     ),
     Exercise(
         "patchify", _patch_inputs,
-        fixed=({"images": np.arange(2 * 4 * 6, dtype=np.float64).reshape(1, 2, 4, 6), "p": 2},),
+        fixed=({"images": np.arange(2 * 4 * 6, dtype=np.float64).reshape(1, 2, 4, 6), "p": 2},
+               # degenerate: p = 1 (every pixel a patch); one patch covering the whole image
+               {"images": np.arange(2 * 2 * 3, dtype=np.float64).reshape(1, 2, 2, 3) - 5.0, "p": 1},
+               {"images": np.linspace(-1.0, 1.0, 2 * 3 * 3 * 3).reshape(2, 3, 3, 3), "p": 3}),
         framework="torch",
         mistakes={
             "a plain reshape gives strips of pixels: reshape to (N, C, H/p, p, W/p, p) and permute before flattening":
@@ -310,6 +334,9 @@ EXERCISES = [
     ),
     Exercise(
         "encoder_block", _block_inputs,
+        # fixed: ordinary sizes (N, T, heads, d_head, F = 2, 3, 2, 2, 5), and one token with one head
+        fixed=(_block_inputs(np.random.default_rng(803), (2, 3, 2, 2, 5)),
+               _block_inputs(np.random.default_rng(804), (1, 1, 1, 3, 4))),
         # atol 1e-5: float32 through two matmul chains and two layer norms (e.g. a float32
         # nn.TransformerEncoderLayer) is off by up to ~1e-6 near 0; the mistakes are off by O(0.1).
         atol=1e-5,

@@ -30,13 +30,12 @@ from tqdm.auto import tqdm
 from autograder import cluster, collect, nbgrader_api, outcomes, processes
 from autograder.course import Course, CourseError
 from autograder.sandbox import UNSAFE_WARNING, SandboxUnavailable, bwrap_path
+from autograder.policy import SandboxPolicy
 from autograder.settings import GradingSettings
 
 #: The student id under which the reference solution is graded as a canary (never a valid
 #: collected id: those start with a letter or a digit). Removed from the gradebook afterwards.
 CANARY = "_reference_canary"
-#: Longest a submission's feedback may take to render (s).
-FEEDBACK_SECONDS = 120
 WORKER_DIED = "the grading worker died (killed, or out of memory)"
 RERUN = "run the same command again to grade it"
 
@@ -121,11 +120,12 @@ def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
             return cluster.collect_result(root, job, url, data, zero=True)
         if data.get("status") != outcomes.GRADED:
             raise CourseError("the scorer recorded no result")
+        feedback_seconds = SandboxPolicy(config=config).feedback_seconds
         try:
-            with _time_limit(FEEDBACK_SECONDS):
+            with _time_limit(feedback_seconds):
                 result = nb_api.generate_feedback(aid, student, force=True)
         except _FeedbackTooSlow:
-            raise CourseError(f"feedback took more than {FEEDBACK_SECONDS} s to render") from None
+            raise CourseError(f"feedback took more than {feedback_seconds} s to render") from None
         if not result.get("success"):
             raise CourseError("feedback: " + nbgrader_api.failure_reason(result))
         from autograder.sanitize import harden_feedback_html

@@ -73,6 +73,20 @@ def test_no_heldout_digit_ships_to_students():
                 assert not (_digests(flat) & test), f"a held-out digit is in {checks.relative_to(REPO)}"
 
 
+def test_no_heldout_series_window_is_in_the_students_data():
+    """The 800 test windows come from an instructor-only seed: none equals a window of the
+    training or validation series the students get (seeds 0 and 1), nor of seeds 2..49."""
+    from helpers.data import noisy_sines
+
+    test = {np.round(w, 5).tobytes() for w in load_heldout("series_test.npz")["inputs"].astype(np.float64)}
+    assert len(test) == 800
+    (X, _, Xv, _), _, _ = hc.task_data("sine_forecaster")
+    others = [hc.forecast_windows(noisy_sines(n_series=100, length=200, seed=s, noise=hc.FORECAST_NOISE))[0]
+              for s in range(2, 50)]
+    for arr in [X.numpy(), Xv.numpy(), *others]:
+        assert not ({np.round(w, 5).tobytes() for w in arr.astype(np.float64)} & test)
+
+
 def _arrays_in(obj):
     if isinstance(obj, dict):
         if {"kind", "shape", "data"} <= set(obj) and obj.get("kind") in ("float", "int"):
@@ -422,3 +436,71 @@ def test_bad_models_get_zero_challenge_points_and_say_why(graded, student, reaso
     text = graded["verdict"](student)
     assert "0 / 5 points" in text and reason in text, text
     assert "secret" not in text
+
+
+WEAK_OTHERS = {
+    "10_generative": ("fit_denoiser", "digits_denoiser", 13, '''def fit_denoiser(X_train, X_val):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 784), nn.Unflatten(1, (1, 28, 28)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(10):
+        for i in range(0, len(X_train), 64):
+            x = X_train[i:i + 64]
+            loss = F.mse_loss(model(x + 0.5 * torch.randn_like(x)), x)
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+    return model
+'''),
+    "07_rnn": ("fit_forecaster", "sine_forecast", 12, '''def fit_forecaster(X_train, y_train, X_val, y_val):
+    class Small(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(1, 16, batch_first=True)
+            self.head = nn.Linear(16, 10)
+        def forward(self, x):
+            return self.head(self.gru(x.unsqueeze(-1))[1][-1])
+    model = Small()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(15):
+        for i in range(0, len(X_train), 32):
+            loss = F.mse_loss(model(X_train[i:i + 32]), y_train[i:i + 32])
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+    return model
+'''),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(WEAK_OTHERS))
+def graded_other(request, tmp_path_factory):
+    """07's forecaster and 10's denoiser through the CLI: the reference, a weak model, a missing one."""
+    aid = request.param
+    fit, name, base, weak = WEAK_OTHERS[aid]
+    tmp = tmp_path_factory.mktemp(f"challenge-{aid}")
+    course = copy_course(tmp)
+    folder = tmp / "submissions"
+    solved = subs.solved(aid)
+    stub = next(c.source for c in subs.release_notebook(aid).cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == f"{fit}_impl")
+    subs.write(folder, "strong", aid, solved)
+    subs.write(folder, "weak", aid, subs.replace_exercise(solved, fit, weak))
+    subs.write(folder, "missing", aid, subs.replace_exercise(solved, fit, stub))
+    result = run_cli("grade", str(folder), "--workers", "2", course=course, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    grades = subs.read_grades(course / "exports" / "grades.csv")
+
+    def verdict(student: str) -> str:
+        page = (course / "feedback" / student / aid / f"{aid}.html").read_text()
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        found = text[text.index(f"{name}:"):]
+        return found[:found.index("\n\n")]
+
+    return {"aid": aid, "name": name, "base": base, "grades": grades, "verdict": verdict}
+
+
+@pytest.mark.slow
+def test_forecaster_and_denoiser_strong_weak_missing(graded_other):
+    g, aid, base = graded_other["grades"], graded_other["aid"], graded_other["base"]
+    assert (g[("strong", aid)]["score"], g[("strong", aid)]["max_score"]) == (str(base + 5), str(base + 5))
+    assert "5 / 5 points" in graded_other["verdict"]("strong")
+    weak = float(g[("weak", aid)]["score"])
+    assert base < weak < base + 5, weak
+    assert "test mse" in graded_other["verdict"]("weak")
+    assert g[("missing", aid)]["score"] == str(base) and "not implemented yet" in graded_other["verdict"]("missing")

@@ -18,7 +18,6 @@ import signal
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError

@@ -28,7 +28,8 @@ from typing import Any
 import helpers
 from autograder.course import Course, CourseError
 from autograder.exercises import Exercise
-from helpers.contract import (Case, Contract, decode, encode, encode_inputs, inputs_document, rounded)
+from helpers.contract import (Case, Contract, case_data, case_from_data, decode, encode, encode_inputs,
+                              inputs_document, rounded)
 
 #: What a planned case is: the judge's case (``helpers.contract.Case``).
 PlannedCase = Case
@@ -148,9 +149,7 @@ def plan_data(plans: dict[str, ExercisePlan], aid: str, seed: int | None, source
             "framework": spec.framework, "rtol": spec.rtol, "atol": spec.atol,
             "contract": spec.contract().as_data(), "builds_on": list(spec.builds_on),
             "partial_credit": spec.partial_credit,
-            "cases": [{"inputs": c.inputs, "expected": encode(c.expected), "hidden": c.hidden,
-                       "mistakes": [{"message": m, "output": encode(o)} for m, o in c.mistakes]}
-                      for c in p.cases],
+            "cases": [case_data(c) for c in p.cases],
         }
     return rounded({"assignment": aid, "seed": seed, "sources": sources, "exercises": exercises})
 
@@ -161,10 +160,7 @@ def plans_from_data(data: dict) -> dict[str, ExercisePlan]:
         contract = Contract.from_data(e.get("contract"))
         spec = ExerciseSpec(name, e["framework"], e["rtol"], e["atol"], contract.pure, contract.silent,
                             contract.forbidden, tuple(e.get("builds_on", ())), e.get("partial_credit"))
-        cases = [Case(c["inputs"], decode(c["expected"]), [(m["message"], decode(m["output"]))
-                                                          for m in c["mistakes"]], bool(c["hidden"]))
-                 for c in e["cases"]]
-        plans[name] = ExercisePlan(spec, cases)
+        plans[name] = ExercisePlan(spec, [case_from_data(c) for c in e["cases"]])
     return plans
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 # The contract's names that notebooks' helpers and tests use through this module.
 from helpers.contract import (BAD_INPUT, HARVEST_ENV, INTERRUPTED, NONE_INPUT, NOT_IMPLEMENTED, RAISED,  # noqa: F401
-                              SIGNIFICANT_DIGITS, Case, Contract, EncodingError, ExerciseReport, Harvest,
+                              SIGNIFICANT_DIGITS, Case, Contract, case_from_data, EncodingError, ExerciseReport, Harvest,
                               cascade_message, contract_problems, decode, encode, encode_inputs, error_entry,
                               judge, results_document, rounded, to_numpy)
 from helpers.diagnosis import Verdict, compare  # noqa: F401
@@ -262,9 +262,7 @@ def check(name: str, func: Callable, *, path: str | os.PathLike | None = None) -
 
 def visible_cases(spec: dict) -> list[Case]:
     """checks.json's cases of one exercise, as the judge takes them."""
-    return [Case(c["inputs"], decode(c["expected"]), [(m["message"], decode(m["output"]))
-                                                      for m in c.get("mistakes", [])])
-            for c in spec["cases"]]
+    return [case_from_data(c) for c in spec["cases"]]
 
 
 def run_visible_checks(name: str, func: Callable, *, path: str | os.PathLike | None = None,

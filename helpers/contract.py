@@ -110,14 +110,6 @@ class EncodingError(ValueError):
 #: Largest array (number of elements) accepted in an encoded value.
 MAX_ELEMENTS = 5_000_000
 
-# --------------------------------------------------------------------------- #
-# Plain-data encoding: the only form in which values cross the sandbox wall.
-# --------------------------------------------------------------------------- #
-
-
-class EncodingError(ValueError):
-    """A value that is not plain numeric data (or is malformed)."""
-
 
 def to_numpy(value: Any) -> np.ndarray:
     """Convert a number, numpy array or torch tensor to a plain numpy array.
@@ -369,6 +361,18 @@ class Case:
     expected: Any
     mistakes: list[tuple[str, Any]]
     hidden: bool = False
+
+
+def case_data(case: Case) -> dict:
+    """A case as plain data (a plan file; checks.json without ``hidden``)."""
+    return {"inputs": case.inputs, "expected": encode(case.expected), "hidden": case.hidden,
+            "mistakes": [{"message": m, "output": encode(o)} for m, o in case.mistakes]}
+
+
+def case_from_data(data: dict) -> Case:
+    """The inverse of ``case_data`` (a case of checks.json has no ``hidden``: it is visible)."""
+    return Case(data["inputs"], decode(data["expected"]),
+                [(m["message"], decode(m["output"])) for m in data.get("mistakes", [])], bool(data.get("hidden")))
 
 
 #: What happened on one case: passed; a known mistake matched; another wrong output; the function

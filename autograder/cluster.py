@@ -68,7 +68,9 @@ class Bundle:
     course: the course folder's path relative to that common folder (e.g. ``course``);
     source: the source directory's relative path (e.g. ``source_notebooks``);
     template: the template gradebook (a sqlite file's bytes);
-    key: a digest of all of it (names the staged copy on a worker).
+    key: a digest of all of it (names the staged copy on a worker);
+    plans: the run's plan files, ``(assignment, seed, content)``: written where the staged
+           course's plan cache looks for them (``autograder.plan.plan_path``).
     """
 
     files: dict[str, bytes]
@@ -76,6 +78,7 @@ class Bundle:
     source: str
     template: bytes
     key: str
+    plans: tuple[tuple[str, int, bytes], ...] = ()
 
 
 @dataclass
@@ -150,29 +153,35 @@ def _folder_files(folder: Path, ignore: Iterable[str]) -> Iterator[Path]:
         yield path
 
 
-def build_bundle(course: Course, aids: list[str], template: Path, extra: Iterable[Path] = ()) -> Bundle:
+def build_bundle(course: Course, aids: list[str], template: Path, extra: Iterable[Path] = (),
+                 plans: Iterable[tuple[str, int, bytes]] = ()) -> Bundle:
     """The course's configuration files, the source folders of ``aids``, the ``extra`` files of
-    the course folder (the run's plan files) and the template gradebook."""
+    the course folder (e.g. the challenges' held-out sets), the run's plan files
+    (``(assignment, seed, content)``) and the template gradebook."""
     root, source = course.root.resolve(), course.source_dir.resolve()
     base = Path(os.path.commonpath([root, source]))
     files: dict[str, bytes] = {}
     for f in sorted(root.iterdir()):
         if f.is_file() and not f.is_symlink() and not _skipped(f.name, _STATE):
             files[str(f.relative_to(base))] = f.read_bytes()
+    for aid in aids:
+        for f in _folder_files(source / aid, _SKIP):
+            files[str(f.relative_to(base))] = f.read_bytes()
     for f in extra:
         f = f.resolve()
         if root not in f.parents:
             raise CourseError(f"{f} is not in the course folder {root}")
         files[str(f.relative_to(base))] = f.read_bytes()
-    for aid in aids:
-        for f in _folder_files(source / aid, _SKIP):
-            files[str(f.relative_to(base))] = f.read_bytes()
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    plans = tuple(plans)
+    for aid, seed, content in plans:
+        digest.update(f"{aid}\0{seed}\0".encode() + hashlib.sha256(content).digest())
     blob = template.read_bytes()
     digest.update(hashlib.sha256(blob).digest())
-    return Bundle(files, str(root.relative_to(base)), str(source.relative_to(base)), blob, digest.hexdigest()[:16])
+    return Bundle(files, str(root.relative_to(base)), str(source.relative_to(base)), blob, digest.hexdigest()[:16],
+                  plans)
 
 
 def template_gradebook(course: Course, aids: list[str], path: Path) -> None:
@@ -260,10 +269,28 @@ def staged(bundle: Bundle) -> Path:
         shutil.rmtree(base, ignore_errors=True)
         raise CourseError("to grade in worker processes, nbgrader_config.py must give source_directory relative "
                           f"to its own folder (as the course's does); it names {got}")
+    for aid, seed, content in bundle.plans:
+        _install_plan(Course(root), aid, seed, content)
     _STAGED[bundle.key] = root
     if len(_STAGED) == 1:
         atexit.register(unstage_all)
     return root
+
+
+def _install_plan(course: Course, aid: str, seed: int, content: bytes) -> None:
+    """Put a plan file where this process's plan cache looks for it (unless one is there: the
+    cache names a plan by the digest of its sources, so the one there is the same)."""
+    from autograder import plan
+
+    if not hasattr(plan, "plan_path"):  # a plan module that keeps plans in memory only
+        return
+    path = plan.plan_path(course, aid, seed)
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
 
 
 def unstage(key: str) -> None:

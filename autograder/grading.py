@@ -369,14 +369,16 @@ def _workers(course: Course, aids: list[str], opts: GradeOptions, address: str |
 
     for aid in aids:  # computed once, here (and cached in the course); workers get the files
         plan.grading_plan(course.root, aid, opts.seed)
-    shipped = [plan.plan_path(course, aid, opts.seed) for aid in aids] if hasattr(plan, "plan_path") else []
+    # The plan files, as data: the staged course's plan cache may live elsewhere (plan_path).
+    plans = [(aid, opts.seed, plan.plan_path(course, aid, opts.seed).read_bytes())
+             for aid in aids] if hasattr(plan, "plan_path") else []
     from autograder.challenges import heldout_files  # hook (issue 19): the challenges' held-out test sets
 
-    shipped += heldout_files(course, aids)
+    shipped = heldout_files(course, aids)
     with tempfile.TemporaryDirectory() as tmp:
         template = Path(tmp) / "template.db"
         cluster.template_gradebook(course, aids, template)
-        bundle = cluster.build_bundle(course, aids, template, [p for p in shipped if p.is_file()])
+        bundle = cluster.build_bundle(course, aids, template, [p for p in shipped if p.is_file()], plans)
     if address:
         pool: cluster.LocalPool | cluster.DaskPool = cluster.DaskPool(address, bundle)
     else:

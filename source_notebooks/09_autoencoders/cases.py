@@ -21,8 +21,13 @@ def _distinct_sizes(rng, n):
 
 # -- 1. autoencoder_forward ------------------------------------------------------------------
 
-def _forward_inputs(rng):
-    K, N, H, D = sorted(_distinct_sizes(rng, 4))  # K < N < H < D: a narrow code, as in the notebook
+def _forward_inputs(rng, sizes=None):
+    """K < H < D drawn from 1..12 (a narrow code, as in the notebook), N in 1..8; or sizes (N, K, H, D)."""
+    if sizes is None:
+        K, H, D = sorted(int(v) for v in rng.choice(np.arange(1, 13), size=3, replace=False))
+        N = int(rng.integers(1, 9))
+    else:
+        N, K, H, D = sizes
     return {
         "X": rng.random((N, D)),
         "W1": rng.normal(0, 0.8, (H, D)), "b1": rng.normal(0, 0.5, H),
@@ -44,7 +49,7 @@ def _forward(X, W1, b1, W2, b2, W3, b3, W4, b4, relu_code=False, sigmoid_out=Tru
 # -- 2. reconstruction_loss ------------------------------------------------------------------
 
 def _loss_inputs(rng):
-    n, d = int(rng.integers(2, 6)), int(rng.integers(3, 9))
+    n, d = int(rng.integers(1, 9)), int(rng.integers(1, 11))
     X = rng.random((n, d))
     X[rng.random((n, d)) < 0.25] = 0.0  # digits have many exact 0s and some exact 1s
     X[rng.random((n, d)) < 0.15] = 1.0
@@ -80,7 +85,8 @@ def _loss_no_clamp(X, X_hat):
 def _sizes_inputs(rng):
     k = int(rng.integers(1, 8))
     s = int(rng.integers(1, 4))
-    return {"d": int(rng.integers(max(k, 5), 41)), "k": k, "s": s, "p": int(rng.integers(0, (k - 1) // 2 + 1)),
+    p = int(rng.integers(0, (k - 1) // 2 + 1))
+    return {"d": int(rng.integers(max(k - 2 * p, 1), 41)), "k": k, "s": s, "p": p,  # d + 2p = k included
             "output_padding": int(rng.integers(0, s))}  # torch needs output_padding < stride
 
 
@@ -95,10 +101,13 @@ def _sizes(d, k, s, p, op, floor=True, plus_one=True, pad_sign=-1, use_op=True, 
 # -- 4. conv_transpose2d ---------------------------------------------------------------------
 
 def _convt_inputs(rng):
-    H, W = int(rng.integers(2, 6)), int(rng.integers(2, 6))
-    kH, kW = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+    """H, W in 1..6, kernels 1..5, stride 1..3, padding below the kernel and small enough to leave a
+    non-empty output ((H - 1) s + k - 2p >= 1 on both axes)."""
+    H, W = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    kH, kW = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     stride = int(rng.integers(1, 4))
-    padding = int(rng.integers(0, min(kH, kW)))  # always leaves a non-empty output
+    p_max = min(kH - 1, kW - 1, ((H - 1) * stride + kH - 1) // 2, ((W - 1) * stride + kW - 1) // 2)
+    padding = int(rng.integers(0, p_max + 1))
     return {"x": rng.normal(size=(H, W)), "w": rng.normal(size=(kH, kW)), "stride": stride, "padding": padding}
 
 
@@ -125,7 +134,8 @@ _CONVT_FIXED = {"x": np.array([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]]),
 # -- 5. corrupt ------------------------------------------------------------------------------
 
 def _corrupt_inputs(rng):
-    shape = (int(rng.integers(2, 5)), 1, int(rng.integers(3, 7)), int(rng.integers(3, 7)))
+    """(N, C, H, W) with N in 1..4, C in 1..3, H and W in 1..6 (the fixed cases add a flat batch)."""
+    shape = (int(rng.integers(1, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 7)), int(rng.integers(1, 7)))
     X = rng.random(shape)
     X[rng.random(shape) < 0.4] = 0.0  # background pixels, as in the digits
     return {"X": X, "gauss": rng.standard_normal(shape), "u": rng.random(shape),
@@ -144,6 +154,10 @@ def _corrupt_mask_inverted(X, gauss, u, sigma, p):
     return np.where(u > p, 0.0, np.clip(X + sigma * gauss, 0, 1))
 
 
+def _corrupt_mask_at_p(X, gauss, u, sigma, p):
+    return np.where(u <= p, 0.0, np.clip(X + sigma * gauss, 0, 1))
+
+
 def _corrupt_mask_first(X, gauss, u, sigma, p):
     return np.clip(np.where(u < p, 0.0, X) + sigma * gauss, 0, 1)
 
@@ -151,7 +165,8 @@ def _corrupt_mask_first(X, gauss, u, sigma, p):
 # -- 6-8. anomaly detection ------------------------------------------------------------------
 
 def _scores_inputs(rng):
-    shape = (int(rng.integers(3, 7)), 1, int(rng.integers(2, 6)), int(rng.integers(7, 10)))
+    """(N, ...) with N in 1..6 and one to three more axes of size 1..9 ((N, D), (N, 1, H, W) ...)."""
+    shape = (int(rng.integers(1, 7)),) + tuple(int(k) for k in rng.integers(1, 10, size=int(rng.integers(1, 4))))
     return {"X": rng.random(shape), "X_hat": rng.random(shape)}
 
 
@@ -160,7 +175,7 @@ def _flat(X):
 
 
 def _threshold_inputs(rng):
-    return {"normal_scores": rng.gamma(2.0, 0.01, size=int(rng.integers(15, 60))),
+    return {"normal_scores": rng.gamma(2.0, 0.01, size=int(rng.integers(1, 61))),  # M = 1 included
             "fpr": float(rng.uniform(0.02, 0.25))}
 
 
@@ -199,8 +214,8 @@ def _pr_false_discovery(scores, is_anomaly, threshold):
 # -- 9. interpolate_latent -------------------------------------------------------------------
 
 def _interp_inputs(rng):
-    k = int(rng.integers(2, 7))
-    return {"z0": rng.normal(size=k), "z1": rng.normal(size=k), "n_steps": int(rng.integers(3, 10))}
+    k = int(rng.integers(1, 9))
+    return {"z0": rng.normal(size=k), "z1": rng.normal(size=k), "n_steps": int(rng.integers(2, 13))}
 
 
 def _interp(z0, z1, n_steps, t=None):
@@ -224,6 +239,9 @@ def _pr_at_threshold(scores, is_anomaly, threshold):
 EXERCISES = [
     Exercise(
         "autoencoder_forward", _forward_inputs,
+        # fixed: the notebook's shape of things (N, K, H, D = 3, 2, 5, 8), and one sample with a 1-d code
+        fixed=(_forward_inputs(np.random.default_rng(901), (3, 2, 5, 8)),
+               _forward_inputs(np.random.default_rng(902), (1, 1, 4, 6))),
         mistakes={
             "the code Z must be linear (no ReLU on the bottleneck): codes can be negative":
                 lambda *a: _forward(*a, relu_code=True),
@@ -236,7 +254,10 @@ EXERCISES = [
     Exercise(
         "reconstruction_loss", _loss_inputs,
         fixed=({"X": np.array([[0.0, 1.0, 1.0, 0.3], [0.0, 0.6, 1.0, 0.0]]),
-                "X_hat": np.array([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.9, 0.1]])},),
+                "X_hat": np.array([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.9, 0.1]])},
+               # one image of three pixels (N = 1); one pixel per image (D = 1)
+               {"X": np.array([[0.0, 1.0, 0.5]]), "X_hat": np.array([[0.2, 0.7, 0.5]])},
+               {"X": np.array([[1.0], [0.0], [0.25]]), "X_hat": np.array([[0.9], [0.3], [0.5]])}),
         mistakes={
             "the MSE must be a mean over all N * D pixels, not a sum over the pixels of each image": _loss_mse_summed,
             "the MSE squares the differences (this is the mean absolute error)": _loss_mae,
@@ -248,7 +269,10 @@ EXERCISES = [
         "encoder_decoder_sizes", _sizes_inputs,
         fixed=({"d": 28, "k": 3, "s": 2, "p": 1, "output_padding": 1},
                {"d": 7, "k": 3, "s": 2, "p": 1, "output_padding": 0},
-               {"d": 10, "k": 5, "s": 3, "p": 2, "output_padding": 2}),
+               {"d": 10, "k": 5, "s": 3, "p": 2, "output_padding": 2},
+               # degenerate: a 1x1 kernel with stride 1; the kernel covering the padded input (one output)
+               {"d": 6, "k": 1, "s": 1, "p": 0, "output_padding": 0},
+               {"d": 3, "k": 5, "s": 2, "p": 1, "output_padding": 1}),
         visible=3,
         mistakes={
             "the conv size needs a floor: (d + 2p - k) // s + 1, with integer division":
@@ -265,7 +289,10 @@ EXERCISES = [
     ),
     Exercise(
         "conv_transpose2d", _convt_inputs,
-        fixed=(_CONVT_FIXED,),
+        fixed=(_CONVT_FIXED,
+               # degenerate: one input pixel (a copy of w), stride 1, padding 0; a 1x1 kernel
+               {"x": np.array([[2.0]]), "w": np.array([[1.0, -1.0], [0.5, 3.0]]), "stride": 1, "padding": 0},
+               {"x": np.array([[1.0, -2.0], [0.5, 4.0]]), "w": np.array([[-1.5]]), "stride": 2, "padding": 0}),
         mistakes={
             "the kernel is flipped: a transposed convolution stamps w as it is": lambda *a: _convt(*a, flip=True),
             "overlapping stamps must ADD up (+=), not overwrite each other": lambda *a: _convt(*a, accumulate=False),
@@ -277,7 +304,10 @@ EXERCISES = [
         "corrupt", _corrupt_inputs,
         # "any shape": a flat (N, D) batch too, not only (N, 1, H, W)
         fixed=({k: (v.reshape(v.shape[0], -1) if isinstance(v, np.ndarray) else v)
-                for k, v in _corrupt_inputs(np.random.default_rng(909)).items()},),
+                for k, v in _corrupt_inputs(np.random.default_rng(909)).items()},
+               # u exactly equal to p: that pixel is kept (masked only where u < p)
+               {"X": np.array([[0.5, 0.0, 1.0, 0.25]]), "gauss": np.array([[0.5, -1.0, 0.25, 1.0]]),
+                "u": np.array([[0.25, 0.5, 0.25, 0.75]]), "sigma": 0.5, "p": 0.25}),
         pure=True,  # "Don't modify `X` in place."
         mistakes={
             "modified `X` in place": _corrupt_in_place,
@@ -285,10 +315,14 @@ EXERCISES = [
             "clip the noisy pixels to [0, 1]": _corrupt_no_clip,
             "pixels are masked (set to 0) where u < p, so that a fraction p of them is dropped": _corrupt_mask_inverted,
             "masked pixels must be exactly 0: apply the mask after adding the noise": _corrupt_mask_first,
+            "a pixel with u equal to p was masked: mask only where u < p (strictly)": _corrupt_mask_at_p,
         },
     ),
     Exercise(
         "anomaly_scores", _scores_inputs,
+        fixed=({"X": np.linspace(0.0, 1.0, 3 * 1 * 2 * 4).reshape(3, 1, 2, 4),
+                "X_hat": np.linspace(1.0, 0.2, 3 * 1 * 2 * 4).reshape(3, 1, 2, 4) ** 2},
+               {"X": np.array([[0.5, 0.25, 1.0]]), "X_hat": np.array([[0.0, 0.5, 0.75]])}),  # (N, D), N = 1
         mistakes={
             "the score is the MEAN squared error over each image's pixels, not the sum":
                 lambda X, X_hat: np.sum(_flat(X - X_hat) ** 2, axis=1),

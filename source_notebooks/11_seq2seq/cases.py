@@ -73,11 +73,11 @@ def _mha_weights(rng, E):
 
 def _cross_inputs(rng, N=None, T=None, S=None, heads=None, d_head=None):
     heads = heads or int(rng.choice([1, 2, 3]))
-    d_head = d_head or int(rng.choice([2, 3, 4]))
+    d_head = d_head or int(rng.integers(1, 5))
     E = heads * d_head
     N = N or int(rng.integers(1, 4))
     T = T or int(rng.integers(1, 6))
-    S = S or int(rng.choice([s for s in range(2, 8) if s != T]))
+    S = S or int(rng.choice([s for s in range(1, 8) if s != T]))
     return {"X": rng.normal(size=(N, T, E)), "memory": rng.normal(size=(N, S, E)),
             "memory_mask": _length_mask(_random_lengths(rng, N, S), S), **_mha_weights(rng, E),
             "num_heads": heads}
@@ -128,12 +128,12 @@ _CROSS_FIXED = (
 
 def _block_inputs(rng, N=None, T=None, S=None, heads=None, d_head=None):
     heads = heads or int(rng.choice([1, 2, 3]))
-    d_head = d_head or int(rng.choice([2, 3]))
+    d_head = d_head or int(rng.integers(1 if heads > 1 else 2, 4))  # E >= 2: layer norm over one feature is constant
     E = heads * d_head
-    F_ = int(rng.choice([f for f in (5, 7, 10) if f != E]))
+    F_ = int(rng.choice([f for f in range(1, 11) if f != E]))
     N = N or int(rng.integers(1, 3))
-    T = T or int(rng.integers(2, 6))
-    S = S or int(rng.choice([s for s in range(2, 7) if s != T]))
+    T = T or int(rng.integers(1, 6))
+    S = S or int(rng.choice([s for s in range(1, 7) if s != T]))
     g = lambda *s, scale=0.5: rng.normal(0, scale, size=s)
     sa, ca = _mha_weights(rng, E), _mha_weights(rng, E)
     return {"Y": rng.normal(size=(N, T, E)), "memory": rng.normal(size=(N, S, E)),
@@ -190,13 +190,16 @@ _BLOCK_FIXED = (
 # -- teacher forcing ---------------------------------------------------------------------------
 
 def _tf_inputs(rng):
-    T = int(rng.integers(2, 8))
-    N = int(rng.choice([n for n in range(2, 6) if n != T + 1]))
-    V = int(rng.integers(5, 12))
+    """T in 1..8, N in 1..6 (N != T + 1), V in 1..12, lengths in 0..T (an empty target included);
+    with N >= 2, one full row and one shorter row."""
+    T = int(rng.integers(1, 9))
+    N = int(rng.choice([n for n in range(1, 7) if n != T + 1]))
+    V = int(rng.integers(1, 13))
     bos, eos, pad = (int(t) for t in rng.choice(np.arange(V, V + 4), size=3, replace=False))
-    lengths = rng.integers(1, T + 1, size=N)
-    lengths[0] = T                       # one full row, one shorter row at least
-    lengths[-1] = min(lengths[-1], T - 1)
+    lengths = rng.integers(0, T + 1, size=N)
+    if N >= 2:
+        lengths[0] = T                   # one full row, one shorter row at least
+        lengths[-1] = min(lengths[-1], T - 1)
     targets = np.full((N, T), pad, dtype=np.int64)
     for n, L in enumerate(lengths):
         targets[n, :L] = rng.integers(0, V, size=L)
@@ -240,9 +243,9 @@ _TF_FIXED = (
 # -- greedy decoding ---------------------------------------------------------------------------
 
 def _greedy_inputs(rng):
-    V = int(rng.integers(4, 9))
+    V = int(rng.integers(3, 11))        # bos, eos and pad are three different tokens
     N = int(rng.integers(1, 5))
-    max_len = int(rng.choice([m for m in range(2, 9) if m not in (V, N)]))
+    max_len = int(rng.choice([m for m in range(1, 11) if m not in (V, N)]))  # max_len = 1 included
     bos, eos, pad = (int(t) for t in rng.choice(V, size=3, replace=False))
     logits = rng.normal(0, 1.5, size=(N, V, V))
     logits[:, :, eos] += rng.normal(0.5, 1.0, size=(N, 1))     # some sequences stop early, some never
@@ -309,9 +312,9 @@ def _log_softmax(z):
 
 def _beam_inputs(rng):
     N = int(rng.integers(1, 4))
-    B = int(rng.integers(2, 5))
-    V = int(rng.choice([v for v in range(3, 7) if v != B]))
-    W = int(rng.integers(1, B + 2))
+    B = int(rng.integers(1, 6))          # a single beam included
+    V = int(rng.choice([v for v in range(2, 8) if v != B]))
+    W = int(rng.integers(1, min(B + 1, V) + 1))  # at most V: beam 0 is live, so >= V finite candidates
     finished = rng.uniform(size=(N, B)) < 0.35
     finished[:, 0] = False               # at least one live beam: always >= V >= W finite candidates
     return {"scores": -np.sort(rng.uniform(0.5, 6.0, size=(N, B)), axis=1),
@@ -374,10 +377,10 @@ _BEAM_FIXED = (
 # -- top-k sampling ----------------------------------------------------------------------------
 
 def _topk_inputs(rng):
-    N = int(rng.integers(2, 8))
-    V = int(rng.choice([v for v in range(4, 12) if v != N]))
-    k = int(rng.integers(2, V))
-    return {"logits": rng.normal(0, 2.0, size=(N, V)), "k": k, "temperature": float(rng.choice([0.5, 0.8, 1.7, 2.5])),
+    N = int(rng.integers(1, 9))
+    V = int(rng.choice([v for v in range(2, 13) if v != N]))
+    k = int(rng.integers(1, V + 1))      # k = 1 (greedy) and k = V (no filtering) included
+    return {"logits": rng.normal(0, 2.0, size=(N, V)), "k": k, "temperature": float(rng.uniform(0.3, 3.0)),
             "u": rng.uniform(0.0, 1.0, size=N)}
 
 

@@ -65,7 +65,7 @@ _KL_FIXED = ({"mu": np.zeros((2, 3)), "logvar": np.zeros((2, 3))},  # q = the pr
 # -- 3. elbo ---------------------------------------------------------------------------------
 
 def _elbo_inputs(rng):
-    n, d, k = int(rng.integers(1, 6)), int(rng.integers(3, 11)), int(rng.integers(1, 5))
+    n, d, k = int(rng.integers(1, 6)), int(rng.integers(1, 11)), int(rng.integers(1, 5))  # D = 1 included
     x = rng.random((n, d))
     x[rng.random((n, d)) < 0.3] = 0.0  # digits have many exact 0s and some exact 1s
     x[rng.random((n, d)) < 0.15] = 1.0
@@ -138,7 +138,7 @@ def _random_betas(rng, T):
 
 
 def _q_inputs(rng):
-    n, d, T = int(rng.integers(1, 7)), int(rng.integers(2, 9)), int(rng.integers(2, 11))
+    n, d, T = int(rng.integers(1, 7)), int(rng.integers(1, 9)), int(rng.integers(2, 11))  # D = 1, T = 2 included
     t = rng.integers(0, T + 1, n)
     t[0] = rng.choice([0, 1, T])  # the ends of the schedule in every case
     return {"x0": rng.uniform(-1.0, 1.0, (n, d)), "t": t, "betas": _random_betas(rng, T),
@@ -159,7 +159,7 @@ _Q_FIXED = ({"x0": np.array([[1.0, -1.0], [0.5, 0.5], [1.0, 1.0]]), "t": np.arra
 # -- 8. reverse_step -------------------------------------------------------------------------
 
 def _reverse_inputs(rng):
-    n, d, T = int(rng.integers(1, 6)), int(rng.integers(2, 9)), int(rng.integers(2, 11))
+    n, d, T = int(rng.integers(1, 6)), int(rng.integers(1, 9)), int(rng.integers(2, 11))  # D = 1 included
     return {"x_t": rng.normal(size=(n, d)), "t": int(rng.integers(1, T + 1)), "eps_pred": rng.normal(size=(n, d)),
             "betas": _random_betas(rng, T), "z": rng.normal(size=(n, d))}
 

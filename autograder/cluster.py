@@ -468,8 +468,8 @@ def dask_client(address: str):
         raise CourseError("--cluster needs Dask: pip install dask distributed") from None
     try:
         if address.endswith(".json") and Path(address).is_file():
-            return Client(scheduler_file=address, timeout=30)
-        return Client(address, timeout=30)
+            return Client(scheduler_file=address, timeout=15)
+        return Client(address, timeout=15)
     except (OSError, TimeoutError) as e:
         raise CourseError(f"cannot reach the Dask scheduler at {address}: {e}") from None
 
@@ -559,6 +559,15 @@ class LocalPool:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def probe(address: str) -> list[str]:
+    """Connect to the scheduler at ``address`` and check its workers (``check_workers``)."""
+    client = dask_client(address)
+    try:
+        return check_workers(client)
+    finally:
+        client.close()
+
+
 class DaskPool:
     """Jobs on a Dask cluster: the bundle scattered once to every worker, one task per job.
 
@@ -589,7 +598,13 @@ class DaskPool:
         futures = {w: self.client.submit(fn, self.bundle, job, workers=[w], allow_other_workers=False,
                                          pure=False, key=f"canary-{job.assignment}-{uuid.uuid4().hex}")
                    for w in self.workers}
-        return {w: f.result() for w, f in futures.items()}
+        results = {}
+        for w, f in futures.items():
+            try:
+                results[w] = f.result()
+            except Exception as e:  # noqa: BLE001 - the worker died (the function returns its own failures)
+                results[w] = failed(job, f"the worker was lost while grading it ({type(e).__name__})")
+        return results
 
     def results(self, fn, jobs: Iterable[Job], lost: Lost) -> Iterator[tuple[Job, Result]]:
         from distributed import wait

@@ -226,6 +226,8 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
             "(Debian/Ubuntu: apt-get install bubblewrap) or pass --unsafe-no-sandbox to grade without protection.")
+    if address:  # an unreachable scheduler or unsuitable workers are said now, before any work
+        cluster.probe(address)
     with tempfile.TemporaryDirectory() as unpack:
         root, problems = collect.open_source(Path(path), Path(unpack), {a.id for a in course.assignments()})
         submissions, refused = collect.discover(course, root, opts.assignment, problems)

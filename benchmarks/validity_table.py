@@ -148,7 +148,10 @@ def table(rows: list[Row], seed: int) -> str:
             f"Every catalogued mistake of every exercise, graded on the shipped visible cases and the hidden "
             f"cases of grading run seed {seed} (`benchmarks/validity_table.py`). A mistake is *specific* when "
             f"at least one failing case names it (its own message) or gives a named diagnosis; the case "
-            f"columns share out every failing case of every mistake.\n\n"
+            f"columns share out every failing case of every mistake. By construction a catalogued mistake's "
+            f"output matches its own entry, so the table measures how often the catalogue's message reaches "
+            f"the student (it is not claimed on tiny or ambiguous outputs), not how a bug outside the "
+            f"catalogue fares: that one gets a named diagnosis or the generic message.\n\n"
             + "\n".join(lines)
             + f"\n\nMistakes that pass every case (they escape): {escaped}\n")
 

@@ -372,6 +372,13 @@ NAN = '''class Broken(nn.Module):
 def fit_digits(X_train, y_train, X_val, y_val):
     return Broken()
 '''
+ENDLESS = '''def fit_digits(X_train, y_train, X_val, y_val):
+    while True:          # never returns: the harness stops it at its CPU budget
+        try:
+            sum(range(10_000))
+        except Exception:
+            pass
+'''
 LEAKY = '''def fit_digits(X_train, y_train, X_val, y_val):
     raise ValueError("the secret is " + str(float(X_train[0].sum())))
 '''
@@ -392,6 +399,7 @@ def graded(tmp_path_factory):
     subs.write(folder, "huge", aid, subs.replace_exercise(solved, "fit_digits", HUGE))
     subs.write(folder, "nan", aid, subs.replace_exercise(solved, "fit_digits", NAN))
     subs.write(folder, "leaky", aid, subs.replace_exercise(solved, "fit_digits", LEAKY))
+    subs.write(folder, "endless", aid, subs.replace_exercise(solved, "fit_digits", ENDLESS))
     result = run_cli("grade", str(folder), "--workers", "2", course=course, timeout=1800)
     grades = subs.read_grades(course / "exports" / "grades.csv")
 
@@ -429,6 +437,7 @@ def test_weak_model_gets_partial_points(graded):
     ("huge", "over the budget of 50,000"),
     ("nan", "NaN"),
     ("leaky", "raised an exception"),
+    ("endless", "over its budget of 40 CPU s"),
 ])
 def test_bad_models_get_zero_challenge_points_and_say_why(graded, student, reason):
     row = graded["grades"][(student, graded["aid"])]

@@ -470,8 +470,8 @@ def dask_client(address: str):
         if address.endswith(".json") and Path(address).is_file():
             return Client(scheduler_file=address, timeout=15)
         return Client(address, timeout=15)
-    except (OSError, TimeoutError) as e:
-        raise CourseError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+    except (OSError, TimeoutError, ValueError) as e:  # ValueError: an address Dask cannot use here
+        raise CourseError(f"cannot reach the Dask scheduler at {address}: {str(e).splitlines()[0][:200]}") from None
 
 
 def check_workers(client) -> list[str]:

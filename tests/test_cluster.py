@@ -149,7 +149,8 @@ def test_the_coordinator_wrote_the_course_and_the_workers_left_nothing(on_cluste
 def test_workers_that_run_several_tasks_at_once_are_refused(tmp_path, folder):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                      dashboard_address=None) as cluster:
         r = run_cli("grade", str(folder), "--cluster", cluster.scheduler_address, course=_course(tmp_path))
     assert r.returncode == 2 and "--nthreads 1" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
 

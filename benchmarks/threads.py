@@ -11,7 +11,7 @@ CPUs this process may use, at least 1, at most 4). The load is ``--load-procs`` 
 multiplying 768 x 768 matrices in a loop with torch's default threads: another kernel training a
 model, a second user on the same JupyterHub node, a compile on the laptop.
 
-Prints a table and writes ``benchmarks/results/<date>-threads.md`` and ``.json``. Nothing here
+Prints a table and writes ``benchmarks/results/<date>-threads-<notebook>.md`` and ``.json``. Nothing here
 fails for being slow; a run over ``--timeout`` seconds is recorded as such.
 """
 from __future__ import annotations
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(rows, args)
     print("\n" + table)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{dt.date.today().isoformat()}-threads"
+    stem = args.out / f"{dt.date.today().isoformat()}-threads-{args.notebook}"
     info = machine()
     stem.with_suffix(".json").write_text(json.dumps({"machine": info, "notebook": args.notebook,
                                                      "load_procs": args.load_procs, "rows": rows}, indent=1) + "\n")

@@ -188,7 +188,7 @@ def test_a_killed_worker_loses_nothing(tmp_path, folder, dask_cluster, local_csv
     finally:
         if proc.poll() is None:
             proc.kill()
-    rows = subs.read_grades(course / "exports" / "grades.csv")
+    rows = {k: r for k, r in subs.read_grades(course / "exports" / "grades.csv").items() if k[1] == AID}
     assert set(rows) == {(s, AID) for s in EXPECTED}, "a submission has no outcome"
     lost = [s for (s, _a), r in rows.items() if "worker died" in r["reason"]]
     assert all(rows[(s, AID)]["score"] == "0" for s in lost)

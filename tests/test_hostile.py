@@ -244,6 +244,7 @@ def hostile(tmp_path_factory):
         stop.set()
         thread.join(2)
         server.close()
+    assert (course / "exports" / "grades.csv").exists(), (result.returncode, result.stdout[-1500:], result.stderr[-1500:])
     grades = subs.read_grades(course / "exports" / "grades.csv")
     outcomes = {s: json.loads((course / "outcomes" / AID / f"{s}.json").read_text()) for s in plans}
     yield {"course": course, "result": result, "grades": grades, "plans": plans, "hits": hits,

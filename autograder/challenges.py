@@ -241,6 +241,9 @@ class ChallengePlan:
             if error == "over_time":
                 return zero("over_budget", f"training went over its budget of {ch.cpu_seconds:g} CPU s "
                                            "and was stopped")
+            if error == "interrupted":
+                return zero("over_budget", "training was stopped by the grader's wall-clock limit for this cell "
+                                           f"({int(4 * ch.cpu_seconds + 120)} s) before its CPU budget ran out")
             if error == "not_a_module":
                 return zero("error", "your fit did not return an nn.Module")
             return zero("error", "your fit or your model raised an exception")  # its text may echo test data
@@ -303,8 +306,8 @@ def visible_specs(course: Course, aid: str) -> dict[str, Any]:
 
 
 def cell_timeouts(plans: dict[str, Any], default: Any) -> Any:
-    """nbclient's ``timeout_func`` for a run: a challenge's graded cell may take its CPU budget twice
-    over plus a minute of wall-clock time (a busy grading host), every other cell ``default()``.
+    """nbclient's ``timeout_func`` for a run: a challenge's graded cell may take four times its CPU
+    budget plus two minutes of wall-clock time (a busy grading host), every other cell ``default()``.
     None when the run has no challenge (nbclient then uses its ``timeout``)."""
     budgets = {name: p.exercise.cpu_seconds for name, p in plans.items() if isinstance(p, ChallengePlan)}
     if not budgets:
@@ -314,7 +317,7 @@ def cell_timeouts(plans: dict[str, Any], default: Any) -> Any:
         base = default()
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") if cell is not None else None
         if gid in budgets:
-            return max(base or 0, int(2 * budgets[gid] + 60))
+            return max(base or 0, int(4 * budgets[gid] + 120))
         return base
 
     return timeout

@@ -163,7 +163,7 @@ class FitRun:
     model: Any = None
     parameters: int = 0
     cpu_seconds: float = 0.0
-    error: str | None = None   # "not_implemented" | "over_time" | "raised" | "not_a_module"
+    error: str | None = None   # "not_implemented" | "over_time" | "interrupted" | "raised" | "not_a_module"
     detail: str = ""
 
 
@@ -196,6 +196,8 @@ def run_fit(fit: Callable, args: tuple, cpu_seconds: float) -> FitRun:
         run.model = fit(*args)
     except OverBudget:
         run.error = "over_time"
+    except KeyboardInterrupt:  # the grader's wall-clock limit for the cell (or the student's interrupt)
+        run.error = "interrupted"
     except NotImplementedError:
         run.error = "not_implemented"
     except Exception as e:  # noqa: BLE001 - the student's code: its error is the outcome

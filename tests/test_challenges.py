@@ -206,6 +206,7 @@ def test_right_and_partly_right_outputs_get_their_points():
     (_record(error="over_time"), "over its budget of 40 CPU s"),
     (_record(error="raised", detail="ValueError: label 7 of sample 3"), "raised an exception"),
     (_record(error="not_a_module"), "nn.Module"),
+    (_record(error="interrupted"), "wall-clock limit for this cell (280 s)"),
     (_record(np.zeros((20, 10)), parameters=50_001), "over the budget of 50,000"),
     (_record(np.zeros((20, 10)), cpu_seconds=40.5), "over the budget of 40 s"),
     (_record(np.zeros((20, 9))), "expected (20, 10)"),
@@ -235,7 +236,7 @@ def test_challenge_cells_get_a_timeout_that_fits_their_budget():
     timeout = cell_timeouts(plans, lambda: 60)
     cell = nbformat.v4.new_code_cell('challenge("digits_cnn", f)')
     cell.metadata = {"nbgrader": {"grade_id": "digits_cnn"}}
-    assert timeout(cell) == 140 and timeout(nbformat.v4.new_code_cell("x = 1")) == 60
+    assert timeout(cell) == 280 and timeout(nbformat.v4.new_code_cell("x = 1")) == 60
     assert cell_timeouts({}, lambda: 60) is None
 
 
@@ -437,13 +438,13 @@ def test_weak_model_gets_partial_points(graded):
     ("huge", "over the budget of 50,000"),
     ("nan", "NaN"),
     ("leaky", "raised an exception"),
-    ("endless", "over its budget of 40 CPU s"),
+    ("endless", "over its budget of 40 CPU s|wall-clock limit"),  # the latter on a very busy host
 ])
 def test_bad_models_get_zero_challenge_points_and_say_why(graded, student, reason):
     row = graded["grades"][(student, graded["aid"])]
     assert (row["score"], row["status"]) == ("13", "graded"), row
     text = graded["verdict"](student)
-    assert "0 / 5 points" in text and reason in text, text
+    assert "0 / 5 points" in text and re.search(reason, text), text
     assert "secret" not in text
 
 

@@ -524,25 +524,33 @@ class LocalPool:
             return
         pool = self._pool(self.workers)
         inflight: dict[cf.Future, Job] = {}
+        again: list[Job] = []  # taken from ``jobs`` but not accepted by a pool that broke meanwhile
         try:
             while True:
-                for job in jobs:
-                    inflight[pool.submit(fn, self.key, job)] = job
-                    if len(inflight) >= 2 * self.workers:
-                        break
-                if not inflight:
-                    return
-                done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
                 broken = False
-                for future in done:
-                    job = inflight.pop(future)
+                while len(inflight) < 2 * self.workers:
+                    job = again.pop() if again else next(jobs, None)
+                    if job is None:
+                        break
                     try:
-                        yield job, future.result()
-                    except BrokenProcessPool:
+                        inflight[pool.submit(fn, self.key, job)] = job
+                    except BrokenProcessPool:  # a worker died while this process was writing a result
+                        again.append(job)
                         broken = True
-                        yield job, lost(job, "worker died")
-                    except Exception as e:  # noqa: BLE001 - the worker function returns its own failures
-                        yield job, failed(job, f"internal error: {str(e)[:300]}")
+                        break
+                if not inflight and not broken:
+                    return
+                if not broken:
+                    done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        job = inflight.pop(future)
+                        try:
+                            yield job, future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            yield job, lost(job, "worker died")
+                        except Exception as e:  # noqa: BLE001 - the worker function returns its own failures
+                            yield job, failed(job, f"internal error: {str(e)[:300]}")
                 if broken:  # every job still in this pool is lost with it; the rest go to a new one
                     for future, job in list(inflight.items()):
                         cf.wait([future])

@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from helpers.checking import HARVEST_ENV, encode
+from helpers.contract import Harvest
 
 CHECKS_FILE = "checks.json"
 #: Seed of every challenge run (torch, numpy and ``random``), at home and in the grader.
@@ -245,9 +246,9 @@ def _write(out: Path, doc: dict) -> None:
     out.write_text(json.dumps(doc))  # the grader's pre-made file: written in place, never renamed
 
 
-def _graded_run(name: str, fit: Callable, root: Path) -> None:
+def _graded_run(name: str, fit: Callable, harvest: Harvest) -> None:
     """Grader mode: fit under the budget, then write the model's outputs on the test inputs."""
-    src, out = root / "inputs" / f"{name}.json", root / "outputs" / f"{name}.json"
+    src, out = harvest.input_file(name), harvest.output_file(name)
     if not src.exists():
         print(f"{name}: not graded in this run")
         return
@@ -345,7 +346,7 @@ def challenge(name: str, fit: Callable, *, path: str | os.PathLike | None = None
     0 points for a reason you can fix (over budget, failing, non-finite outputs)."""
     harvest = os.environ.get(HARVEST_ENV)
     if harvest:
-        _graded_run(name, fit, Path(harvest))
+        _graded_run(name, fit, Harvest(Path(harvest)))
         return
     spec = load_spec(name, path)
     run, value = evaluate(spec, fit)

@@ -28,6 +28,7 @@ from autograder.challenges import (Challenge, ChallengePlan, cell_timeouts, chal
 from autograder.course import Course, CourseError
 from autograder.heldout import HELDOUT_DIR, HeldoutError, load_heldout
 from conftest import REPO, copy_course, run_cli, syllabus_ids
+from helpers.contract import Harvest
 from helpers import challenges as hc
 from helpers.checking import encode
 
@@ -303,13 +304,13 @@ def test_at_home_the_report_guides_and_blocking_problems_raise(tmp_path, capsys)
 
 def _graded_outputs(tmp_path: Path, plan: ChallengePlan, fit) -> str:
     """What the sandbox-side harness writes for ``fit`` (the grader's mode, in this process)."""
-    root = tmp_path / "grader"
-    (root / "inputs").mkdir(parents=True, exist_ok=True)
-    (root / "outputs").mkdir(exist_ok=True)
-    (root / "inputs" / f"{plan.exercise.name}.json").write_text(plan.sandbox_inputs())
-    (root / "outputs" / f"{plan.exercise.name}.json").write_text("")
-    hc._graded_run(plan.exercise.name, fit, root)
-    return (root / "outputs" / f"{plan.exercise.name}.json").read_text()
+    harvest = Harvest.in_workdir(tmp_path)
+    harvest.inputs.mkdir(parents=True, exist_ok=True)
+    harvest.outputs.mkdir(exist_ok=True)
+    harvest.input_file(plan.exercise.name).write_text(plan.sandbox_inputs())
+    harvest.output_file(plan.exercise.name).write_text("")
+    hc._graded_run(plan.exercise.name, fit, harvest)
+    return harvest.output_file(plan.exercise.name).read_text()
 
 
 def _constant_model(task: str):

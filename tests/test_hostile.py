@@ -184,7 +184,7 @@ def _build(folder, course, listener_port):
                                                 "    time.sleep(60)\n"
                                                 "ps = [mp.Process(target=hog, args=(75_000_000,)) for _ in range(8)]\n"
                                                 "for p in ps:\n    p.start()\nfor p in ps:\n    p.join()", at_end=True),
-        FULL, words="memory limit")
+        FULL, words=("memory limit", "timed out"))  # under CPU contention the 20 s cell limit may come first
     add("kernel_dir", subs.insert_code(solved, "import os\nfrom ipykernel.connect import get_connection_file\n"
                                                "d = os.path.dirname(get_connection_file())\ntry:\n"
                                                "    for i in range(2000):\n"
@@ -274,7 +274,7 @@ def test_no_extra_points_and_a_clear_outcome(hostile, student):
     assert float(row["score"]) == expected, (row, hostile["outcomes"][student])
     assert row["status"] == status
     if words:
-        assert words in row["reason"], row
+        assert any(w in row["reason"] for w in (words if isinstance(words, tuple) else (words,))), row
 
 
 def test_gradebook_holds_only_honest_scores(hostile):

@@ -55,8 +55,25 @@ def seed_everything(seed: int = 0, deterministic_torch: bool = True,
 
         torch.manual_seed(seed)
         if deterministic_torch:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            _deterministic_torch(torch)
     return np.random.default_rng(seed)
+
+
+def _deterministic_torch(torch) -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without its cost at start-up.
+
+    That call also imports the compiler's configuration (``torch._inductor.config``, about 1.1 s:
+    a third of a notebook's start, and of every graded submission's). Eager code reads only
+    the flag that ``torch._C._set_deterministic_algorithms`` sets, and so do most of the
+    compiler's choices (``torch.are_deterministic_algorithms_enabled()``); the compiler's own
+    flag, which skips benchmarking kernels on a GPU, is set only where its configuration is
+    already loaded. The course compiles nothing.
+    """
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return
+    set_flag(True, warn_only=True)
 
 
 def available_cpus() -> int:

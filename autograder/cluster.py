@@ -33,6 +33,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -70,7 +71,9 @@ class Bundle:
     template: the template gradebook (a sqlite file's bytes);
     key: a digest of all of it (names the staged copy on a worker);
     plans: the run's plan files, ``(assignment, seed, content)``: written where the staged
-           course's plan cache looks for them (``autograder.plan.plan_path``).
+           course's plan cache looks for them (``autograder.plan.plan_path``);
+    canaries: ``(assignment, notebook)``, the reference solution as a submission: every worker
+           grades it before its first submission of that assignment (``grading.grade_checked``).
     """
 
     files: dict[str, bytes]
@@ -79,6 +82,7 @@ class Bundle:
     template: bytes
     key: str
     plans: tuple[tuple[str, int, bytes], ...] = ()
+    canaries: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass
@@ -110,7 +114,10 @@ class Result:
            ``feedback/<student>/<aid>/`` (relative path -> content; empty when none);
     gradebook: ``{"timestamp": ISO text or None, "notebooks": {notebook: {"late_submission_penalty":
            float | None, "grades": {cell: [auto_score, needs_manual_grade]}, "comments": {cell: text}}}}``;
-    worker: where it ran (host and process id), for messages.
+    worker: where it ran (host and process id), for messages;
+    refused: why that worker grades nothing of this assignment (its canary failed, or it runs
+           several tasks at once): the job goes to another worker; "" when it was graded;
+    address: the Dask worker's address when one refused (the coordinator sends it no more).
     """
 
     assignment: str
@@ -121,6 +128,8 @@ class Result:
     feedback: dict[str, bytes] = field(default_factory=dict)
     gradebook: dict = field(default_factory=dict)
     worker: str = ""
+    refused: str = ""
+    address: str = ""
 
 
 def failed(job: Job, reason: str, events: list[str] | None = None) -> Result:
@@ -130,6 +139,38 @@ def failed(job: Job, reason: str, events: list[str] | None = None) -> Result:
                "reason": outcomes.clean_text(reason), "events": [outcomes.clean_text(e) for e in events or []],
                "notes": notes, "time": outcomes._now(), "score": 0.0, "exercises": {}}
     return Result(job.assignment, job.student, outcome, zero=True, worker=_where())
+
+
+def refused(job: Job, why: str) -> Result:
+    """This worker grades nothing of ``job.assignment`` (``why``): the coordinator sends the job
+    to another worker, and this one no more (on the local pool, it is a failed result)."""
+    result = failed(job, f"not graded: the worker that took it cannot grade {job.assignment} ({why})")
+    result.refused, result.address = why, dask_worker_address()
+    return result
+
+
+def dask_worker_address() -> str:
+    """The address of the Dask worker running this task ("" outside one)."""
+    if "distributed" not in sys.modules:  # not a Dask worker (and importing Dask would cost a second)
+        return ""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return ""
+
+
+def dask_worker_threads() -> int:
+    """How many tasks the Dask worker running this one runs at once (1 outside one)."""
+    if "distributed" not in sys.modules:
+        return 1
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 1
 
 
 def _where() -> str:
@@ -154,10 +195,11 @@ def _folder_files(folder: Path, ignore: Iterable[str]) -> Iterator[Path]:
 
 
 def build_bundle(course: Course, aids: list[str], template: Path, extra: Iterable[Path] = (),
-                 plans: Iterable[tuple[str, int, bytes]] = ()) -> Bundle:
+                 plans: Iterable[tuple[str, int, bytes]] = (),
+                 canaries: Iterable[tuple[str, bytes]] = ()) -> Bundle:
     """The course's configuration files, the source folders of ``aids``, the ``extra`` files of
     the course folder (e.g. the challenges' held-out sets), the run's plan files
-    (``(assignment, seed, content)``) and the template gradebook."""
+    (``(assignment, seed, content)``), the canary notebooks and the template gradebook."""
     root, source = course.root.resolve(), course.source_dir.resolve()
     base = Path(os.path.commonpath([root, source]))
     files: dict[str, bytes] = {}
@@ -178,10 +220,13 @@ def build_bundle(course: Course, aids: list[str], template: Path, extra: Iterabl
     plans = tuple(plans)
     for aid, seed, content in plans:
         digest.update(f"{aid}\0{seed}\0".encode() + hashlib.sha256(content).digest())
+    canaries = tuple(sorted(canaries))
+    for aid, content in canaries:
+        digest.update(f"canary\0{aid}\0".encode() + hashlib.sha256(content).digest())
     blob = template.read_bytes()
     digest.update(hashlib.sha256(blob).digest())
     return Bundle(files, str(root.relative_to(base)), str(source.relative_to(base)), blob, digest.hexdigest()[:16],
-                  plans)
+                  plans, canaries)
 
 
 def template_gradebook(course: Course, aids: list[str], path: Path) -> None:
@@ -248,6 +293,13 @@ def make_job(course: Course, aid: str, student: str, settings: dict[str, Any], d
 
 #: Bundles staged by this process: key -> the staged course folder. Inherited by forked workers.
 _STAGED: dict[str, Path] = {}
+#: The canary notebooks of the staged bundles: key -> {assignment: notebook}.
+_CANARIES: dict[str, dict[str, bytes]] = {}
+
+
+def canary_notebook(key: str, aid: str) -> bytes | None:
+    """The reference solution of ``aid`` as a submission, from the staged bundle ``key``."""
+    return _CANARIES.get(key, {}).get(aid)
 
 
 def staged(bundle: Bundle) -> Path:
@@ -272,6 +324,7 @@ def staged(bundle: Bundle) -> Path:
     for aid, seed, content in bundle.plans:
         _install_plan(Course(root), aid, seed, content)
     _STAGED[bundle.key] = root
+    _CANARIES[bundle.key] = dict(bundle.canaries)
     if len(_STAGED) == 1:
         atexit.register(unstage_all)
     return root
@@ -296,6 +349,7 @@ def _install_plan(course: Course, aid: str, seed: int, content: bytes) -> None:
 def unstage(key: str) -> None:
     """Remove this process's staged copy of a bundle (end of a batch)."""
     root = _STAGED.pop(key, None)
+    _CANARIES.pop(key, None)
     if root is not None:
         shutil.rmtree(root.parent if root.parent.name.startswith("autograder-stage-") else root, ignore_errors=True)
 
@@ -502,6 +556,7 @@ class LocalPool:
         self.workers = max(1, workers)
         self.key = bundle.key
         self.root = staged(bundle)
+        self.canaries = dict(bundle.canaries)
 
     def close(self) -> None:
         unstage(self.key)
@@ -581,9 +636,12 @@ class DaskPool:
 
     ``results(fn, jobs)`` yields ``(job, Result)`` in completion order; a job whose task lost
     its worker too often (``KilledWorker``) or found no worker for ``NO_WORKERS_S`` seconds
-    yields a :func:`failed` result saying to run again (``lost`` tells them apart)."""
+    yields a :func:`failed` result saying to run again (``lost`` tells them apart). A worker
+    that refuses a job (:func:`refused`: its canary failed, or it runs several tasks at once;
+    workers that join after the start check themselves on their first job) gets no more jobs,
+    is named once through ``warn``, and its job goes to another worker."""
 
-    def __init__(self, address: str, bundle: Bundle):
+    def __init__(self, address: str, bundle: Bundle, warn: Callable[[str], None] | None = None):
         self.client = dask_client(address)
         self.address = address
         try:
@@ -593,6 +651,9 @@ class DaskPool:
             self.client.close()
             raise
         self.key = bundle.key
+        self.canaries = dict(bundle.canaries)
+        self.refusing: dict[str, str] = {}  # worker address -> why it grades nothing
+        self.warn = warn or (lambda text: print(text, file=sys.stderr))
 
     def close(self) -> None:
         try:
@@ -614,23 +675,42 @@ class DaskPool:
                 results[w] = failed(job, f"the worker was lost while grading it ({type(e).__name__})")
         return results
 
+    def _grading_workers(self) -> list[str]:
+        """The workers that may take a job now: those connected, less those that refused."""
+        return sorted(w for w in self.client.scheduler_info().get("workers", {}) if w not in self.refusing)
+
+    def _submit(self, fn, job: Job):
+        """A future for ``job``, kept off the refusing workers; None when no worker is left."""
+        kw: dict[str, Any] = {}
+        if self.refusing:
+            allowed = self._grading_workers()
+            if not allowed:
+                return None
+            kw = {"workers": allowed, "allow_other_workers": False}
+        return self.client.submit(fn, self.bundle, job, pure=False, key=f"grade-{job.assignment}-{uuid.uuid4().hex}",
+                                  **kw)
+
     def results(self, fn, jobs: Iterable[Job], lost: Lost) -> Iterator[tuple[Job, Result]]:
         from distributed import wait
         from distributed.client import FutureCancelledError, FuturesCancelledError
         from distributed.scheduler import KilledWorker
 
         jobs = iter(jobs)
-        window = 2 * max(1, len(self.client.scheduler_info().get("workers", {})))
+        again: list[Job] = []  # refused by a worker: to be sent to another
         inflight: dict[Any, Job] = {}
         alone_since = None
         try:
             while True:
-                for job in jobs:
-                    future = self.client.submit(fn, self.bundle, job, pure=False,
-                                                key=f"grade-{job.assignment}-{uuid.uuid4().hex}")
-                    inflight[future] = job
-                    if len(inflight) >= window:
+                window = 2 * max(1, len(self._grading_workers()))
+                while len(inflight) < window:
+                    job = again.pop() if again else next(jobs, None)
+                    if job is None:
                         break
+                    future = self._submit(fn, job)
+                    if future is None:
+                        yield job, lost(job, "no worker can grade it")
+                        continue
+                    inflight[future] = job
                 if not inflight:
                     return
                 try:
@@ -641,12 +721,22 @@ class DaskPool:
                 for future in done:
                     job = inflight.pop(future)
                     try:
-                        yield job, future.result()
+                        result = future.result()
                     except (KilledWorker, FutureCancelledError, cf.CancelledError) as e:
                         yield job, lost(job, type(e).__name__)
+                        continue
                     except Exception as e:  # noqa: BLE001 - the worker function returns its own failures
                         yield job, failed(job, f"internal error: {str(e)[:300]}")
-                if done or self.client.scheduler_info().get("workers"):
+                        continue
+                    if result.refused and result.address:
+                        if result.address not in self.refusing:
+                            self.refusing[result.address] = result.refused
+                            self.warn(f"the Dask worker {result.address} grades nothing more in this run: "
+                                      f"{outcomes.clean_text(result.refused)[:300]}")
+                        again.append(job)
+                        continue
+                    yield job, result
+                if done or self._grading_workers():
                     alone_since = None
                     continue
                 alone_since = alone_since or time.monotonic()
@@ -655,8 +745,9 @@ class DaskPool:
                         future.cancel()
                         yield job, lost(job, "no worker left")
                     inflight.clear()
-                    for job in jobs:
+                    for job in [*again, *jobs]:
                         yield job, lost(job, "no worker left")
+                    again.clear()
         finally:
             for future in inflight:
                 future.cancel()

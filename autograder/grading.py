@@ -73,24 +73,46 @@ class _FeedbackTooSlow(Exception):
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: int):
-    """Raise _FeedbackTooSlow after ``seconds`` (main thread of a process only; else no limit)."""
+def _time_limit(seconds: float):
+    """Raise _FeedbackTooSlow in this thread after ``seconds``.
+
+    In a process's main thread (a local pool's worker) by SIGALRM; in any other thread (a Dask
+    worker's) by an asynchronous exception (``PyThreadState_SetAsyncExc``, the C API's way to raise
+    in another thread). Both are delivered between two bytecodes, so both stop Python code (as
+    nbconvert's rendering is) and neither interrupts one long call into C."""
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is threading.main_thread():
+        def expire(signum, frame):
+            raise _FeedbackTooSlow()
+
+        old = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
         return
+    import ctypes
 
-    def expire(signum, frame):
-        raise _FeedbackTooSlow()
+    target, lock, state = ctypes.c_ulong(threading.get_ident()), threading.Lock(), {"done": False}
 
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    def expire() -> None:
+        with lock:
+            if not state["done"]:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_FeedbackTooSlow))
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        timer.cancel()
+        with lock:
+            state["done"] = True
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)  # one not yet delivered is dropped
 
 
 def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
@@ -322,39 +344,85 @@ def _settings(opts: GradeOptions) -> dict:
     return {"unsafe_no_sandbox": opts.unsafe_no_sandbox, "seed": opts.seed}
 
 
+def canary_problem(course: Course, result: cluster.Result) -> str | None:
+    """Why the canary's ``result`` shows that its worker cannot grade (None: full marks)."""
+    aid = result.assignment
+    expected = course.assignment(aid).points
+    data = result.outcome
+    score = data.get("score") if data.get("status") == outcomes.GRADED else None
+    if score is not None and abs(float(score) - expected) <= 1e-9:
+        return None
+    cause = data.get("reason", "")
+    if data.get("status") == outcomes.GRADED:
+        failing = [f"{n}: {c['message']}" for n, e in data.get("exercises", {}).items()
+                   for c in e.get("cases", []) if not c.get("ok")]
+        cause = "; ".join([*data.get("events", []), *failing[:2]]) or "no exercise passed"
+    setup = _first_setup_error(result, aid)
+    if setup:
+        cause = f"the setup cell failed: {setup}"
+    got = f"scored {score:g}/{expected:g}" if score is not None else "was not graded"
+    return f"the reference solution {got} in the sandbox ({outcomes.clean_text(cause)[:300]})"
+
+
+#: In a worker: (bundle key, assignment, seed, unsafe) -> why this process cannot grade that
+#: assignment (None: its canary scored full marks). Forked workers inherit the coordinator's.
+_CHECKED: dict[tuple, str | None] = {}
+
+
+def _check_key(bundle: cluster.Bundle | str, job: cluster.Job) -> tuple:
+    key = bundle.key if isinstance(bundle, cluster.Bundle) else bundle
+    return key, job.assignment, job.settings.get("seed"), bool(job.settings.get("unsafe_no_sandbox"))
+
+
+def _canary_job(aid: str, notebook: bytes, settings: dict) -> cluster.Job:
+    return cluster.Job(aid, CANARY, {f"{aid}.ipynb": notebook}, settings, "canary")
+
+
+def run_canary(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
+    """Grade the canary ``job`` here and remember whether this worker can grade its assignment."""
+    result = grade_job(bundle, job)
+    root = cluster.staged(bundle) if isinstance(bundle, cluster.Bundle) else cluster._STAGED[bundle]
+    _CHECKED[_check_key(bundle, job)] = canary_problem(Course(root), result)
+    return result
+
+
+def grade_checked(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
+    """``grade_job``, in a worker that has graded the reference solution of the job's assignment
+    full marks: a worker that joined a cluster after the batch's canaries grades it first (once
+    per assignment); one whose canary failed, or that runs several tasks at once, refuses."""
+    threads = cluster.dask_worker_threads()
+    if threads != 1:
+        return cluster.refused(job, f"it runs {threads} tasks at once; start it with --nthreads 1")
+    key = _check_key(bundle, job)
+    if key not in _CHECKED:
+        if isinstance(bundle, cluster.Bundle):
+            cluster.staged(bundle)
+        notebook = cluster.canary_notebook(key[0], job.assignment)
+        if notebook is None:
+            return cluster.refused(job, "the batch sent it no canary")
+        run_canary(bundle, _canary_job(job.assignment, notebook, job.settings))
+    if _CHECKED[key]:
+        return cluster.refused(job, _CHECKED[key])
+    return grade_job(bundle, job)
+
+
 def check_host(course: Course, aids: list[str], opts: GradeOptions,
                pool: cluster.LocalPool | cluster.DaskPool) -> None:
     """Grade the reference solution of each assignment as a canary (in a fresh worker process,
     or once on every worker of a cluster); stop if it loses a point anywhere. The canary's
     result is only read: nothing of it reaches the course's gradebook or folders."""
-    import nbformat
-
     for aid in aids:
+        job = _canary_job(aid, pool.canaries[aid], _settings(opts))
         key = (str(course.root), aid, opts.seed, opts.unsafe_no_sandbox, getattr(pool, "address", None))
-        if key in _HOST_OK:
-            continue
-        expected = course.assignment(aid).points
-        notebook = nbformat.writes(reference_submission(course, aid)).encode()
-        job = cluster.Job(aid, CANARY, {f"{aid}.ipynb": notebook}, _settings(opts), "canary")
-        for where, result in pool.on_each_worker(grade_job, job).items():
-            data = result.outcome
-            score = data.get("score") if data.get("status") == outcomes.GRADED else None
-            if score is not None and abs(float(score) - expected) <= 1e-9:
-                continue
-            cause = data.get("reason", "")
-            if data.get("status") == outcomes.GRADED:
-                failing = [f"{n}: {c['message']}" for n, e in data.get("exercises", {}).items()
-                           for c in e.get("cases", []) if not c.get("ok")]
-                cause = "; ".join([*data.get("events", []), *failing[:2]]) or "no exercise passed"
-            setup = _first_setup_error(result, aid)
-            if setup:
-                cause = f"the setup cell failed: {setup}"
-            got = f"scored {score:g}/{expected:g}" if score is not None else "was not graded"
-            host = "this host" if isinstance(pool, cluster.LocalPool) else f"the Dask worker {where}"
-            raise HostBroken(f"{host} cannot grade {aid}: the reference solution {got} "
-                             f"in the sandbox ({outcomes.clean_text(cause)[:300]}). Nothing was graded; fix "
-                             "the grading environment (is the project installed, bubblewrap working?) and rerun.")
-        _HOST_OK.add(key)
+        if key not in _HOST_OK:
+            for where, result in pool.on_each_worker(run_canary, job).items():
+                problem = canary_problem(course, result)
+                if problem:
+                    host = "this host" if isinstance(pool, cluster.LocalPool) else f"the Dask worker {where}"
+                    raise HostBroken(f"{host} cannot grade {aid}: {problem}. Nothing was graded; fix the grading "
+                                     "environment (is the project installed, bubblewrap working?) and rerun.")
+            _HOST_OK.add(key)
+        _CHECKED[_check_key(pool.key, job)] = None  # the local pool's workers, forked after this, inherit it
 
 
 # --------------------------------------------------------------------------- #
@@ -380,9 +448,13 @@ def _workers(course: Course, aids: list[str], opts: GradeOptions, address: str |
     with tempfile.TemporaryDirectory() as tmp:
         template = Path(tmp) / "template.db"
         cluster.template_gradebook(course, aids, template)
-        bundle = cluster.build_bundle(course, aids, template, [p for p in shipped if p.is_file()], plans)
+        import nbformat
+
+        canaries = [(aid, nbformat.writes(reference_submission(course, aid)).encode()) for aid in aids]
+        bundle = cluster.build_bundle(course, aids, template, [p for p in shipped if p.is_file()], plans, canaries)
     if address:
-        pool: cluster.LocalPool | cluster.DaskPool = cluster.DaskPool(address, bundle)
+        pool: cluster.LocalPool | cluster.DaskPool = cluster.DaskPool(
+            address, bundle, warn=lambda text: tqdm.write(text, file=sys.stderr))
     else:
         pool = cluster.LocalPool(opts.workers, bundle)
         # Loaded here, before any fork: forked workers (and the canary's) inherit the plans of the
@@ -410,7 +482,7 @@ def _run(course: Course, todo: list, opts: GradeOptions, pool: cluster.LocalPool
             for s, digest in todo)
     bar = tqdm(total=len(todo), desc="grading", unit="submission")
     try:
-        for _job, result in pool.results(grade_job, jobs, _lost):
+        for _job, result in pool.results(grade_checked, jobs, _lost):
             cluster.apply_result(course, result, zero_scores)
             bar.update()
     finally:

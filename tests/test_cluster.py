@@ -63,7 +63,7 @@ def _batch(folder: Path) -> None:
 def _course(tmp: Path) -> Path:
     course = copy_course(tmp)
     with open(course / "nbgrader_config.py", "a") as f:  # a short cell timeout keeps the loop quick
-        f.write("\nc.Execute.timeout = 30\n")
+        f.write("\nc.SandboxPolicy.cell_timeout = 15\n")
     return course
 
 
@@ -237,3 +237,51 @@ def test_the_coordinator_writes_a_result_and_keeps_a_graders_manual_score(tmp_pa
     assert not list(course.root.rglob("escaped.txt"))
     with nbgrader_api.gradebook(course) as gb:
         assert gb.find_grade("sigmoid", AID, AID, "amy").auto_score == 0  # no old points remain
+
+
+def _worker_named(client, name: str, timeout: float = 120) -> str:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for addr, info in client.scheduler_info().get("workers", {}).items():
+            if info.get("name") == name:
+                return addr
+        time.sleep(0.2)
+    raise AssertionError(f"the worker {name} never joined")
+
+
+def test_a_worker_that_joins_late_grades_the_reference_first(tmp_path, dask_cluster):
+    """A worker that joins after the batch's canaries grades the reference solution before any
+    submission; one that cannot (here: no bubblewrap on its PATH) grades nothing, is named once,
+    and the submission it took is graded by another worker."""
+    folder = tmp_path / "subs"
+    solved = subs.solved(AID)
+    subs.write(folder, "a_loop", AID, subs.insert_code(solved, "while True:\n    pass", after="sigmoid_impl"))
+    for i in range(7):  # one worker holds the loop for 15 s: the others have these to grade meanwhile
+        subs.write(folder, f"b_correct_{i}", AID, solved)
+    course = _course(tmp_path)
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "--course", str(course), "grade", str(folder),
+                             "--cluster", dask_cluster["address"], "--seed", SEED],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    late = None
+    try:
+        _busy_worker_pid(dask_cluster)  # the canaries are done: the batch has begun
+        no_bwrap = dict(env, PATH=str(Path(sys.executable).parent), TMPDIR=str(dask_cluster["tmp"]))
+        late = subprocess.Popen([str(Path(sys.executable).parent / "dask"), "worker", dask_cluster["address"],
+                                 "--nthreads", "1", "--no-nanny", "--name", "late-broken", "--no-dashboard"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=no_bwrap)
+        address = _worker_named(dask_cluster["client"], "late-broken")
+        assert proc.poll() is None, "the batch ended before the late worker joined: nothing was tested"
+        out, err = proc.communicate(timeout=1800)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if late is not None:
+            late.terminate()
+            late.wait(60)
+    assert proc.returncode == 0, err[-3000:]
+    rows = {s: r for (s, a), r in subs.read_grades(course / "exports" / "grades.csv").items() if a == AID}
+    assert {s: (r["score"], r["status"]) for s, r in rows.items()} == {
+        "a_loop": ("12", "graded"), **{f"b_correct_{i}": ("12", "graded") for i in range(7)}}, rows
+    named = [line for line in err.splitlines() if address in line and "grades nothing more" in line]
+    assert len(named) == 1 and "reference solution was not graded" in named[0], err[-3000:]

@@ -178,13 +178,15 @@ def _build(folder, course, listener_port):
     add("leak_print", subs.insert_code(recorder, "print('LEAKED', _seen)", at_end=True), FULL)
     add("leak_raise", subs.replace_exercise(solved, "softmax", "def softmax(Z):\n    raise ValueError(f'LEAK {Z.tolist()}')"),
         FULL - 2)
-    add("memory_many", subs.insert_code(solved, "import multiprocessing as mp, time\nimport numpy as np\n"
-                                                "def hog(n):\n    try:\n        a = np.ones(n)  # touches every page at once\n"
-                                                "    except MemoryError:\n        print('child: MemoryError', flush=True)\n"
-                                                "    time.sleep(60)\n"
-                                                "ps = [mp.Process(target=hog, args=(75_000_000,)) for _ in range(8)]\n"
-                                                "for p in ps:\n    p.start()\nfor p in ps:\n    p.join()", at_end=True),
-        FULL, words=("memory limit", "timed out"))  # under CPU contention the 20 s cell limit may come first
+    # Eight fresh interpreters of 600 MB each: 4.8 GB together, each far under its own address-space
+    # limit (a forked child would inherit the kernel's mappings, torch's included, and could meet
+    # that limit first). Each child holds its memory; only the total limit can stop them in time.
+    hog = ("import numpy as np, time\ntry:\n    a = np.ones(75_000_000)\nexcept MemoryError:\n"
+           "    print('child: MemoryError', flush=True)\nelse:\n    time.sleep(60)")
+    add("memory_many", subs.insert_code(solved, "import subprocess, sys\n"
+                                                f"ps = [subprocess.Popen([sys.executable, '-c', {hog!r}]) for _ in range(8)]\n"
+                                                "for p in ps:\n    p.wait()", at_end=True),
+        FULL, words="memory limit")
     add("kernel_dir", subs.insert_code(solved, "import os\nfrom ipykernel.connect import get_connection_file\n"
                                                "d = os.path.dirname(get_connection_file())\ntry:\n"
                                                "    for i in range(2000):\n"

@@ -228,3 +228,47 @@ def test_a_plan_round_trips_as_data_and_its_visible_part_is_what_students_get():
     assert all(set(c) == {"inputs"} for c in sandbox["cases"])  # the sandbox gets inputs only
     raw = results_document("f", [{"output": encode(np.array([1.0, 2.0, 3.0]))}] * 2)
     assert score_exercise(back, raw).ok
+
+
+# -- the feedback time limit, in a process's main thread and in a Dask worker's thread ---------------
+
+def _stopped_after(limit: float) -> tuple[float, bool]:
+    """Seconds until ``_time_limit(limit)`` stopped a busy Python loop, and whether anything was
+    raised after the block ended (it must not be)."""
+    import time
+
+    from autograder.grading import _FeedbackTooSlow, _time_limit
+
+    start = time.monotonic()
+    try:
+        with _time_limit(limit):
+            while time.monotonic() - start < 30:
+                sum(range(1000))
+    except _FeedbackTooSlow:
+        pass
+    took = time.monotonic() - start
+    try:
+        with _time_limit(0.2):
+            pass
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            sum(range(1000))
+    except _FeedbackTooSlow:
+        return took, True
+    return took, False
+
+
+def test_the_feedback_limit_stops_python_code_in_the_main_thread():
+    took, late = _stopped_after(0.3)
+    assert took < 10 and not late
+
+
+def test_the_feedback_limit_stops_python_code_in_another_thread():
+    import threading
+
+    found: list = []
+    thread = threading.Thread(target=lambda: found.append(_stopped_after(0.3)))
+    thread.start()
+    thread.join(60)
+    took, late = found[0]
+    assert took < 10 and not late

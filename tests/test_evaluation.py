@@ -152,6 +152,19 @@ def test_seed_everything_sets_threads_unless_told_not_to(clean_thread_env):
     assert torch.get_num_threads() == 1
 
 
+def test_seed_everything_asks_for_deterministic_torch_without_loading_the_compiler():
+    """The flag eager torch reads is set, and the compiler's configuration (1.1 s to import, in every
+    notebook's start and every graded submission's) is left unloaded; run in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom helpers import seed_everything\nseed_everything(0, threads=None)\n"
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),"
+            " 'torch._inductor.config' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.stdout.split() == ["True", "True", "False"], out.stderr[-2000:]
+
+
 @pytest.mark.parametrize("files, quota", [
     ({"cpu.max": "200000 100000\n"}, 2.0),
     ({"cpu.max": "max 100000\n"}, None),

@@ -68,8 +68,9 @@ def _config(course: Course, opts: GradeOptions):
     return nbgrader_api.course_config(course, GradingSettings=settings)
 
 
-class _FeedbackTooSlow(Exception):
-    pass
+class _FeedbackTooSlow(BaseException):
+    """Raised in the thread rendering feedback when its time is up (a BaseException, so that the
+    renderer's own ``except Exception`` clauses do not swallow it)."""
 
 
 @contextlib.contextmanager
@@ -79,7 +80,10 @@ def _time_limit(seconds: float):
     In a process's main thread (a local pool's worker) by SIGALRM; in any other thread (a Dask
     worker's) by an asynchronous exception (``PyThreadState_SetAsyncExc``, the C API's way to raise
     in another thread). Both are delivered between two bytecodes, so both stop Python code (as
-    nbconvert's rendering is) and neither interrupts one long call into C."""
+    nbconvert's rendering is) and neither interrupts one long call into C. An asynchronous
+    exception is never cleared once set (clearing one leaves the interpreter's "pending" flag
+    raised, which hangs later profiled code on Python 3.11): one that fires as the block ends is
+    delivered and caught here."""
     import threading
 
     if threading.current_thread() is threading.main_thread():
@@ -96,11 +100,13 @@ def _time_limit(seconds: float):
         return
     import ctypes
 
-    target, lock, state = ctypes.c_ulong(threading.get_ident()), threading.Lock(), {"done": False}
+    target, lock = ctypes.c_ulong(threading.get_ident()), threading.Lock()
+    state = {"done": False, "fired": False}
 
     def expire() -> None:
         with lock:
             if not state["done"]:
+                state["fired"] = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_FeedbackTooSlow))
 
     timer = threading.Timer(seconds, expire)
@@ -112,7 +118,12 @@ def _time_limit(seconds: float):
         timer.cancel()
         with lock:
             state["done"] = True
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)  # one not yet delivered is dropped
+        if state["fired"]:  # set as the block ended: let it arrive here (at the loop's first jump)
+            try:
+                for _ in range(100_000):
+                    pass
+            except _FeedbackTooSlow:
+                pass
 
 
 def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:

@@ -50,3 +50,16 @@ def run_cli(*args: str, course: Path | None = None, timeout: int = 900) -> subpr
         cmd += ["--course", str(course)]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The longest test files first (``tests/file_costs.json``); within a file, pytest's order."""
+    import file_costs
+
+    costs = file_costs.load()
+    if not costs:
+        return
+    order = {}
+    for i, item in enumerate(items):
+        order.setdefault(item.nodeid.split("::")[0], i)
+    items.sort(key=lambda item: (-costs.get(item.nodeid.split("::")[0], 0.0), order[item.nodeid.split("::")[0]]))

@@ -6,7 +6,9 @@ The restored test cells call ``check(name, func)``, which in the sandbox only ca
 the student's function and records what happened. After the run, ``TrustedScores``
 judges those records against the same plan. Every limit comes from
 ``autograder.policy.SandboxPolicy``. What happened (timeouts,
-a dead kernel, the time limit) is recorded in ``resources["autograder"]``.
+a dead kernel, the time limit) is recorded in ``resources["autograder"]``. A kernel that does not
+answer the interrupt after a cell's time limit is stopped: every later cell would wait its whole
+limit behind the stuck one.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import shutil
 import signal
 import tempfile
 import time
+from queue import Empty
 from pathlib import Path
 
-from jupyter_core.utils import run_sync
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
@@ -90,6 +93,7 @@ class SandboxedExecute(Execute):
                 self._deadline = time.monotonic() + self.notebook_timeout
                 self._output_bytes = 0
                 self._record = record
+                self._stuck = False  # set when the kernel did not answer an interrupt
                 try:
                     nb, resources = super().preprocess(nb, resources, km=km)
                 except DeadKernelError:
@@ -215,6 +219,9 @@ class SandboxedExecute(Execute):
             return cell, resources
 
     def _run_cell(self, cell: NotebookNode, resources: dict, index: int):
+        if cell.cell_type == "code" and self._stuck:
+            cell.outputs = [_error_output("KernelNotResponding", "not run: the kernel stopped responding")]
+            return cell, resources
         if cell.cell_type == "code" and time.monotonic() > self._deadline:
             cell.outputs = [_error_output("NotebookTimeLimit",
                                           f"not run: the notebook used its {self.notebook_timeout} s")]
@@ -228,9 +235,36 @@ class SandboxedExecute(Execute):
         left = max(1, int(self._deadline - time.monotonic()))
         return left if timeout is None else min(timeout, left)
 
+    async def _async_poll_for_reply(self, msg_id: str, cell: NotebookNode, timeout: int | None,
+                                    task_poll_output_msg, task_poll_kernel_alive) -> dict:
+        self._waiting_for = msg_id  # the execute request a timeout interrupts
+        return await super()._async_poll_for_reply(msg_id, cell, timeout, task_poll_output_msg,
+                                                   task_poll_kernel_alive)
+
     async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None):
         self._record["events"].append(f"a cell timed out after {timeout} s and was interrupted")
-        return await super()._async_handle_timeout(timeout, cell)
+        reply = await super()._async_handle_timeout(timeout, cell)
+        grace = self._limits.interrupt_timeout
+        if not await self._interrupt_answered(grace):
+            self._record["events"].append(f"the kernel did not answer the interrupt within {grace} s and was "
+                                          "stopped: the cells after it were not run")
+            self._stuck = True
+            self._kill_kernel()  # it would hold its CPU until the end of the notebook
+        return reply
+
+    async def _interrupt_answered(self, grace: float) -> bool:
+        """Whether the interrupted cell's execute_reply arrives within ``grace`` seconds (a kernel
+        stuck outside Python's reach, or whose IPython the submission broke, never sends it)."""
+        assert self.kc is not None
+        deadline = time.monotonic() + grace
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
+            except Empty:
+                return False
+            if msg["parent_header"].get("msg_id") == self._waiting_for:
+                return True
+        return False
 
     #: iopub messages whose content counts against the output limit (display updates and widget
     #: state included); status and execute_input carry no output and are never dropped.

@@ -47,6 +47,9 @@ class SandboxPolicy(Configurable):
     cell_timeout = Integer(60, help="Wall-clock limit of one cell (s); the cell is interrupted.").tag(config=True)
     notebook_timeout = Integer(600, help="Wall-clock limit of a whole notebook (s); later cells "
                                          "are not run.").tag(config=True)
+    interrupt_timeout = Integer(10, help="After a cell's time limit, how long the kernel has to answer "
+                                       "the interrupt (s); one that does not is stopped and the later "
+                                       "cells are not run.").tag(config=True)
     feedback_seconds = Integer(120, help="Longest the feedback page of one submission may take "
                                          "to render (s).").tag(config=True)
 

@@ -15,6 +15,9 @@ sys.path.insert(0, str(REPO / "tests"))
 # The many copies of the course that tests grade in share their grading plans (filed by the
 # digest of their sources: a copy whose cases or notebook differ gets plans of its own).
 os.environ.setdefault("AUTOGRADER_PLAN_CACHE", str(REPO / "artifacts" / "plan-cache"))
+#: And they record one seed (``course/.grading_seed``), so that a plan is computed once per run,
+#: not once per copy; a test of seeds passes ``--seed`` or removes the file.
+COPY_SEED = 20261201
 
 
 def syllabus_ids() -> list[str]:
@@ -40,6 +43,7 @@ def copy_course(tmp_path: Path) -> Path:
                                     "plans")
     for name in ("course", "source_notebooks", "release"):
         shutil.copytree(REPO / name, root / name, ignore=ignore)
+    (root / "course" / ".grading_seed").write_text(f"{COPY_SEED}\n")
     return root / "course"
 
 

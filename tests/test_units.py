@@ -121,6 +121,30 @@ def test_refusals_are_recorded_once_per_name(course):
 
 # -- export from a temporary gradebook ----------------------------------------------------------------
 
+def test_a_new_gradebook_gets_nbgraders_alembic_head_without_a_subprocess(tmp_path, monkeypatch):
+    import subprocess
+    import sqlite3
+
+    from nbgrader.api import Gradebook
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    from autograder import nbgrader_api
+
+    nbgrader_api._venv_on_path()
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'probe.db'}") as ini:  # what nbgrader itself would ask
+        heads = subprocess.check_output(["alembic", "-c", ini, "heads"], text=True)
+    assert heads.split()[0] == nbgrader_api.alembic_head()
+
+    def no_subprocess(*a, **k):
+        raise AssertionError("a subprocess was started")
+
+    monkeypatch.setattr(subprocess, "check_output", no_subprocess)
+    with Gradebook(f"sqlite:///{tmp_path / 'new.db'}"):
+        pass
+    stamped = sqlite3.connect(tmp_path / "new.db").execute("SELECT version_num FROM alembic_version").fetchall()
+    assert stamped == [(nbgrader_api.alembic_head(),)]
+
+
 def test_export_rows_come_from_the_gradebook_and_the_outcomes(course):
     from nbgrader.api import Gradebook
 

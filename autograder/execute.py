@@ -246,8 +246,9 @@ class SandboxedExecute(Execute):
         reply = await super()._async_handle_timeout(timeout, cell)
         grace = self._limits.interrupt_timeout
         if not await self._interrupt_answered(grace):
-            self._record["events"].append(f"the kernel did not answer the interrupt within {grace} s and was "
-                                          "stopped: the cells after it were not run")
+            if not (self._watchdog and self._watchdog.reason):  # else the watchdog stopped it, and says why
+                self._record["events"].append(f"the kernel did not answer the interrupt within {grace} s and "
+                                              "was stopped: the cells after it were not run")
             self._stuck = True
             self._kill_kernel()  # it would hold its CPU until the end of the notebook
         return reply

@@ -382,3 +382,23 @@ def test_no_control_character_reaches_the_table_or_the_csv(hostile):
     assert not any(ch in text for ch in "\x1b\x07\x00\u202e")
     assert "\x1b" not in hostile["result"].stdout
     assert "kernel died" in hostile["grades"][("terminal_codes", AID)]["reason"]
+
+
+def test_the_notebook_time_limit_stops_a_run_of_slow_cells(tmp_path):
+    """Cells that each use their whole limit (and answer the interrupt): once the notebook's time
+    is used, the later cells are not run (the exercises after the fourth slow cell score nothing),
+    and the outcome says so."""
+    course = copy_course(tmp_path)
+    with open(course / "nbgrader_config.py", "a") as f:
+        f.write("\nc.SandboxPolicy.cell_timeout = 15\nc.SandboxPolicy.notebook_timeout = 40\n")  # 3 x 15 > 40
+    slow = subs.solved(AID)
+    for name in ("sigmoid", "softmax", "activation_derivatives", "perceptron_predict"):  # the last starts past 40 s
+        slow = subs.insert_code(slow, "import time\ntime.sleep(100)", after=f"{name}_impl")
+    folder = tmp_path / "subs"
+    subs.write(folder, "slow_cells", AID, slow)
+    result = run_cli("grade", str(folder), "--workers", "1", course=course)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = subs.read_grades(course / "exports" / "grades.csv")[("slow_cells", AID)]
+    assert row["status"] == "graded" and float(row["score"]) < FULL, (row["score"], row["reason"])
+    assert "notebook time limit (40 s) reached" in row["reason"], row["reason"]
+    assert "did not answer the interrupt" not in row["reason"], row["reason"]

@@ -94,6 +94,7 @@ class SandboxedExecute(Execute):
                 self._output_bytes = 0
                 self._record = record
                 self._stuck = False  # set when the kernel did not answer an interrupt
+                self._waiting_for: str | None = None  # the execute request a cell's timeout interrupts
                 try:
                     nb, resources = super().preprocess(nb, resources, km=km)
                 except DeadKernelError:
@@ -237,13 +238,15 @@ class SandboxedExecute(Execute):
 
     async def _async_poll_for_reply(self, msg_id: str, cell: NotebookNode, timeout: int | None,
                                     task_poll_output_msg, task_poll_kernel_alive) -> dict:
-        self._waiting_for = msg_id  # the execute request a timeout interrupts
+        self._waiting_for = msg_id
         return await super()._async_poll_for_reply(msg_id, cell, timeout, task_poll_output_msg,
                                                    task_poll_kernel_alive)
 
     async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None):
         self._record["events"].append(f"a cell timed out after {timeout} s and was interrupted")
         reply = await super()._async_handle_timeout(timeout, cell)
+        if cell is None or self._waiting_for is None:  # the wait for kernel_info at start: no cell ran
+            return reply
         grace = self._limits.interrupt_timeout
         if not await self._interrupt_answered(grace):
             if not (self._watchdog and self._watchdog.reason):  # else the watchdog stopped it, and says why

@@ -221,7 +221,9 @@ class SandboxedExecute(Execute):
 
     def _run_cell(self, cell: NotebookNode, resources: dict, index: int):
         if cell.cell_type == "code" and self._stuck:
-            cell.outputs = [_error_output("KernelNotResponding", "not run: the kernel stopped responding")]
+            cell.outputs = [_error_output("KernelNotResponding",
+                                         "not run: the kernel did not answer after a cell's time limit (does an "
+                                         "earlier cell block outside Python, or replace a built-in?)")]
             return cell, resources
         if cell.cell_type == "code" and time.monotonic() > self._deadline:
             cell.outputs = [_error_output("NotebookTimeLimit",

@@ -145,6 +145,20 @@ def test_a_new_gradebook_gets_nbgraders_alembic_head_without_a_subprocess(tmp_pa
     assert stamped == [(nbgrader_api.alembic_head(),)]
 
 
+def test_importing_autograder_keeps_jsonschemas_iri_grammar_unloaded_and_notebooks_validated():
+    import subprocess
+    import sys
+
+    code = ("import autograder, sys, nbformat\n"
+            "from nbformat.v4 import new_notebook, new_code_cell\n"
+            "assert sys.modules.get('rfc3987_syntax') is None, 'the grammar module was loaded'\n"
+            "nbformat.validate(new_notebook(cells=[new_code_cell('x = 1')]))\n"
+            "bad = new_notebook(); bad.cells = [{'cell_type': 'code'}]\n"
+            "try:\n    nbformat.validate(bad)\nexcept nbformat.ValidationError:\n    print('invalid')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "invalid", done.stderr[-2000:]
+
+
 def test_export_rows_come_from_the_gradebook_and_the_outcomes(course):
     from nbgrader.api import Gradebook
 

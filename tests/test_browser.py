@@ -10,17 +10,15 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from conftest import REPO
+from lab_page import CHROMIUM, chromium, free_port, open_notebook, real_errors, run_all, wait_for, write_settings
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "browser"
 
 pytestmark = [
@@ -28,12 +26,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed (/usr/bin/chromium): "
                                                       "`apt-get install chromium` to run the browser tests"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +39,8 @@ def lab(tmp_path_factory):
     solution = root / "solutions" / "03_optimisation"
     if (REPO / "source_notebooks" / "03_optimisation").exists():
         shutil.copytree(REPO / "source_notebooks" / "03_optimisation", solution, ignore=shutil.ignore_patterns("cases.py"))
-    settings = root / ".jupyter-config" / "lab" / "user-settings" / "@jupyterlab"
-    (settings / "notebook-extension").mkdir(parents=True)
-    # render every cell (not only those in view) so the test can find outputs anywhere
-    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    (settings / "apputils-extension").mkdir(parents=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    port, token = _free_port(), secrets.token_hex(16)
+    write_settings(root / ".jupyter-config")
+    port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, PORT=str(port), LAB_ROOT=str(root), JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"),
                JUPYTER_RUNTIME_DIR=str(root / ".jupyter-runtime"))
     log = open(root / "lab.log", "w")
@@ -70,7 +57,7 @@ def lab(tmp_path_factory):
                 log.close()
                 raise RuntimeError("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-2000:])
             time.sleep(0.5)
-    yield {"base": base, "token": token, "root": root}
+    yield {"base": base, "token": token, "root": root, "log": root / "lab.log"}
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(15)
@@ -82,50 +69,16 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                                    "--disable-background-networking", "--disable-component-update",
-                                    "--disable-sync"])
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def _open(browser, lab, path: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{lab['base']}/lab/tree/{path}?token={lab['token']}&reset", wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                           "#jp-main-statusbar :text('Idle')", timeout=90_000)
-    return page, errors
-
-
-def _run_all(page) -> None:
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
-
-
-def _real_errors(errors: list[str]) -> list[str]:
-    # A missing favicon or a probe of an optional server extension is not the course's error.
-    benign = re.compile(r"favicon|Failed to load resource: the server responded with a status of 404")
-    return [e for e in errors if not benign.search(e)]
 
 
 def test_release_notebook_reports_not_implemented_in_a_friendly_way(browser, lab):
-    page, errors = _open(browser, lab, "01_perceptron/01_perceptron.ipynb")
-    _run_all(page)
-    try:
-        error_output = page.wait_for_selector(".jp-OutputArea-output:has-text('not implemented yet')",
-                                              state="attached", timeout=180_000)
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "01_release_not_found.png"))
-        raise
+    page, errors = open_notebook(browser, lab, "01_perceptron/01_perceptron.ipynb")
+    run_all(page, errors, lab)
+    error_output = wait_for(page, errors, lab, ".jp-OutputArea-output:has-text('not implemented yet')",
+                            ARTIFACTS / "01_release_not_found.png", timeout=180)
     error_output.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     text = error_output.inner_text()
@@ -133,19 +86,16 @@ def test_release_notebook_reports_not_implemented_in_a_friendly_way(browser, lab
     assert "sigmoid: not implemented yet" in text
     assert "Traceback" not in text and 'File "' not in text, "a raw traceback wall"
     assert len(text.strip().splitlines()) <= 3
-    assert not _real_errors(errors), errors
+    assert not real_errors(errors), errors
+    page.close()
 
 
 def test_learning_rate_demo_reacts_to_the_slider(browser, lab):
     if not (lab["root"] / "solutions" / "03_optimisation").exists():
         pytest.skip("notebook 03_optimisation is not in this course yet")
-    page, errors = _open(browser, lab, "solutions/03_optimisation/03_optimisation.ipynb")
-    _run_all(page)
-    try:
-        marker = page.wait_for_selector(".demo-lr .demo-rendered", state="attached", timeout=240_000)
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "03_lr_demo_not_found.png"))
-        raise
+    page, errors = open_notebook(browser, lab, "solutions/03_optimisation/03_optimisation.ipynb")
+    run_all(page, errors, lab)
+    marker = wait_for(page, errors, lab, ".demo-lr .demo-rendered", ARTIFACTS / "03_lr_demo_not_found.png")
     marker.scroll_into_view_if_needed()
     page.wait_for_function("el => /rendered [1-9]/.test(el.textContent)", arg=marker, timeout=60_000)
     verdict = page.query_selector(".demo-lr .demo-verdict")
@@ -172,7 +122,8 @@ def test_learning_rate_demo_reacts_to_the_slider(browser, lab):
     page.wait_for_function("el => !/diverg/i.test(el.textContent)", arg=verdict, timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "03_lr_demo_back.png"))
     assert verdict.inner_text() != "" and first_words != ""
-    assert not _real_errors(errors), errors
+    assert not real_errors(errors), errors
+    page.close()
 
 
 def _count(text: str) -> int:

@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -32,8 +31,8 @@ import pytest
 
 import submissions as subs
 from conftest import REPO, run_cli
+from lab_page import CHROMIUM, chromium, free_port, open_notebook, real_errors, run_all, wait_for, write_settings
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "bundle_browser"
 AID = "01_perceptron"
 
@@ -42,12 +41,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed (/usr/bin/chromium): "
                                                       "`apt-get install chromium` to run the browser tests"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _unzip(zpath: Path, dest: Path) -> Path:
@@ -86,12 +79,8 @@ def student_lab(tmp_path_factory):
     assert not (root / "source_notebooks").exists() and not (root / "autograder").exists()
     venv = _offline_venv(tmp / "venv")
     config = tmp / "jupyter-config"
-    settings = config / "lab" / "user-settings" / "@jupyterlab"
-    (settings / "notebook-extension").mkdir(parents=True)
-    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    (settings / "apputils-extension").mkdir(parents=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    port, token = _free_port(), secrets.token_hex(16)
+    write_settings(config)
+    port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
     # A real venv holds JupyterLab's data files (application, extensions, kernelspec) in its share/;
@@ -131,30 +120,9 @@ def student_lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                                    "--disable-background-networking", "--disable-component-update",
-                                    "--disable-sync"])
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def _wait_for_kernel(lab: dict, path: str, timeout: float = 90) -> None:
-    """Until the notebook's session has a kernel that is idle (JupyterLab's REST API)."""
-    import json
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{lab['base']}/api/sessions?token={lab['token']}", timeout=5) as r:
-            sessions = json.loads(r.read())
-        if any(s.get("path") == path and (s.get("kernel") or {}).get("execution_state") == "idle" for s in sessions):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"no idle kernel for {path} after {timeout} s")
 
 
 def test_the_bundle_uses_its_own_helpers_and_prints_the_url(student_lab):
@@ -163,42 +131,27 @@ def test_the_bundle_uses_its_own_helpers_and_prints_the_url(student_lab):
 
 
 def test_a_student_opens_a_notebook_writes_an_exercise_and_its_check_passes(browser, student_lab):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
     requests: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("request", lambda r: requests.append(r.url))
-    page.goto(f"{student_lab['base']}/lab/tree/{AID}/{AID}.ipynb?token={student_lab['token']}&reset",
-              wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    _wait_for_kernel(student_lab, f"{AID}/{AID}.ipynb")
-    page.wait_for_timeout(1000)  # the page learns of the kernel over its websocket
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
-    select = page.get_by_role("button", name="Select", exact=True)
-    try:  # JupyterLab may still ask which kernel: a student clicks "Select" (the notebook's own, preselected)
-        select.wait_for(timeout=3000)
-        select.click()
-    except Exception:  # noqa: BLE001 - no dialog: the run has started
-        pass
-    try:
-        page.wait_for_selector(".jp-OutputArea-output:has-text('sigmoid: not implemented yet')",
-                               state="attached", timeout=180_000)
-        # the student writes sigmoid in its cell (the text is inserted as typed, without auto-closing brackets)
+    page, errors = open_notebook(browser, student_lab, f"{AID}/{AID}.ipynb",
+                                 watch=lambda page: page.on("request", lambda r: requests.append(r.url)))
+    run_all(page, errors, student_lab)
+    wait_for(page, errors, student_lab, ".jp-OutputArea-output:has-text('sigmoid: not implemented yet')",
+             ARTIFACTS / "not_implemented_not_found.png", timeout=180)
+    try:  # the student writes sigmoid in its cell (inserted as typed, without auto-closing brackets)
         cell = page.locator(".jp-CodeCell", has_text="def sigmoid(z)").first
         cell.locator(".cm-content").click()
         page.keyboard.press("Control+A")
         page.keyboard.insert_text(subs._solution_sources(AID)["sigmoid_impl"])
         page.keyboard.press("Shift+Enter")  # runs it, moves to the check cell below
         page.keyboard.press("Shift+Enter")  # runs check("sigmoid", sigmoid)
-        verdict = page.wait_for_selector(".jp-OutputArea-output:has-text('sigmoid: all')", state="attached",
-                                         timeout=120_000)
     except Exception:
-        page.screenshot(path=str(ARTIFACTS / "check_not_found.png"))
+        page.screenshot(path=str(ARTIFACTS / "sigmoid_not_written.png"))
         raise
+    verdict = wait_for(page, errors, student_lab, ".jp-OutputArea-output:has-text('sigmoid: all')",
+                       ARTIFACTS / "check_not_found.png", timeout=120)
     verdict.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "sigmoid_check_passed.png"))
     assert re.search(r"sigmoid: all \d+ visible checks passed", verdict.inner_text())
-    assert not errors, errors
+    assert not real_errors(errors), errors
     assert all(u.startswith(student_lab["base"]) or u.startswith(("data:", "blob:")) for u in requests), \
         sorted({u for u in requests if not u.startswith(student_lab["base"])})[:5]

@@ -8,14 +8,13 @@ Skipped, with the reason printed, only where Chromium is not installed.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 import report_class as rc
 from conftest import REPO
+from lab_page import CHROMIUM, chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "report"
 
 pytestmark = [
@@ -35,15 +34,9 @@ def graded_class(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(graded_class):
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     url = graded_class["html"].resolve().as_uri()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                                          "--disable-background-networking", "--disable-component-update",
-                                          "--disable-sync"])
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1300, "height": 1000}, offline=True)
         requests: list[str] = []
         errors: list[str] = []
@@ -59,7 +52,6 @@ def page(graded_class):
         pg.screenshot(path=str(ARTIFACTS / "report_full.png"), full_page=True)
         yield {"page": pg, "url": url, "requests": requests, "errors": errors, **graded_class}
         context.close()
-        browser.close()
 
 
 def test_page_renders_offline_and_requests_nothing_else(page):

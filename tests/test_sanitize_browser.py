@@ -22,7 +22,8 @@ import pytest
 
 import submissions as subs
 from conftest import copy_course, run_cli
-from test_browser import ARTIFACTS, CHROMIUM, _free_port, browser  # noqa: F401 - the shared fixture
+from lab_page import CHROMIUM, free_port
+from test_browser import ARTIFACTS, browser  # noqa: F401 - the shared fixture
 
 AID = "01_perceptron"
 
@@ -106,7 +107,7 @@ def test_formgrader_shows_the_submission_without_running_it(browser, graded):  #
                           "ON submitted_notebook.assignment_id = submitted_assignment.id "
                           "JOIN student ON submitted_assignment.student_id = student.id "
                           "WHERE student.id = 'mallory'").fetchone()
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course.parent / ".jupyter-config"),
                JUPYTER_RUNTIME_DIR=str(course.parent / ".jupyter-runtime"))
     jupyter = Path(sys.executable).parent / "jupyter"

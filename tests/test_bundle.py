@@ -215,6 +215,10 @@ def _strings(obj) -> list[str]:
     return []
 
 
+# a run of characters a line of code could be made of: no control character, no undecodable byte
+_READABLE = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]{%d,}" % MIN_CHARS)
+
+
 def bundle_contents(files: dict[str, bytes]) -> tuple[dict[str, str], list[list], dict[str, str]]:
     """Everything readable in ``{path: bytes}``, zips opened (recursively).
 
@@ -231,7 +235,10 @@ def bundle_contents(files: dict[str, bytes]) -> tuple[dict[str, str], list[list]
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 queue += [(f"{path}!{i.filename}", zf.read(i)) for i in zf.infolist() if not i.is_dir()]
             continue
-        text = data.decode("utf-8", errors="replace")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:  # binary (an array, an image): only its readable runs can hold a line
+            text = "\n".join(_READABLE.findall(data.decode("utf-8", errors="replace")))
         parts = [text]
         try:
             doc = json.loads(text)
@@ -315,8 +322,8 @@ def test_no_solution_cases_instructor_file_or_hidden_input_in_the_folder_or_the_
 
 @pytest.mark.slow
 def test_the_leak_check_is_not_fooled_by_formatting(built):
-    """A solution line re-indented and re-quoted inside a notebook's JSON inside a nested zip,
-    a cases.py line, a hidden input's numbers and a copied instructor file are all found."""
+    """A solution line re-indented and re-quoted inside a notebook's JSON inside a nested zip, and
+    inside a binary file, a cases.py line, a hidden input's numbers and a copied instructor file are all found."""
     solution = next(iter(solution_lines().items()))
     case_line = next(iter(cases_lines().items()))
     hidden = next(iter(hidden_inputs().items()))
@@ -337,9 +344,11 @@ def test_the_leak_check_is_not_fooled_by_formatting(built):
         "notes/x.py": ("# copied\n" + cases_src.replace('"', "'") + "\n").encode(),
         "notes/data.json": json.dumps({"x": {"data": list(hidden[0])}}).encode(),
         "notes/renamed.txt": (REPO / "autograder" / "bundle.py").read_bytes(),
+        "notes/pixels.npy": bytes(range(256)) * 300 + disguised.encode() + b"\x00\xff" * 3000,
     }
     found = "\n".join(leaks(doctored))
     assert f"solution line in notes/outer.zip!inner.zip!deep/nb.ipynb: {solution[1]}" in found
+    assert f"solution line in notes/pixels.npy: {solution[1]}" in found
     assert "cases.py line in notes/x.py" in found
     assert f"hidden input in the bundle: {hidden[1]}" in found
     assert "notes/renamed.txt has the bytes of autograder/bundle.py" in found

@@ -89,6 +89,7 @@ class SandboxedExecute(Execute):
                 self._stage(workdir, course.source_dir / info["assignment"], plan, uid)
                 km = self._kernel_manager(workdir, settings, policy, uid)
                 self._km_ref = km
+                self._kernel_process: tuple[int, int | None] | None = None  # (pid, start time) once it runs
                 resources.setdefault("metadata", {})["path"] = str(workdir / "work")
                 self._deadline = time.monotonic() + self.notebook_timeout
                 self._output_bytes = 0
@@ -124,6 +125,10 @@ class SandboxedExecute(Execute):
 
     def start_new_kernel_client(self):
         """Once the kernel answers: lock its folder and start watching its resources."""
+        from autograder import processes
+
+        pid = getattr(getattr(self._km_ref, "provisioner", None), "pid", None)  # launched, not yet answering
+        self._kernel_process = (pid, processes.start_time(pid)) if pid else None
         kc = super().start_new_kernel_client()
         if not self._unsafe:
             sandbox.lock_kernel_dir(self._workdir)
@@ -135,8 +140,10 @@ class SandboxedExecute(Execute):
         """Every process of this submission: the sandbox's uid (as root), else the kernel's tree."""
         from autograder import processes
 
-        pid = getattr(getattr(self._km_ref, "provisioner", None), "pid", None)
-        pids = processes.descendants(pid) | {pid} if pid else set()
+        pid, started = getattr(self, "_kernel_process", None) or (None, None)
+        # Once the kernel has exited and been reaped, its number may belong to another process: never that one.
+        alive = pid is not None and started is not None and processes.start_time(pid) == started
+        pids = processes.descendants(pid) | {pid} if alive else set()
         if os.geteuid() == 0 and not self._unsafe:
             pids |= {p for p, (_pp, u) in processes.all_processes().items() if u == self._uid}
         return pids

@@ -37,6 +37,16 @@ def _stat(pid: int) -> tuple[int, int] | None:
         return None
 
 
+def start_time(pid: int) -> int | None:
+    """When the process ``pid`` started (clock ticks after boot: ``/proc/<pid>/stat`` field 22), or None if it
+    is gone. With the pid it names one process: a later process that reuses the number has a later start."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        return int(text[text.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def all_processes() -> dict[int, tuple[int, int]]:
     """{pid: (parent pid, uid)} of every visible process."""
     out = {}

@@ -1,13 +1,17 @@
 """Fast unit tests per grading step, in nbgrader's own style: an in-memory notebook, a temporary
-gradebook, a course folder in tmp_path. No kernel, no sandbox, no subprocess: each step alone.
+gradebook, a course folder in tmp_path. No kernel, no sandbox: each step alone (two tests start
+plain Python processes: a fresh interpreter's imports, a stand-in for a kernel's process tree).
 
 collect (metadata restore, notebook problems, a submission folder), outcomes (record/read/clear,
 refusals), export (rows from a gradebook + outcomes, late penalty), the contract's judge (the
-verdict both the notebook and the grader give), and plans as data (round trip, visible part).
+verdict both the notebook and the grader give), plans as data (round trip, visible part), and
+how a kernel's processes are found.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import nbformat
@@ -325,3 +329,41 @@ print(took < 10, late, len(calls) >= 3)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent,
                          timeout=60)
     assert out.stdout.split() == ["True", "False", "True"], out.stdout + out.stderr[-2000:]
+
+
+def test_a_kernels_number_is_used_only_while_it_names_the_kernel():
+    """The kernel's tree is found from its pid and start time: once the kernel is gone (or its number
+    names a later process), no process is taken for it, and none is killed for it."""
+    import subprocess
+    import sys
+    import time
+
+    from autograder import processes
+    from autograder.execute import SandboxedExecute
+
+    kernel = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"])
+    try:
+        started = processes.start_time(kernel.pid)
+        assert isinstance(started, int) and processes.start_time(kernel.pid) == started
+        ex = SandboxedExecute()
+        ex._unsafe = True
+        ex._kernel_process = (kernel.pid, started)
+        for _ in range(100):  # until its child is running
+            pids = ex._kernel_pids()
+            if len(pids) == 2:
+                break
+            time.sleep(0.05)
+        assert kernel.pid in pids and len(pids) == 2, pids
+        ex._kernel_process = (kernel.pid, started + 1)  # the same number, a later process
+        assert ex._kernel_pids() == set()
+        ex._kernel_process = None  # not launched yet
+        assert ex._kernel_pids() == set()
+    finally:
+        for pid in processes.descendants(kernel.pid):
+            os.kill(pid, signal.SIGKILL)
+        kernel.kill()
+        kernel.wait()
+    assert processes.start_time(kernel.pid) is None  # exited and reaped
+    ex._kernel_process = (kernel.pid, started)
+    assert ex._kernel_pids() == set()

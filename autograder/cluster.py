@@ -544,22 +544,57 @@ def check_workers(client) -> list[str]:
 Lost = Callable[[Job, str], Result]
 
 
+def _answer_in_a_file(fn, folder: str, key: str, job: Job) -> str:
+    """``fn(key, job)`` in a pool worker; its result goes to a new file of ``folder``, whose path is returned.
+
+    A result (the autograded notebook, the feedback page) is far larger than a pipe's buffer, and the
+    pool's reader waits for a whole message: a worker killed half-way through sending it would hold
+    the coordinator forever. A path is a few hundred bytes, written to the pipe at once (under
+    PIPE_BUF); the file appears whole or not at all (written aside, then renamed)."""
+    import pickle
+
+    result = fn(key, job)
+    fd, part = tempfile.mkstemp(dir=folder, suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+    path = part[: -len(".part")] + ".result"
+    os.replace(part, path)
+    return path
+
+
+def _read_answer(path: str):
+    """The result :func:`_answer_in_a_file` left at ``path`` (the file is removed)."""
+    import pickle
+
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    finally:
+        os.unlink(path)
+
+
 class LocalPool:
     """Jobs in forked worker processes of this machine (or in this process with one worker).
 
     The bundle is staged here first (:func:`staged`): forked workers inherit the staged folder
     and the plans computed for it, and get only the bundle's key. At most ``2 * workers`` jobs
     are in flight (the coordinator's memory does not grow with the batch). A worker that dies
-    breaks the pool: the jobs in flight come back from ``lost``, the rest go on in a new pool."""
+    breaks the pool: the jobs in flight come back from ``lost``, the rest go on in a new pool.
+    Workers hand back each result as a file of a private folder (:func:`_answer_in_a_file`)."""
 
     def __init__(self, workers: int, bundle: Bundle):
         self.workers = max(1, workers)
         self.key = bundle.key
         self.root = staged(bundle)
         self.canaries = dict(bundle.canaries)
+        self.answers = tempfile.mkdtemp(prefix="autograder-answers-")  # mode 0700: this user's only
 
     def close(self) -> None:
         unstage(self.key)
+        shutil.rmtree(self.answers, ignore_errors=True)
+
+    def _submit(self, pool: cf.ProcessPoolExecutor, fn, job: Job) -> cf.Future:
+        return pool.submit(_answer_in_a_file, fn, self.answers, self.key, job)
 
     def _pool(self, workers: int) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
@@ -567,7 +602,7 @@ class LocalPool:
     def on_each_worker(self, fn, job: Job) -> dict[str, Result]:
         """``fn(key, job)`` in a fresh worker process (the coordinator never hosts a kernel)."""
         with self._pool(1) as pool:
-            return {"this machine": pool.submit(fn, self.key, job).result()}
+            return {"this machine": _read_answer(self._submit(pool, fn, job).result())}
 
     def results(self, fn, jobs: Iterable[Job], lost: Lost) -> Iterator[tuple[Job, Result]]:
         from concurrent.futures.process import BrokenProcessPool
@@ -588,7 +623,7 @@ class LocalPool:
                     if job is None:
                         break
                     try:
-                        inflight[pool.submit(fn, self.key, job)] = job
+                        inflight[self._submit(pool, fn, job)] = job
                     except BrokenProcessPool:  # a worker died while this process was writing a result
                         again.append(job)
                         broken = True
@@ -600,7 +635,7 @@ class LocalPool:
                     for future in done:
                         job = inflight.pop(future)
                         try:
-                            yield job, future.result()
+                            yield job, _read_answer(future.result())
                         except BrokenProcessPool:
                             broken = True
                             yield job, lost(job, "worker died")
@@ -610,7 +645,7 @@ class LocalPool:
                     for future, job in list(inflight.items()):
                         cf.wait([future])
                         if future.exception() is None:
-                            yield job, future.result()
+                            yield job, _read_answer(future.result())
                         else:
                             yield job, lost(job, "worker died")
                     inflight.clear()

@@ -367,3 +367,19 @@ def test_a_kernels_number_is_used_only_while_it_names_the_kernel():
     assert processes.start_time(kernel.pid) is None  # exited and reaped
     ex._kernel_process = (kernel.pid, started)
     assert ex._kernel_pids() == set()
+
+
+def test_a_pool_workers_result_crosses_the_pipe_as_a_short_path(tmp_path):
+    """The message a local pool worker sends back is a path, short enough to be written to a pipe at
+    once (a worker killed while answering leaves no half message); the file holds the whole result."""
+    import pickle
+    import select
+
+    from autograder.cluster import Result, _answer_in_a_file, _read_answer
+
+    big = Result("01_perceptron", "alice", {"status": "graded"}, autograded={"a.ipynb": b"x" * 5_000_000})
+    path = _answer_in_a_file(lambda key, job: big, str(tmp_path), "key", None)
+    assert len(pickle.dumps(path, protocol=pickle.HIGHEST_PROTOCOL)) + 4 < select.PIPE_BUF
+    assert [p.suffix for p in tmp_path.iterdir()] == [".result"]
+    assert _read_answer(path) == big
+    assert list(tmp_path.iterdir()) == []

@@ -26,25 +26,28 @@ def become_subreaper() -> bool:
         return False
 
 
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, real uid) of a process, or None if it is gone."""
+def _stat_field(pid: int, field: int) -> int | None:
+    """Field ``field`` (numbered as in proc(5): 4 is the parent pid) of ``/proc/<pid>/stat``, or None if gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
-        ppid = int(text[text.rindex(")") + 2:].split()[1])
-        uid = Path(f"/proc/{pid}").stat().st_uid
-        return ppid, uid
+        return int(text[text.rindex(")") + 2:].split()[field - 3])
     except (OSError, ValueError, IndexError):
+        return None
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, real uid) of a process, or None if it is gone."""
+    ppid = _stat_field(pid, 4)
+    try:
+        return (ppid, Path(f"/proc/{pid}").stat().st_uid) if ppid is not None else None
+    except OSError:
         return None
 
 
 def start_time(pid: int) -> int | None:
     """When the process ``pid`` started (clock ticks after boot: ``/proc/<pid>/stat`` field 22), or None if it
     is gone. With the pid it names one process: a later process that reuses the number has a later start."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-        return int(text[text.rindex(")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    return _stat_field(pid, 22)
 
 
 def all_processes() -> dict[int, tuple[int, int]]:

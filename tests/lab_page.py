@@ -18,8 +18,6 @@ from typing import Callable, Iterator
 
 CHROMIUM = Path("/usr/bin/chromium")
 
-# a known race of ipywidgets' model registry in JupyterLab: the widget is shown as this text instead
-_WIDGET_RACE = re.compile(r"model not found|Could not create a model|Exception opening new comm")
 _PROMPTS = "[...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim())"
 
 
@@ -116,22 +114,12 @@ def wait_for(page, errors: list[str], lab: dict, selector: str, screenshot: Path
     """The element ``selector`` names, once it is on the page.
 
     Fails at once when a dialog opens (a kernel that died and restarts), after ``timeout`` seconds
-    otherwise, saving ``screenshot`` and saying what the page shows. A widget the front end could not
-    display (ipywidgets' "Error displaying widget") is run once more, as a student would, and the
-    console errors of that race are dropped."""
-    deadline, rerun = time.monotonic() + timeout, False
+    otherwise, saving ``screenshot`` and saying what the page shows."""
+    deadline = time.monotonic() + timeout
     while True:
         element = page.query_selector(selector)
         if element is not None:
             return element
-        broken = page.query_selector(".jp-OutputArea-output:has-text('Error displaying widget')")
-        if broken is not None and not rerun:
-            rerun = True
-            errors[:] = [e for e in errors if not _WIDGET_RACE.search(e)]
-            broken.scroll_into_view_if_needed()
-            broken.click()
-            page.keyboard.press("Control+Enter")
-            continue
         dialog = page.query_selector(".jp-Dialog")
         problem = "a dialog opened: " + " ".join(dialog.inner_text().split()) if dialog is not None else ""
         if problem or time.monotonic() > deadline:

@@ -9,12 +9,19 @@ split once, deterministically, into
   stratified: half of each class's share of the old 2,000-digit test split), which exist only on the
   instructor's side: never in ``release/``, the bundle or ``helpers/``;
 - ``course/heldout/series_test.npz``: 800 forecasting samples (past 40 values -> next 10) cut from
-  200 noisy sine series drawn with ``helpers.data.noisy_sines`` from a seed that only this module
-  knows (students can draw as many series as they like, never these).
+  200 noisy sine series drawn with ``helpers.data.noisy_sines`` (the generator students have: they
+  may draw as many series as they like) seeded with the full 256 bits of ``course/heldout/SECRET``.
 
-``python -m autograder.heldout build ../shared/data/mnist10k.npz`` rebuilds both files (byte for
-byte: fixed seeds, fixed order, no timestamps) and ``MANIFEST.json``; ``load_heldout(name)`` reads a
-held-out set after checking its sha256 against the manifest. The labels are read only by the
+``SECRET`` (shared mechanism, added for 07; any challenge may draw its trusted-side randomness from
+it through ``secret_seed``): 32 bytes from ``os.urandom``, written once by the first ``build`` and
+never again, kept only in ``course/heldout/`` (which is never released, bundled or bound into a
+sandbox) and listed in the manifest. No code holds a seed of the held-out series, so neither the
+release nor this repository's code can regenerate them (a seed search over small integers finds
+nothing: ``tests/test_challenges.py``).
+
+``python -m autograder.heldout build ../shared/data/mnist10k.npz`` rebuilds the files (byte for
+byte given the secret: fixed seeds, fixed order, no timestamps) and ``MANIFEST.json``;
+``load_heldout(name)`` reads a held-out set after checking its sha256 against the manifest. The labels are read only by the
 trusted scorer (``autograder.challenges``); the sandbox receives images only.
 """
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import sys
 import zipfile
 from functools import lru_cache
@@ -36,7 +44,8 @@ SOURCE_SHA256 = "0217e13bd0668deb198aa7d305edbf0331eb89f8a6e7dd226e03d1aa3a9bd4e
 SHIPPED_NAME = "mnist9k.npz"
 DIGITS_TEST = "digits_test.npz"
 SERIES_TEST = "series_test.npz"
-_SERIES_SEED = 0x5EC2E7_19  # instructor-only: the held-out series' seed (students use 0, 1, ...)
+SECRET = "SECRET"  # the instructor's secret: 32 random bytes, in course/heldout/ only
+SECRET_BYTES = 32
 _OLD_TEST_FRACTION, _OLD_SEED = 0.2, 0  # the split the course used before the challenges
 _HELDOUT_SEED = 20_191  # picks, per class, which half of the old test digits is held out
 
@@ -60,6 +69,33 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
             np.lib.format.write_array(body, np.ascontiguousarray(arr), allow_pickle=False)
             zf.writestr(info, body.getvalue())
     return buf.getvalue()
+
+
+def heldout_secret(directory: Path = HELDOUT_DIR, create: bool = False) -> bytes:
+    """The 32 secret bytes of ``directory/SECRET``. ``create``: make them (``os.urandom``) if the
+    file does not exist yet; an existing secret is never replaced (the held-out sets depend on it)."""
+    path = directory / SECRET
+    try:
+        secret = path.read_bytes()
+    except FileNotFoundError:
+        if not create:
+            raise HeldoutError(f"{path} is missing: the held-out series cannot be rebuilt without it "
+                               "(restore it from git)") from None
+        directory.mkdir(parents=True, exist_ok=True)
+        secret = os.urandom(SECRET_BYTES)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(secret)
+    if len(secret) != SECRET_BYTES:
+        raise HeldoutError(f"{path} holds {len(secret)} bytes, not {SECRET_BYTES}")
+    return secret
+
+
+def secret_seed(secret: bytes, purpose: str = "") -> int:
+    """A 256-bit seed for ``np.random.default_rng`` from the secret: the secret itself for the
+    held-out series (``purpose`` empty), else sha256(secret + purpose), so that each use of the
+    secret draws an independent stream."""
+    raw = secret if not purpose else hashlib.sha256(secret + purpose.encode()).digest()
+    return int.from_bytes(raw, "big")
 
 
 def split_digits(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +126,8 @@ def split_digits(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 
 
 def build(source: Path) -> dict[str, str]:
-    """Write the shipped file, the held-out file and the manifest from ``source`` (mnist10k.npz)."""
+    """Write the shipped file, the held-out files and the manifest from ``source`` (mnist10k.npz);
+    the series come from ``course/heldout/SECRET`` (made here, once, if it does not exist)."""
     raw = source.read_bytes()
     if _sha256(raw) != SOURCE_SHA256:
         raise HeldoutError(f"{source} is not the course's mnist10k.npz (sha256 differs)")
@@ -100,7 +137,9 @@ def build(source: Path) -> dict[str, str]:
     from helpers.challenges import FORECAST_NOISE, forecast_windows
     from helpers.data import noisy_sines
 
-    past, future = forecast_windows(noisy_sines(n_series=200, length=200, seed=_SERIES_SEED, noise=FORECAST_NOISE))
+    secret = heldout_secret(HELDOUT_DIR, create=True)
+    past, future = forecast_windows(noisy_sines(n_series=200, length=200, seed=secret_seed(secret),
+                                                noise=FORECAST_NOISE))
     files = {REPO / "helpers" / "datasets" / SHIPPED_NAME: _npz_bytes(images=images[shipped], labels=labels[shipped]),
              HELDOUT_DIR / DIGITS_TEST: _npz_bytes(images=images[held], labels=labels[held]),
              HELDOUT_DIR / SERIES_TEST: _npz_bytes(inputs=past, targets=future)}
@@ -114,6 +153,7 @@ def build(source: Path) -> dict[str, str]:
                 f"{SOURCE_SHA256}); MNIST: LeCun, Cortes, Burges, CC BY-SA 3.0.",
         "sha256": {DIGITS_TEST: digests[DIGITS_TEST], SERIES_TEST: digests[SERIES_TEST]},
         "shipped_sha256": {SHIPPED_NAME: digests[SHIPPED_NAME]},
+        "secret": {SECRET: _sha256(secret)},  # the file only: its bytes never leave course/heldout/
     }, indent=1, sort_keys=True) + "\n")
     return digests
 

@@ -75,7 +75,7 @@ def test_no_heldout_digit_ships_to_students():
 
 
 def test_no_heldout_series_window_is_in_the_students_data():
-    """The 800 test windows come from an instructor-only seed: none equals a window of the
+    """The 800 test windows come from the instructor's secret: none equals a window of the
     training or validation series the students get (seeds 0 and 1), nor of seeds 2..49."""
     from helpers.data import noisy_sines
 
@@ -86,6 +86,66 @@ def test_no_heldout_series_window_is_in_the_students_data():
               for s in range(2, 50)]
     for arr in [X.numpy(), Xv.numpy(), *others]:
         assert not ({np.round(w, 5).tobytes() for w in arr.astype(np.float64)} & test)
+
+
+def _regenerating_seeds(inputs: np.ndarray, seeds) -> list[int]:
+    """The seeds among ``seeds`` whose public draw ``noisy_sines(200, 200, seed, noise 0.1)`` (the
+    build's call) gives a window equal to one of ``inputs`` (N, 40) float32. Fast: per seed, only the
+    first value of each of its 800 windows is computed (the same arithmetic as ``noisy_sines``); a
+    full window is compared only when that value is among the held-out first values."""
+    from helpers.data import noisy_sines
+
+    n_series, length, step = 200, 200, hc.FORECAST_WINDOW + hc.FORECAST_HORIZON
+    starts = np.arange(0, length - step + 1, step)
+    t = np.arange(length, dtype=np.float64)[starts]
+    heldout = {np.ascontiguousarray(w, dtype=np.float32).tobytes() for w in inputs}
+    firsts = np.unique(inputs[:, 0].astype(np.float32))
+    found = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)  # noisy_sines' draws, in its order
+        period = rng.uniform(10.0, 50.0, size=(n_series, 1))
+        amplitude = rng.uniform(0.5, 1.5, size=(n_series, 1))
+        phase = rng.uniform(0.0, 2 * np.pi, size=(n_series, 1))
+        noise = rng.normal(size=(n_series, length))[:, starts]
+        head = (amplitude * np.sin(2 * np.pi * t / period + phase) + hc.FORECAST_NOISE * noise).astype(np.float32)
+        for r, c in zip(*np.nonzero(np.isin(head, firsts))):
+            window = noisy_sines(n_series, length, seed, hc.FORECAST_NOISE)[r, starts[c]:starts[c] + hc.FORECAST_WINDOW]
+            if window.astype(np.float32).tobytes() in heldout:
+                found.append(seed)
+                break
+    return found
+
+
+def test_the_seed_search_finds_a_set_drawn_from_a_small_seed():
+    """The detector below can fail: windows drawn with seed 4,321 are found among seeds 4,300..4,339."""
+    from helpers.data import noisy_sines
+
+    drawn = hc.forecast_windows(noisy_sines(n_series=200, length=200, seed=4321, noise=hc.FORECAST_NOISE))[0]
+    assert _regenerating_seeds(drawn[::7], range(4300, 4340)) == [4321]
+
+
+def test_heldout_series_cannot_be_regenerated_from_small_seeds():
+    """The held-out series are drawn from a 256-bit secret (course/heldout/SECRET), not a seed in the
+    code: no window of theirs is a window of the public generator under seeds 0..10,000 (a seed
+    search, as a student could run it, finds nothing)."""
+    assert _regenerating_seeds(load_heldout("series_test.npz")["inputs"], range(10_001)) == []
+
+
+def test_heldout_series_are_rebuilt_from_the_secret_byte_for_byte():
+    """Same secret, same series: the file is the build's draw from the secret (so a rebuild after a
+    checkout gives the same bytes), and the secret is listed in the manifest and has 256 bits."""
+    from autograder.heldout import SECRET, SECRET_BYTES, heldout_secret, secret_seed
+    from helpers.data import noisy_sines
+
+    secret = heldout_secret()
+    assert len(secret) == SECRET_BYTES == 32
+    manifest = json.loads((HELDOUT_DIR / "MANIFEST.json").read_text())
+    assert manifest["secret"] == {SECRET: hashlib.sha256(secret).hexdigest()}
+    past, future = hc.forecast_windows(noisy_sines(n_series=200, length=200, seed=secret_seed(secret),
+                                                   noise=hc.FORECAST_NOISE))
+    data = load_heldout("series_test.npz")
+    assert np.array_equal(past, data["inputs"]) and np.array_equal(future, data["targets"])
+    assert secret_seed(secret, "other use") != secret_seed(secret)
 
 
 def _arrays_in(obj):
@@ -106,7 +166,7 @@ def _arrays_in(obj):
 def test_heldout_lives_outside_what_students_and_the_sandbox_get():
     manifest = json.loads((HELDOUT_DIR / "MANIFEST.json").read_text())
     here = {p.name for p in (REPO / "course" / "heldout").iterdir()}
-    assert here == {"MANIFEST.json", *manifest["sha256"]}, "every held-out file is in the manifest"
+    assert here == {"MANIFEST.json", *manifest["sha256"], *manifest["secret"]}, "every held-out file is in the manifest"
     assert {ch.heldout for _, ch in _all_challenges()} <= set(manifest["sha256"])
     assert not list((REPO / "release").rglob("*heldout*")) and not list((REPO / "helpers").rglob("*heldout*"))
     from autograder import sandbox  # the sandbox binds helpers/ and the Python installation, never course/

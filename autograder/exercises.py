@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from helpers.checking import Contract
+from helpers.contract import check_dtype_spec
 
 #: Tolerances used unless an exercise says otherwise. Chosen so that a correct
 #: answer computed in float32, or in another (stable) order, passes, while the
@@ -50,6 +51,11 @@ class Exercise:
                says so first.
     partial_credit: None: the course's setting (default all or nothing); True:
                points in proportion to the cases passed; False: all or nothing.
+    dtype:     the kind of number the text promises: None (any: outputs are compared as
+               float64), "int", "float" or "bool", or a tuple with one of those (or None) per
+               item of a tuple output. A case whose values are right but whose kind is not
+               (floats where the text says token indices) fails and says so. Say the dtype in
+               the exercise's text; the reference's output must have it (checked when planning).
     """
 
     name: str
@@ -66,10 +72,14 @@ class Exercise:
     forbidden: tuple[str, ...] = ()
     builds_on: tuple[str, ...] = ()
     partial_credit: bool | None = None
+    dtype: str | tuple[str | None, ...] | None = None
+
+    def __post_init__(self) -> None:
+        check_dtype_spec(self.dtype)
 
     def contract(self) -> Contract:
         """What the text promises beyond the outputs, as judged by ``helpers.checking``."""
-        return Contract(pure=self.pure, silent=self.silent, forbidden=tuple(self.forbidden))
+        return Contract(pure=self.pure, silent=self.silent, forbidden=tuple(self.forbidden), dtype=self.dtype)
 
     def visible_cases(self, seed: int | None = None) -> list[dict[str, Any]]:
         """The fixed cases then ``visible`` generated ones (a fixed seed per exercise).

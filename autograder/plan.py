@@ -28,8 +28,8 @@ from typing import Any
 import helpers
 from autograder.course import Course, CourseError
 from autograder.exercises import Exercise
-from helpers.contract import (Case, Contract, case_data, case_from_data, decode, encode, encode_inputs,
-                              inputs_document, rounded)
+from helpers.contract import (Case, Contract, case_data, case_from_data, decode, dtype_problem, encode,
+                              encode_inputs, inputs_document, rounded)
 
 #: What a planned case is: the judge's case (``helpers.contract.Case``).
 PlannedCase = Case
@@ -51,14 +51,15 @@ class ExerciseSpec:
     forbidden: tuple[str, ...] = ()
     builds_on: tuple[str, ...] = ()
     partial_credit: bool | None = None
+    dtype: str | tuple[str | None, ...] | None = None
 
     def contract(self) -> Contract:
-        return Contract(pure=self.pure, silent=self.silent, forbidden=tuple(self.forbidden))
+        return Contract(pure=self.pure, silent=self.silent, forbidden=tuple(self.forbidden), dtype=self.dtype)
 
     @classmethod
     def of(cls, ex: Exercise) -> "ExerciseSpec":
         return cls(ex.name, ex.framework, ex.rtol, ex.atol, ex.pure, ex.silent, tuple(ex.forbidden),
-                   tuple(ex.builds_on), ex.partial_credit)
+                   tuple(ex.builds_on), ex.partial_credit, ex.dtype)
 
 
 @dataclass
@@ -102,6 +103,9 @@ def _plan_case(aid: str, ex: Exercise, reference: Any, inputs: dict[str, Any], h
     _check_names(aid, ex.name, reference, inputs)
     enc = encode_inputs(inputs)
     expected = decode(encode(call_case(reference, enc, ex.framework)))
+    wrong_kind = dtype_problem(expected, ex.dtype)
+    if wrong_kind:
+        raise CourseError(f"the reference {ex.name!r} of {aid} breaks its own dtype contract: {wrong_kind}")
     mistakes = []
     for message, wrong in ex.mistakes.items():
         try:
@@ -159,7 +163,8 @@ def plans_from_data(data: dict) -> dict[str, ExercisePlan]:
     for name, e in data["exercises"].items():
         contract = Contract.from_data(e.get("contract"))
         spec = ExerciseSpec(name, e["framework"], e["rtol"], e["atol"], contract.pure, contract.silent,
-                            contract.forbidden, tuple(e.get("builds_on", ())), e.get("partial_credit"))
+                            contract.forbidden, tuple(e.get("builds_on", ())), e.get("partial_credit"),
+                            contract.dtype)
         plans[name] = ExercisePlan(spec, [case_from_data(c) for c in e["cases"]])
     return plans
 

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from helpers.diagnosis import compare
+from helpers.diagnosis import compare, same_values
 
 # --------------------------------------------------------------------------- #
 # Layout: the grader's folder inside the sandbox.
@@ -290,21 +290,79 @@ class Contract:
     pure:      the inputs must not be modified in place.
     silent:    no warning may be raised (numerically stable code raises none).
     forbidden: dotted names of library calls the exercise asks students to write by hand.
+    dtype:     the kind of number the text asks for: None (any), one of ``DTYPE_KINDS`` for a
+               single output, or a tuple with one entry (a kind or None) per item of a tuple output.
     """
 
     pure: bool = False
     silent: bool = False
     forbidden: tuple[str, ...] = ()
+    dtype: str | tuple[str | None, ...] | None = None
 
     def as_data(self) -> dict:
-        return {"pure": self.pure, "silent": self.silent, "forbidden": list(self.forbidden)}
+        data: dict[str, Any] = {"pure": self.pure, "silent": self.silent, "forbidden": list(self.forbidden)}
+        if self.dtype is not None:  # only when set: checks.json of exercises without one stays as it was
+            data["dtype"] = list(self.dtype) if isinstance(self.dtype, tuple) else self.dtype
+        return data
 
     @classmethod
     def from_data(cls, data: Any) -> "Contract":
         data = data if isinstance(data, dict) else {}
         forbidden = data.get("forbidden") or []
         return cls(bool(data.get("pure")), bool(data.get("silent")),
-                   tuple(f for f in forbidden if isinstance(f, str))[:16])
+                   tuple(f for f in forbidden if isinstance(f, str))[:16], _dtype_from_data(data.get("dtype")))
+
+
+#: The kinds of number a contract can ask for (``Contract.dtype``).
+DTYPE_KINDS = ("int", "float", "bool")
+_KIND_OF = {"i": "int", "u": "int", "f": "float", "b": "bool"}
+_DTYPE_WORDS = {"int": "integers (an integer dtype such as int64 / torch.long)",
+                "float": "floating-point numbers (float32 or float64)",
+                "bool": "booleans (dtype bool)"}
+
+
+def _dtype_from_data(value: Any) -> str | tuple[str | None, ...] | None:
+    if isinstance(value, str):
+        return value if value in DTYPE_KINDS else None
+    if isinstance(value, list) and len(value) <= 64:
+        return tuple(v if v in DTYPE_KINDS else None for v in value)
+    return None
+
+
+def check_dtype_spec(dtype: Any) -> None:
+    """Raise ValueError unless ``dtype`` is a valid ``Contract.dtype`` (a course's own mistake)."""
+    if dtype is None or dtype in DTYPE_KINDS:
+        return
+    if isinstance(dtype, tuple) and all(d is None or d in DTYPE_KINDS for d in dtype):
+        return
+    raise ValueError(f"dtype must be None, one of {DTYPE_KINDS} or a tuple of them (None for any), not {dtype!r}")
+
+
+def dtype_problem(got: Any, dtype: str | tuple[str | None, ...] | None) -> str | None:
+    """Why a (decoded, correct-valued) output breaks the contract's dtype, or None.
+
+    got: an array or a tuple of them, as ``decode`` gives them (its kind kept: int64, float64, bool).
+    The message names kinds only (never a value): safe for hidden cases."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, tuple):
+        if not isinstance(got, tuple) or len(got) != len(dtype):
+            return None  # the shape of the answer is judged by ``compare``
+        for i, (g, d) in enumerate(zip(got, dtype)):
+            problem = dtype_problem(g, d)
+            if problem:
+                return f"item {i} of the returned tuple: {problem}"
+        return None
+    if isinstance(got, tuple):
+        return None
+    kind = _KIND_OF.get(np.asarray(got).dtype.kind)
+    if kind == dtype:
+        return None
+    hint = {"int": ": convert with .long() (torch) or .astype(np.int64); argmax, topk's indices and "
+                   "torch.multinomial already give int64",
+            "float": ": compute in floating point (.float() / .astype(np.float64))",
+            "bool": ": return the comparison itself (a boolean mask), not 0/1 numbers"}[dtype]
+    return f"returned {kind or 'other'} values where the text asks for {_DTYPE_WORDS[dtype]}{hint}"
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,80}$")
@@ -377,9 +435,10 @@ def case_from_data(data: dict) -> Case:
 
 #: What happened on one case: passed; a known mistake matched; another wrong output; the function
 #: raised; not implemented; never run; output not plain numbers; an input modified in place (pure
-#: exercises); a warning raised (silent exercises); a forbidden library call used (shortcut policy "zero").
+#: exercises); a warning raised (silent exercises); a forbidden library call used (shortcut policy "zero");
+#: the right values as the wrong kind of number (``Contract.dtype``: floats where the text asks for indices).
 CASE_KINDS = ("passed", "known_mistake", "wrong", "error", "not_implemented", "not_run", "malformed",
-              "mutated_input", "warning", "shortcut")
+              "mutated_input", "warning", "shortcut", "wrong_dtype")
 
 #: What a forbidden library call costs: "warn" (named in the verdict, points kept) or "zero".
 SHORTCUT_POLICIES = ("warn", "zero")
@@ -477,6 +536,7 @@ def judge(name: str, cases: Sequence[Case], entries: list | None, *, rtol: float
             where = "" if in_notebook else ("hidden " if case.hidden else "visible ")
             report.problems.append(f"{where}case {i + 1}: {message}")
 
+    failed_outputs: dict[int, Any] = {}
     for i, case in enumerate(cases):
         entry = entries[i] if i < len(entries) else None
         if not isinstance(entry, dict):
@@ -504,6 +564,11 @@ def judge(name: str, cases: Sequence[Case], entries: list | None, *, rtol: float
             continue
         if not verdict.ok:
             fail(i, "known_mistake" if verdict.mistake else "wrong", verdict.message, verdict.mistake)
+            failed_outputs[i] = got
+            continue
+        wrong_kind = dtype_problem(got, contract.dtype)
+        if wrong_kind:  # the right values, but not the kind of number the text promises
+            fail(i, "wrong_dtype", wrong_kind)
             continue
         broken = contract_problems(entry, contract, [n for n, _ in case.inputs], hidden=case.hidden)
         for kind, message in broken:
@@ -516,9 +581,51 @@ def judge(name: str, cases: Sequence[Case], entries: list | None, *, rtol: float
         report.passed += 1
         report.cases.append({"hidden": case.hidden, "ok": True, "kind": "passed", "message": "",
                              "mistake": None})
+    _drop_contradicted_mistakes(report, cases, failed_outputs, rtol, atol, in_notebook)
     if report.not_implemented:
         report.problems.insert(0, "not implemented yet")
     return report
+
+
+def _drop_contradicted_mistakes(report: ExerciseReport, cases: Sequence[Case], failed: dict[int, Any],
+                                rtol: float, atol: float, in_notebook: bool) -> None:
+    """A known mistake named on one case but contradicted on another is a coincidence: unname it.
+
+    A student's code that has mistake M gives M's output on every case. When the output of a failed
+    case differs from M's output there (M ran on that case), the match elsewhere was chance (a small
+    output, a constant), and naming M would mislead: those cases get the generic message instead."""
+    named = {c["mistake"] for c, case in zip(report.cases, cases)
+             if c["kind"] == "known_mistake" and c["mistake"] and not isinstance(case.expected, tuple)}
+    if not named:  # (a tuple's mistakes are named item by item: whole outputs can't contradict them)
+        return
+    contradicted = set()
+    for i, got in failed.items():
+        if isinstance(cases[i].expected, tuple):
+            continue
+        for message, wrong in cases[i].mistakes:
+            if message in named and not _same_output(got, wrong, rtol, atol):
+                contradicted.add(message)
+    if not contradicted:
+        return
+    for i, record in enumerate(report.cases):
+        if record["kind"] != "known_mistake" or record["mistake"] not in contradicted or i not in failed:
+            continue
+        others = [(m, o) for m, o in cases[i].mistakes if m not in contradicted]
+        verdict = compare(failed[i], cases[i].expected, rtol, atol, others, hidden=cases[i].hidden)
+        old = record["message"]
+        record.update(kind="known_mistake" if verdict.mistake else "wrong", message=verdict.message,
+                      mistake=verdict.mistake)
+        where = "" if in_notebook else ("hidden " if cases[i].hidden else "visible ")
+        report.problems = [f"{where}case {i + 1}: {verdict.message}" if p == f"{where}case {i + 1}: {old}" else p
+                           for p in report.problems]
+
+
+def _same_output(got: Any, wrong: Any, rtol: float, atol: float) -> bool:
+    """Whether a decoded output equals a known mistake's (tuples item by item)."""
+    if isinstance(got, tuple) or isinstance(wrong, tuple):
+        return (isinstance(got, tuple) and isinstance(wrong, tuple) and len(got) == len(wrong)
+                and all(_same_output(g, w, rtol, atol) for g, w in zip(got, wrong)))
+    return same_values(got, wrong, rtol, atol)
 
 
 def cascade_message(dependency: str) -> str:

@@ -93,16 +93,18 @@ def _tiny(value: Any) -> bool:
 def _known_mistake(got: np.ndarray, mistakes: Sequence[tuple[str, Any]], rtol: float, atol: float) -> str | None:
     """The message of the known mistake ``got`` matches, if the match means something.
 
-    On a tiny output a match is not claimed when it is ambiguous (two different mistakes give it)
-    or trivial (every value 0 or 1, as a stub or an early return gives by chance)."""
+    A match is not claimed when it is ambiguous (two different mistakes give this output) or
+    trivial (a tiny output of zeros and ones, as a stub or an early return gives by chance).
+    ``judge`` also unnames a mistake that another case of the exercise contradicts (a constant
+    output that matched by chance)."""
     hits = [m for m, wrong in mistakes if _same(got, wrong, rtol, atol)]
     if not hits:
         return None
-    if _tiny(got):
-        values = np.asarray(got, dtype=np.float64).reshape(-1)
-        trivial = bool(np.all((values == 0) | (values == 1)))
-        if len(set(hits)) > 1 or trivial:
-            return None
+    if len(set(hits)) > 1:  # two different mistakes give this output: naming one would be a guess
+        return None
+    values = np.asarray(got, dtype=np.float64).reshape(-1)
+    if _tiny(got) and bool(np.all((values == 0) | (values == 1))):
+        return None  # a tiny output of zeros and ones: what a stub or an early return gives by chance
     return hits[0]
 
 
@@ -131,10 +133,19 @@ def _same(got: Any, wrong: Any, rtol: float, atol: float) -> bool:
 
 
 def _close(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> bool:
-    both_nan = np.isnan(g) & np.isnan(e)
+    """|g - e| <= atol + rtol * |e| where ``e`` is finite (and ``g`` must be finite there); where ``e``
+    is inf, -inf or NaN, ``g`` must be exactly that. (With an infinite ``e`` the tolerance itself
+    would be infinite and accept any number: a masked score of -1e9 is not -inf.)"""
     with np.errstate(invalid="ignore", over="ignore"):
-        ok = (np.abs(g - e) <= atol + rtol * np.abs(e)) | both_nan | ((g == e) & np.isinf(e))
+        finite = np.isfinite(e)
+        near = np.abs(g - e) <= atol + rtol * np.abs(np.where(finite, e, 0.0))
+        ok = np.where(finite, np.isfinite(g) & near, (g == e) | (np.isnan(g) & np.isnan(e)))
     return bool(np.all(ok))
+
+
+def same_values(got: Any, other: Any, rtol: float, atol: float) -> bool:
+    """Whether two arrays have the same shape and close values (non-finite values exactly equal)."""
+    return _same(got, other, rtol, atol)
 
 
 def _shape_message(got: tuple, expected: tuple, hidden: bool = False) -> str:
@@ -170,6 +181,9 @@ def _simple_factor(ratio: float) -> str | None:
 def _value_message(g: np.ndarray, e: np.ndarray, rtol: float, atol: float, hidden: bool = False) -> str:
     if np.any(~np.isfinite(g)) and np.all(np.isfinite(e)):
         return "output contains NaN or inf where the answer is finite: overflow in exp? use a numerically stable form"
+    if np.all(np.isfinite(g)) and np.any(np.isinf(e)):
+        return ("the answer is infinite at some entries where yours is finite: a masked score or the log of 0 "
+                "must be exactly -inf (float('-inf')), not a large finite number")
     if g.size and _close(-g, e, rtol, atol):
         return "the values have the wrong sign"
     finite = np.isfinite(g) & np.isfinite(e) & (np.abs(e) > 1e-12)
@@ -191,7 +205,64 @@ def _value_message(g: np.ndarray, e: np.ndarray, rtol: float, atol: float, hidde
         if abs(d0) > atol and np.allclose(diff, d0, rtol=1e-6, atol=max(atol, 1e-9)):
             offset = "" if hidden else f" ({d0:+.4g})"
             return f"every value is off by the same constant{offset}: a missing or extra bias/offset?"
+    where = _rearranged(g, e, rtol, atol)
+    if where:
+        return where
     wrong = ~np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+    edge = _wrong_only_at_an_edge(wrong)
+    if edge:
+        return edge
     if hidden:
         return f"{100 * wrong.mean():.0f} % of the values differ from the expected ones"
     return f"{int(wrong.sum())} of {g.size} values differ from the expected ones"
+
+
+def _rearranged(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str | None:
+    """A message when ``g`` is ``e`` rearranged in a recognisable way (each test is exact, so the
+    message is never a guess): transposed, reversed or shifted by one along an axis, the right values
+    in other places, or every value 1 - expected. Axis numbers only: safe for hidden cases."""
+    if g.size < 2 or not np.all(np.isfinite(e)):
+        return None
+    flat = e.reshape(-1)
+    if np.all(flat == flat[0]):
+        return None  # a constant answer: every rearrangement of it is itself
+    if g.ndim >= 2 and g.shape[-1] == g.shape[-2] and _close(np.swapaxes(g, -1, -2), e, rtol, atol):
+        return "the values are transposed, the last two axes swapped: a transposed weight or x.T?"
+    for axis in range(g.ndim):
+        n = g.shape[axis]
+        if n > 1 and _close(np.flip(g, axis), e, rtol, atol):
+            return (f"the values are in reverse order along axis {axis}: ascending instead of descending, "
+                    "or a sequence reversed?")
+    for axis in range(g.ndim):
+        n = g.shape[axis]
+        if n < 3:
+            continue
+        g_lo, e_lo = (np.take(x, range(0, n - 1), axis) for x in (g, e))
+        g_hi, e_hi = (np.take(x, range(1, n), axis) for x in (g, e))
+        if _close(e_hi, e_lo, rtol, atol):
+            continue  # e is constant along this axis: a shift along it is not visible
+        if _close(g_hi, e_lo, rtol, atol) or _close(g_lo, e_hi, rtol, atol):
+            return (f"the values are shifted by one position along axis {axis}: an off-by-one index "
+                    "(t vs t - 1, a missing or extra first element)?")
+    if len(np.unique(flat)) == flat.size and _close(np.sort(g.reshape(-1)), np.sort(flat), rtol, atol):
+        return "the right values in the wrong places: an axis order, an index or a sort order?"
+    if np.all((flat >= 0) & (flat <= 1)) and _close(1.0 - g, e, rtol, atol):
+        return "every value is 1 minus the expected one: a mask, a probability or a comparison inverted?"
+    return None
+
+
+def _wrong_only_at_an_edge(wrong: np.ndarray) -> str | None:
+    """A message when the wrong values all sit at the first or the last index of one axis (of at
+    least 3), and not everywhere there: a boundary case. Axis numbers only: safe for hidden cases."""
+    if not wrong.any() or wrong.all():
+        return None
+    for axis in range(wrong.ndim):
+        n = wrong.shape[axis]
+        if n < 3:
+            continue
+        for index, name in ((0, "first"), (n - 1, "last")):
+            inside = np.take(wrong, [i for i in range(n) if i != index], axis)
+            if not inside.any():
+                return (f"the values are right except at the {name} position along axis {axis}: a boundary "
+                        "case (an index range off by one, or the edge handled differently)?")
+    return None

@@ -319,3 +319,116 @@ def test_none_inputs_round_trip():
     assert seen == [None]
     with pytest.raises(Exception):
         decode({"none": True})  # never a valid output
+
+
+# -- 6. validity v3 (issue 26): non-finite values, dtype contracts, coincidences, rearrangements ----
+
+from helpers.contract import Case, Contract as _Contract, judge  # noqa: E402
+
+
+def _entries(*outputs):
+    return [{"output": encode(o)} for o in outputs]
+
+
+def test_an_infinite_expected_value_accepts_only_itself():
+    e = np.array([0.5, -np.inf, 2.0])
+    assert not compare(np.array([0.5, -1e9, 2.0]), e, 1e-4, 1e-6).ok       # tolerance was infinite there
+    assert not compare(np.array([0.5, np.inf, 2.0]), e, 1e-4, 1e-6).ok
+    assert compare(np.array([0.5, -np.inf, 2.0]), e, 1e-4, 1e-6).ok
+    v = compare(np.array([0.5, -1e9, 2.0]), e, 1e-4, 1e-6, hidden=True)
+    assert "-inf" in v.message and "1e" not in v.message
+    assert compare(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), 1e-4, 1e-6).ok
+
+
+def test_an_infinite_known_mistake_does_not_match_any_wrong_answer():
+    overflow = [("log(sigmoid(l)) overflows: use a stable form", np.array([np.inf, 1.0, -np.inf]))]
+    # a wrong but finite answer used to "match" the overflowing mistake (|g - inf| <= inf)
+    v = compare(np.array([3.0, 1.5, -2.0]), np.array([3.0, 1.0, -2.0]), 1e-4, 1e-6, overflow)
+    assert v.mistake is None and "overflow" not in v.message
+    assert compare(np.array([np.inf, 1.0, -np.inf]), np.array([3.0, 1.0, -2.0]), 1e-4, 1e-6, overflow).mistake
+
+
+def _int_case(expected, mistakes=()):
+    return Case([["x", encode(np.array([1.0]))]], expected, list(mistakes))
+
+
+def test_an_integer_contract_fails_floats_with_the_right_values_and_says_why():
+    cases = [_int_case(np.array([3, 1, 2]))]
+    floats = judge("argmax_tokens", cases, _entries(np.array([3.0, 1.0, 2.0])), rtol=1e-4, atol=1e-6,
+                   contract=_Contract(dtype="int"))
+    assert not floats.ok and floats.cases[0]["kind"] == "wrong_dtype"
+    assert "integers" in floats.problems[0] and ".long()" in floats.problems[0]
+    ints = judge("argmax_tokens", cases, _entries(np.array([3, 1, 2], dtype=np.int32)), rtol=1e-4, atol=1e-6,
+                 contract=_Contract(dtype="int"))
+    assert ints.ok
+    torch_long = judge("argmax_tokens", cases, _entries(torch.tensor([3, 1, 2])), rtol=1e-4, atol=1e-6,
+                       contract=_Contract(dtype="int"))
+    assert torch_long.ok
+    no_contract = judge("argmax_tokens", cases, _entries(np.array([3.0, 1.0, 2.0])), rtol=1e-4, atol=1e-6)
+    assert no_contract.ok  # where the text names no dtype, floats with the right values pass as before
+
+
+def test_a_tuple_contract_judges_each_item():
+    cases = [_int_case((np.array([2, 0]), np.array([-0.5, -1.25])))]
+    contract = _Contract(dtype=("int", "float"))
+    bad = judge("beam", cases, [{"output": encode((np.array([2.0, 0.0]), np.array([-0.5, -1.25])))}],
+                rtol=1e-4, atol=1e-6, contract=contract)
+    assert not bad.ok and "item 0 of the returned tuple" in bad.problems[0]
+    good = judge("beam", cases, [{"output": encode((torch.tensor([2, 0]), torch.tensor([-0.5, -1.25])))}],
+                 rtol=1e-4, atol=1e-6, contract=contract)
+    assert good.ok
+    assert _Contract.from_data(contract.as_data()) == contract
+    assert "dtype" not in _Contract(pure=True).as_data()  # checks.json of other exercises unchanged
+
+
+def test_a_dtype_contract_is_validated_and_the_reference_must_keep_it():
+    with pytest.raises(ValueError):
+        Exercise("x", lambda rng: {}, dtype="integer")
+    from autograder.course import CourseError
+    from autograder.plan import _plan_case
+    ex = Exercise("f", lambda rng: {"x": np.ones(3)}, dtype="int")
+    with pytest.raises(CourseError, match="dtype"):
+        _plan_case("00_x", ex, lambda x: x * 2.0, {"x": np.ones(3)}, hidden=False)
+    assert _plan_case("00_x", ex, lambda x: (x * 2).astype(np.int64), {"x": np.ones(3)}, hidden=False)
+
+
+def test_a_known_mistake_contradicted_by_another_case_is_not_named():
+    # the mistake "forgot the loop" gives zeros on case 1 (by chance the student's too) and ones on case 2,
+    # where the student's output is something else: the student does not have that mistake
+    m = "you forgot the loop"
+    cases = [Case([], np.arange(1.0, 7.0), [(m, np.zeros(6))]), Case([], np.arange(2.0, 8.0), [(m, np.ones(6))])]
+    report = judge("f", cases, _entries(np.zeros(6), np.full(6, 5.0)), rtol=1e-4, atol=1e-6)
+    assert not report.ok and all(m not in p for p in report.problems)
+    assert all(c["kind"] == "wrong" for c in report.cases)
+    consistent = judge("f", cases, _entries(np.zeros(6), np.ones(6)), rtol=1e-4, atol=1e-6)
+    assert all(c["mistake"] == m for c in consistent.cases)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda e: e[::-1].copy(), "reverse order along axis 0"),
+    (lambda e: np.roll(e, 1, axis=1), "shifted by one position along axis 1"),
+])
+def test_rearranged_outputs_are_named_without_values(make, words):
+    e = np.arange(1.0, 13.0).reshape(3, 4) ** 1.5
+    got = make(e)
+    for hidden in (False, True):
+        v = compare(got, e, 1e-4, 1e-6, hidden=hidden)
+        assert words in v.message and "12" not in v.message
+
+
+def test_transposed_permuted_complement_and_edge_outputs_are_named():
+    rng = np.random.default_rng(0)
+    sq = rng.uniform(0.05, 0.95, size=(4, 4))
+    assert "transposed" in compare(sq.T.copy(), sq, 1e-4, 1e-6, hidden=True).message
+    assert "wrong places" in compare(rng.permutation(sq.reshape(-1)).reshape(4, 4), sq, 1e-4, 1e-6).message
+    assert "1 minus" in compare(1 - sq, sq, 1e-4, 1e-6).message
+    returns = np.array([3.0, 2.5, 1.75, 1.0])
+    last = returns.copy()
+    last[-1] = 0.0
+    assert "last position along axis 0" in compare(last, returns, 1e-4, 1e-6).message
+    # a constant answer: no rearrangement is claimed, and scattered errors get the count
+    assert "wrong places" not in compare(np.ones(5), np.full(5, 2.0), 1e-4, 1e-6).message
+    scattered = sq.copy()
+    scattered[1, 2] += 1
+    scattered[2, 1] += 1
+    assert "values differ" in compare(scattered, sq, 1e-4, 1e-6).message

@@ -33,16 +33,16 @@ from typing import Any
 import numpy as np
 
 from autograder.course import Course, CourseError
-from autograder.heldout import load_heldout
-from helpers.challenges import DENOISE_SIGMA, Spec, metric_value, output_shape
+from autograder.heldout import heldout_secret, load_heldout, secret_seed
+from helpers.challenges import Spec, metric_value, noised_at_steps, output_shape
 from helpers.checking import EncodingError, decode
 
 TASKS = ("digits_classifier", "digits_denoiser", "sine_forecaster")
 METRICS = {"accuracy": True, "mse": False}  # higher is better?
 #: Largest outputs document read per challenge (bytes): 1,000 images of 28 x 28 floats fit easily.
 MAX_CHALLENGE_BYTES = 40_000_000
-#: Seed of the noise added to the held-out digits of the denoising task (instructor-only).
-_TEST_NOISE_SEED = 90_210
+#: Purpose string of the held-out denoising noise: its stream is drawn from course/heldout/SECRET.
+_DENOISE_PURPOSE = "10_generative digits_denoiser: steps and noise of the held-out digits"
 
 
 @dataclass(frozen=True)
@@ -108,21 +108,28 @@ def heldout_set(ch: Challenge, heldout_dir: Path) -> tuple[np.ndarray, np.ndarra
     ``heldout_dir`` (the course's ``heldout/``).
 
     digits_classifier: uint8 images (N, 1, 28, 28), labels (N,)
-    digits_denoiser:   noisy images (N, 1, 28, 28) float32, clean images (N, 1, 28, 28) in [0, 1]
+    digits_denoiser:   (x_t (N, 1, 28, 28) float32, t (N,) int64): each test digit noised to one step
+                       of the schedule (``helpers.challenges.noised_at_steps``; steps and noise drawn from
+                       the instructor's secret), clean images (N, 1, 28, 28) in [0, 1]
     sine_forecaster:   past windows (N, 40) float32, the next values (N, 10)"""
     data = load_heldout(ch.heldout, heldout_dir)
     if ch.task == "digits_classifier":
         return data["images"][:, None], data["labels"].astype(np.int64)
     if ch.task == "digits_denoiser":
         clean = (data["images"][:, None].astype(np.float32) / np.float32(255.0))
-        rng = np.random.default_rng(_TEST_NOISE_SEED)
-        return (clean + DENOISE_SIGMA * rng.standard_normal(clean.shape)).astype(np.float32), clean
+        rng = np.random.default_rng(secret_seed(heldout_secret(heldout_dir), _DENOISE_PURPOSE))
+        return noised_at_steps(clean, rng), clean
     return data["inputs"].astype(np.float32), data["targets"].astype(np.float32)
 
 
-def _inputs_data(arr: np.ndarray) -> dict:
+def _inputs_data(arr: np.ndarray | tuple) -> dict | list:
     """Held-out inputs as the sandbox reads them (``helpers.challenges.decode_images``): integers
-    where they are (uint8 pixels, scale 255), else floats rounded to 6 significant digits."""
+    where they are (uint8 pixels, scale 255; int64 steps), else floats rounded to 6 significant
+    digits; a tuple of arrays (the denoiser's (x_t, t)) as a list."""
+    if isinstance(arr, tuple):
+        return [_inputs_data(a) for a in arr]
+    if arr.dtype == np.int64:
+        return {"dtype": "int64", "shape": list(arr.shape), "scale": 1, "data": arr.reshape(-1).tolist()}
     if arr.dtype == np.uint8:
         return {"dtype": "uint8", "shape": list(arr.shape), "scale": 255, "data": arr.reshape(-1).tolist()}
     return {"dtype": "float32", "shape": list(arr.shape), "scale": 1,
@@ -193,7 +200,7 @@ class ChallengePlan:
     """A challenge in a grading run: what the sandbox gets, and the targets it never gets."""
 
     exercise: Challenge
-    inputs: np.ndarray
+    inputs: np.ndarray | tuple  # the denoiser's: (x_t, t)
     targets: np.ndarray
     points: float = 0.0
 

@@ -12,7 +12,7 @@ it (an ``nn.Module``). ``challenge`` calls it exactly as the grader will, under 
   take the speed of the machine. A call that goes over is stopped.
 
 In your notebook, the model is then scored on the *validation* split (the points it would get
-there are an estimate: the grade uses the test split, which only the instructor has). Under the
+there are an estimate: the grade uses the held-out test set, which only the instructor has). Under the
 grader (``AUTOGRADER_HARVEST`` set), the same call runs inside the sandbox, the model's outputs on
 the test inputs are written as plain numbers, and the grader computes the metric with the test
 targets, which never enter the sandbox (``autograder.challenges``).
@@ -41,8 +41,10 @@ from helpers.contract import Harvest
 CHECKS_FILE = "checks.json"
 #: Seed of every challenge run (torch, numpy and ``random``), at home and in the grader.
 FIT_SEED = 0
-#: Noise of the denoising task (pixels in [0, 1], Gaussian, not clipped) and the validation noise seed.
-DENOISE_SIGMA = 0.5
+#: The denoising task (10): notebook 10's diffusion schedule (T steps, betas linear from beta_1 to
+#: beta_T), the steps t at which a model is scored (as many images at each), the validation noise seed.
+DIFFUSION_T, DIFFUSION_BETA_1, DIFFUSION_BETA_T = 100, 1e-3, 0.1
+DENOISE_STEPS = (10, 25, 40, 60)
 _VAL_NOISE_SEED = 7
 #: The forecasting task: past window and horizon (values), and the series' noise.
 FORECAST_WINDOW, FORECAST_HORIZON, FORECAST_NOISE = 40, 10, 0.1
@@ -94,10 +96,22 @@ class Spec:
 # --------------------------------------------------------------------------- #
 
 
-def _noisy(images: np.ndarray, seed: int) -> np.ndarray:
-    """(N, 1, 28, 28) clean in [0, 1] -> the same plus N(0, DENOISE_SIGMA^2) noise (float32, not clipped)."""
-    rng = np.random.default_rng(seed)
-    return (images + DENOISE_SIGMA * rng.standard_normal(images.shape)).astype(np.float32)
+def diffusion_betas() -> np.ndarray:
+    """Notebook 10's schedule: (T + 1,) float64, betas[0] = 0, then T values from beta_1 to beta_T."""
+    return np.concatenate([[0.0], np.linspace(DIFFUSION_BETA_1, DIFFUSION_BETA_T, DIFFUSION_T)])
+
+
+def noised_at_steps(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """clean (N, 1, 28, 28) in [0, 1] -> (x_t (N, 1, 28, 28) float32, t (N,) int64).
+
+    Each image gets one step of DENOISE_STEPS (as many images each; which image gets which step and
+    the noise come from ``rng``) and is noised in the diffusion model's units:
+    x_t = sqrt(alpha_bar_t) (2 x - 1) + sqrt(1 - alpha_bar_t) eps, eps ~ N(0, I)."""
+    t = rng.permutation(np.resize(np.array(DENOISE_STEPS, dtype=np.int64), len(clean)))
+    alpha_bar = np.cumprod(1.0 - diffusion_betas())[t].reshape(-1, 1, 1, 1)
+    eps = rng.standard_normal(clean.shape)
+    x_t = np.sqrt(alpha_bar) * (2.0 * clean.astype(np.float64) - 1.0) + np.sqrt(1.0 - alpha_bar) * eps
+    return x_t.astype(np.float32), t
 
 
 def forecast_windows(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,8 +127,9 @@ def task_data(task: str) -> tuple[tuple, np.ndarray, np.ndarray]:
 
     digits_classifier: fit(X_train (8000, 1, 28, 28) float32 in [0, 1], y_train (8000,) int64,
                        X_val (1000, 1, 28, 28), y_val (1000,)); the model maps (B, 1, 28, 28) -> (B, 10) logits.
-    digits_denoiser:   fit(X_train (8000, 1, 28, 28) clean, X_val (1000, 1, 28, 28) clean); the model maps
-                       noisy images (clean + N(0, 0.5^2)) (B, 1, 28, 28) -> clean estimates (B, 1, 28, 28).
+    digits_denoiser:   fit(X_train (8000, 1, 28, 28) clean, X_val (1000, 1, 28, 28) clean, betas (T + 1,)
+                       float64); the model maps (x_t (B, 1, 28, 28) float32, t (B,) int64), a digit noised
+                       to step t of the schedule ``noised_at_steps``, -> the clean digit (B, 1, 28, 28) in [0, 1].
     sine_forecaster:   fit(X_train (N, 40) past values, y_train (N, 10) the next 10, X_val, y_val); the model
                        maps (B, 40) -> (B, 10). Series: ``helpers.data.noisy_sines`` (noise 0.1), any seed.
     """
@@ -129,7 +144,8 @@ def task_data(task: str) -> tuple[tuple, np.ndarray, np.ndarray]:
         if task == "digits_classifier":
             args = (torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(Xv), torch.from_numpy(yv))
             return args, Xv, yv
-        return (torch.from_numpy(X), torch.from_numpy(Xv)), _noisy(Xv, _VAL_NOISE_SEED), Xv
+        args = (torch.from_numpy(X), torch.from_numpy(Xv), torch.from_numpy(diffusion_betas()))
+        return args, noised_at_steps(Xv, np.random.default_rng(_VAL_NOISE_SEED)), Xv
     if task == "sine_forecaster":
         X, y = forecast_windows(noisy_sines(n_series=400, length=200, seed=0, noise=FORECAST_NOISE))
         Xv, yv = forecast_windows(noisy_sines(n_series=100, length=200, seed=1, noise=FORECAST_NOISE))
@@ -218,15 +234,17 @@ def run_fit(fit: Callable, args: tuple, cpu_seconds: float) -> FitRun:
     return run
 
 
-def predict(model: Any, inputs: np.ndarray, batch: int = 250) -> np.ndarray:
-    """The model's outputs on ``inputs`` (N, ...) in eval mode, without gradients, batch by batch."""
+def predict(model: Any, inputs: np.ndarray | tuple, batch: int = 250) -> np.ndarray:
+    """The model's outputs on ``inputs`` (N, ...) in eval mode, without gradients, batch by batch.
+    A tuple of arrays (the denoiser's (x_t, t)) is passed as that many arguments."""
     import torch
 
+    parts = inputs if isinstance(inputs, tuple) else (inputs,)
     model.eval()
     outs = []
     with torch.no_grad():
-        for i in range(0, len(inputs), batch):
-            out = model(torch.from_numpy(np.ascontiguousarray(inputs[i:i + batch])))
+        for i in range(0, len(parts[0]), batch):
+            out = model(*(torch.from_numpy(np.ascontiguousarray(a[i:i + batch])) for a in parts))
             outs.append(out.detach().float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out))
     return np.concatenate(outs) if outs else np.zeros((0,))
 
@@ -236,9 +254,14 @@ def predict(model: Any, inputs: np.ndarray, batch: int = 250) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
-def decode_images(obj: dict) -> np.ndarray:
-    """The grader's inputs: ``{"dtype", "shape", "scale", "data": [...]}`` -> float32 array (values / scale)."""
+def decode_images(obj: dict | list) -> np.ndarray | tuple:
+    """The grader's inputs: ``{"dtype", "shape", "scale", "data": [...]}`` -> float32 array (values / scale);
+    dtype "int64" stays int64 (the denoiser's steps t); a list of them -> a tuple of arrays."""
+    if isinstance(obj, list):
+        return tuple(decode_images(o) for o in obj)
     arr = np.asarray(obj["data"], dtype=np.dtype(obj["dtype"])).reshape(obj["shape"])
+    if obj["dtype"] == "int64":
+        return arr
     return (arr.astype(np.float32) / np.float32(obj.get("scale", 1))).astype(np.float32)
 
 
@@ -297,7 +320,7 @@ def evaluate(spec: Spec, fit: Callable) -> tuple[FitRun, float | None]:
     except Exception as e:  # noqa: BLE001 - the student's model: its error is the outcome
         run.error, run.detail = "raised", f"the model raised {type(e).__name__}: {str(e)[:200]}"
         return run, None
-    if out.shape != output_shape(spec.task, len(X_val)) or not np.all(np.isfinite(out)):
+    if out.shape != output_shape(spec.task, len(y_val)) or not np.all(np.isfinite(out)):
         return run, math.nan
     return run, metric_value(spec.metric, out, y_val)
 
@@ -322,22 +345,27 @@ def report(spec: Spec, run: FitRun, value: float | None) -> str:
     better = "higher" if spec.metric == "accuracy" else "lower"
     est = spec.fraction(value) * spec.points
     lines = [head, f"  Validation {spec.metric}: {spec.describe(value)}; full marks from {spec.describe(spec.full)} "
-                   f"on the test split, none at {spec.describe(spec.zero)} ({better} is better).",
+                   f"on the held-out test set, none at {spec.describe(spec.zero)} ({better} is better).",
              f"  On validation this would be worth about {est:.1f} / {spec.points:g} points (the grade uses the "
-             "test split, which you do not have: expect a slightly different figure)."]
+             "held-out test set, which only your instructor has: expect a slightly different figure)."]
     if spec.fraction(value) < 1:
         lines.append("  Not full marks yet: try " + _advice(spec.task))
     return "\n".join(lines)
 
 
 def _advice(task: str) -> str:
-    return {"digits_classifier": "convolutions with pooling instead of dense layers on pixels, a few more epochs, "
-                                 "Adam with a learning rate near 1e-3, or batch norm; compare the choices on the "
-                                 "validation split.",
-            "digits_denoiser": "a convolutional encoder-decoder (or a small U-Net-like stack of 3x3 "
-                               "convolutions) trained on freshly noised images each batch, with an MSE loss.",
-            "sine_forecaster": "a GRU or LSTM over the window, predicting all 10 values from its last state, "
-                               "trained on more series (generate them with data.noisy_sines)."}[task]
+    # the 05 and 07 entries give direction, never the reference model (H2: wording of the test set, advice)
+    return {"digits_classifier": "convolutions with pooling rather than dense layers on pixels; count where the "
+                                 "parameters go (a dense head on a large map holds most) and spend them on "
+                                 "features; standardised inputs, Adam with a one-cycle schedule, and as many "
+                                 "epochs as the CPU budget allows; compare the choices on the validation split.",
+            "digits_denoiser": "telling the network the step t (or the noise level it implies), training on "
+                               "freshly noised images at random steps each batch, and convolutions rather "
+                               "than dense layers on pixels; compare the choices on the validation split.",
+            "sine_forecaster": "more training series first (the generator is known: data.noisy_sines with "
+                               "any seed but 1, the validation seed), then a model that reads the window in "
+                               "order and predicts the 10 values without feeding its own errors back; compare "
+                               "the choices on the validation split."}[task]
 
 
 def challenge(name: str, fit: Callable, *, path: str | os.PathLike | None = None) -> None:

@@ -292,6 +292,19 @@ def test_the_sandbox_gets_inputs_but_never_the_targets():
     assert np.array_equal(np.rint(images * 255).astype(np.uint8), load_heldout("digits_test.npz")["images"][:, None])
 
 
+def test_the_denoisers_test_digits_are_noised_from_the_secret():
+    """10: each test digit at one of the four steps (250 each), as (x_t float32, t int64); no small seed
+    gives the same steps (they come from course/heldout/SECRET), and the clean digits stay here."""
+    plan = challenge_plans(COURSE, "10_generative")["digits_denoiser"]
+    doc = json.loads(plan.sandbox_inputs())
+    x_t, t = hc.decode_images(doc["inputs"])
+    assert x_t.shape == (1000, 1, 28, 28) and x_t.dtype == np.float32 and t.dtype == np.int64
+    assert dict(zip(*np.unique(t, return_counts=True))) == {s: 250 for s in hc.DENOISE_STEPS}
+    assert np.array_equal(plan.targets * 255, load_heldout("digits_test.npz")["images"][:, None].astype(np.float32))
+    for seed in range(2000):
+        assert not np.array_equal(hc.noised_at_steps(plan.targets[:50], np.random.default_rng(seed))[1], t[:50])
+
+
 def test_challenge_cells_get_a_timeout_that_fits_their_budget():
     plans = {"digits_cnn": _plan()}
     timeout = cell_timeouts(plans, lambda: 60)
@@ -381,7 +394,7 @@ def _constant_model(task: str):
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def forward(self, x):
+        def forward(self, x, *more):  # more: the denoiser's steps t
             return torch.zeros(hc.output_shape(task, len(x))) + self.w
 
     return lambda *args: Constant()
@@ -510,14 +523,22 @@ def test_bad_models_get_zero_challenge_points_and_say_why(graded, student, reaso
 
 
 WEAK_OTHERS = {
-    "10_generative": ("fit_denoiser", "digits_denoiser", 13, '''def fit_denoiser(X_train, X_val):
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 784), nn.Unflatten(1, (1, 28, 28)))
+    "10_generative": ("fit_denoiser", "digits_denoiser", 13, '''def fit_denoiser(X_train, X_val, betas):
+    class Blind(nn.Module):  # two small convolutions that ignore the step t: about 0.043 on validation
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1))
+        def forward(self, x_t, t):
+            return self.net(x_t)
+    alpha_bars = torch.cumprod(1 - betas, 0).float()
+    model = Blind()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(10):
-        for i in range(0, len(X_train), 64):
-            x = X_train[i:i + 64]
-            loss = F.mse_loss(model(x + 0.5 * torch.randn_like(x)), x)
-            optimizer.zero_grad(); loss.backward(); optimizer.step()
+    for i in range(0, len(X_train), 64):
+        x = X_train[i:i + 64]
+        t = torch.randint(1, 101, (len(x),))
+        a = alpha_bars[t].view(-1, 1, 1, 1)
+        loss = F.mse_loss(model(a.sqrt() * (2 * x - 1) + (1 - a).sqrt() * torch.randn_like(x), t), x)
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
     return model
 '''),
     "07_rnn": ("fit_forecaster", "sine_forecast", 12, '''def fit_forecaster(X_train, y_train, X_val, y_val):

@@ -300,13 +300,20 @@ EXERCISES = [
 
 # --------------------------------------------------------------------------- #
 # Issue 19: the model-design challenge of section 7 (autograder/challenges.py). The grader
-# retrains the student's fit_digits in the sandbox; the 1,000 test digits' labels stay outside.
-# Thresholds: the reference (a 20,490-parameter pooling CNN, 6 epochs, about 12 CPU s here)
-# reaches 98.5 % on the test digits (97.8 % on validation); a dense network on pixels ~ 92-95 %.
+# retrains the student's fit_digits in the sandbox; the 1,000 held-out test digits' labels stay outside.
+# Thresholds: the reference uses only what 04-05 teach (three conv 3x3 + max-pool blocks and a dense
+# head, 29,066 parameters, Adam one-cycle, 8 epochs, about 15 CPU s here): 99.2 % on the held-out
+# digits, 98.3 % on validation (98.75 % on both, n = 2,000). The section-3 pooling CNN (6 epochs):
+# 98.6 % held-out, 97.8 % validation; a dense network on pixels ~ 92-95 %.
+# Sampling error: an accuracy p on n = 1,000 digits has a standard error sqrt(p (1 - p) / n), 0.44
+# points at 98 %. full = 97.5 % lies 2.8 standard errors below the reference's pooled 98.75 % (and
+# 1.1 points below even the simpler section-3 CNN on the held-out set), so a model of the
+# reference's quality gets full marks without luck; one standard error is worth 0.3 points between
+# the lines (5 points over 7.5 % of accuracy).
 # --------------------------------------------------------------------------- #
 from autograder.challenges import Challenge  # noqa: E402
 
 CHALLENGES = [
     Challenge("digits_cnn", task="digits_classifier", heldout="digits_test.npz", metric="accuracy",
-              full=0.98, zero=0.90, max_parameters=50_000, cpu_seconds=40),
+              full=0.975, zero=0.90, max_parameters=50_000, cpu_seconds=40),
 ]

@@ -10,6 +10,9 @@ proves that none of these is in the bundle:
   notebook, committed or in the working copy), except lines the source notebook also shows
   outside its solution blocks (public by the author's choice) and lines too short to mean
   anything (``return out``);
+- one assignment's answer anywhere else: a line of assignment A's solution blocks may appear only
+  in A's own folder, and only where A's notebook shows it outside its solution blocks (a hint) —
+  never in another assignment's notebook (even as that notebook's given code) nor in helpers/;
 - a line of any ``cases.py`` (the same rule; ``import`` lines excepted);
 - an instructor file, by path (source_notebooks/, autograder/, course/, tests/, cases.py…)
   or by content (the same bytes under another name);
@@ -43,6 +46,15 @@ from conftest import REPO, run_cli, syllabus_ids
 #: Lines of cases.py that are generic Python idioms, also written in helpers/ for their own use
 #: (checked by hand: not a case, not a tolerance, not a mistake). Normalised like everything else.
 GENERIC_LINES = {"withnp.errstate(invalid='ignore'):", "withnp.errstate(divide='ignore'):"}
+#: Lines of a solution block that are generic Python/torch idioms and also appear, for their own
+#: purpose, in another notebook's given code or in helpers/ (checked by hand: none of them is an
+#: exercise's answer). Normalised like everything else.
+GENERIC_SOLUTION_LINES = {
+    # a challenge's reference training loop (05) uses the optimiser and schedule that 04, 08 and 11
+    # give students in their own training cells: the set-up of a loop, not a design choice graded
+    "optimizer=torch.optim.Adam(model.parameters(),lr=max_lr)",
+    "schedule=torch.optim.lr_scheduler.OneCycleLR(",
+}
 #: A solution or cases.py line shorter than this (normalised: no whitespace) is not evidence of a
 #: leak: ``returnout``, ``else:``, ``x=x+1`` appear in any Python code.
 MIN_CHARS = 24
@@ -123,6 +135,41 @@ def solution_lines() -> dict[str, str]:
             if len(n) >= MIN_CHARS and n not in public and not n.startswith("#"):
                 secret.setdefault(n, f"{where}: {line.strip()[:80]}")
     return secret
+
+
+def _assignment_of(where: str) -> str:
+    """The assignment a source notebook's name (``source_notebooks/<id>/...`` or ``HEAD:...``) belongs to."""
+    return where.split("source_notebooks/", 1)[1].split("/", 1)[0]
+
+
+@functools.lru_cache(maxsize=None)
+def published_by() -> dict[str, str]:
+    """{assignment: what its own release shows on purpose, normalised}: its source notebook outside
+    the solution blocks and the mistake messages of its checks.json."""
+    parts: dict[str, list[str]] = {}
+    for where, text in _source_notebooks():
+        parts.setdefault(_assignment_of(where), []).extend(_split(nbformat.reads(text, as_version=4))[0])
+    for path in sorted((REPO / "source_notebooks").glob("*/checks.json")):
+        parts.setdefault(path.parent.name, []).extend(_messages(json.loads(path.read_text())))
+    return {aid: "\n".join(normalise(p) for p in lines) for aid, lines in parts.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def solution_lines_by_assignment() -> dict[str, dict[str, tuple[str, bool]]]:
+    """{assignment: {normalised line: (where, shown)}}: every meaningful line of its solution blocks;
+    ``shown``: its own release shows the line on purpose (a hint). Such a line may appear in the
+    bundle only in that assignment's own folder, and only when shown: never in another assignment's
+    notebook (where it would hand out this one's answer, whatever that notebook's author meant),
+    never in helpers/."""
+    out: dict[str, dict[str, tuple[str, bool]]] = {}
+    public = published_by()
+    for where, text in _source_notebooks():
+        aid = _assignment_of(where)
+        for line in _split(nbformat.reads(text, as_version=4))[1]:
+            n = normalise(line)
+            if len(n) >= MIN_CHARS and not n.startswith("#") and n not in GENERIC_SOLUTION_LINES:
+                out.setdefault(aid, {}).setdefault(n, (f"{where}: {line.strip()[:80]}", n in public.get(aid, "")))
+    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -262,11 +309,21 @@ def leaks(files: dict[str, bytes]) -> list[str]:
             found.append(f"instructor path {path}")
     instructor = instructor_digests()
     found += [f"{path} has the bytes of {instructor[d]}" for d, path in digests.items() if d in instructor]
+    flagged = set()
     for kind, secret in (("solution line", solution_lines()), ("cases.py line", cases_lines())):
         for line, where in secret.items():
             for path, text in texts.items():
                 if line in text:
                     found.append(f"{kind} in {path}: {where}")
+                    flagged.add((path, line))
+    # one assignment's answer shown by another's notebook (or helpers/): the check above lets it
+    # through, since that notebook's author published the line on purpose
+    for aid, secret in solution_lines_by_assignment().items():
+        own = f"{NOTEBOOKS}/{aid}/"
+        for line, (where, shown) in secret.items():
+            for path, text in texts.items():
+                if line in text and (path, line) not in flagged and not (shown and path.startswith(own)):
+                    found.append(f"solution line of {aid} in {path}: {where}")
     hidden = hidden_inputs()
     shipped = {tuple(n) for n in numbers}
     found += [f"hidden input in the bundle: {where}" for data, where in hidden.items() if data in shipped]
@@ -488,3 +545,30 @@ def test_student_dependencies_drop_only_the_instructors_packages():
     deps = student_dependencies({"project": {"dependencies": ["torch==2.13.0", "nbgrader==0.9.6", "numpy>=1",
                                                               "copydetect>=0.5", "nbformat>=5"]}})
     assert deps == ["torch==2.13.0", "numpy>=1"]
+
+
+@pytest.mark.slow
+def test_one_assignments_answer_in_another_notebook_or_in_helpers_is_a_leak():
+    """A solution line of A is a leak in B's notebook even when B's author wrote it as given code
+    (11 once gave 08's attention as a set-up cell), and in helpers/; A's own hint is not."""
+    by_aid = solution_lines_by_assignment()
+    aid, lines = next((a, ls) for a, ls in sorted(by_aid.items()) if any(not shown for _, shown in ls.values()))
+    line, (where, _) = next((n, v) for n, v in lines.items() if not v[1])
+    other = next(a for a in sorted(by_aid) if a != aid)
+    src = where.split(": ", 1)[1]
+    given = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"# given code\n{src}\n")])
+    doctored = {f"{NOTEBOOKS}/{other}/{other}.ipynb": nbformat.writes(given).encode(),
+                "helpers/extra.py": f"def f():\n    {src}\n".encode()}
+    found = "\n".join(leaks(doctored))
+    assert f"solution line of {aid} in {NOTEBOOKS}/{other}/{other}.ipynb" in found or \
+        f"solution line in {NOTEBOOKS}/{other}/{other}.ipynb" in found
+    assert "helpers/extra.py" in found
+    # the cross-notebook rule itself, where the global rule is blind (the other notebook publishes it)
+    hints = [(a, n, w) for a, ls in by_aid.items() for n, (w, shown) in ls.items() if shown]
+    if hints:
+        hint_aid, _, hint_where = hints[0]
+        hint_src = hint_where.split(": ", 1)[1]
+        nb = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(hint_src)])).encode()
+        assert not [f for f in leaks({f"{NOTEBOOKS}/{hint_aid}/{hint_aid}.ipynb": nb}) if hint_aid in f]
+        elsewhere = next(a for a in sorted(by_aid) if a != hint_aid)
+        assert [f for f in leaks({f"{NOTEBOOKS}/{elsewhere}/{elsewhere}.ipynb": nb}) if hint_aid in f]

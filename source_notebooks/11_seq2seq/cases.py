@@ -10,7 +10,13 @@ values: T (decoder) != S (source) in the generated cases, d_head != E, padded so
 and layer-norm parameters away from their defaults. A fixed case with T == S lets the
 "keys/values from the decoder" and "queries from the encoder" mistakes run (with T != S they
 crash or change the shape). Degenerate sizes (T = 1, S = 1, N = 1, one head, k = 1, beam
-width 1, an empty target) are fixed cases, as are the tie conventions the text fixes.
+width 1, an empty target) are fixed cases, as are the tie conventions the text fixes (beam ties
+across and within beams, which torch.topk orders differently, and a u exactly on a cumulative
+probability) and inputs past exp's float64 range (~709: scores, logits), where a softmax or
+log-softmax written without the max shift overflows.
+
+Every exercise is pure (the text says not to modify the arguments: they are a model's parameters
+or the caller's data), and the outputs the text calls indices are graded as integers (dtype).
 """
 import math
 
@@ -24,13 +30,19 @@ IGNORE = -100
 
 # -- shared pieces (the wrong versions are written out in full, not taken from the notebook) -----
 
-def _attn(Q, K, V, mask, scale=True, dim=-1, mask_after=False):
+def _attn(Q, K, V, mask, scale=True, dim=-1, mask_after=False, fill=float("-inf"), naive=False):
     scores = Q @ K.transpose(-2, -1)
-    if scale:
+    if scale == "d":                     # divided by d_head, not its square root
+        scores = scores / Q.shape[-1]
+    elif scale:
         scores = scores / math.sqrt(Q.shape[-1])
     if mask is not None and not mask_after:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    w = torch.softmax(scores, dim=dim)
+        scores = scores.masked_fill(~mask, fill)
+    if naive:                            # exp / sum without the max shift: overflows past ~709
+        e = torch.exp(scores)
+        w = e / e.sum(dim, keepdim=True)
+    else:
+        w = torch.softmax(scores, dim=dim)
     if mask is not None and mask_after:
         w = w * mask
     return w @ V, w
@@ -84,21 +96,25 @@ def _cross_inputs(rng, N=None, T=None, S=None, heads=None, d_head=None):
 
 
 def _cross(X, memory, memory_mask, W_in, b_in, W_out, b_out, num_heads, causal=False, kv="memory", q="X",
-           scale=True, dim=-1, mask_after=False, use_mask=True, invert=False, transpose_w=False, out_proj=True):
+           scale=True, dim=-1, mask_after=False, use_mask=True, invert=False, transpose_w=False, out_proj=True,
+           swap_kv=False, kv_bias=True, split="ok", merge="ok", fill=float("-inf"), naive=False):
     E = X.shape[-1]
     src = {"X": X, "memory": memory}
     proj = (lambda x, W, b: x @ W + b) if transpose_w else (lambda x, W, b: x @ W.T + b)
+    k_rows, v_rows = (slice(2 * E, None), slice(E, 2 * E)) if swap_kv else (slice(E, 2 * E), slice(2 * E, None))
     Q = proj(src[q], W_in[:E], b_in[:E])
-    K = proj(src[kv], W_in[E:2 * E], b_in[E:2 * E])
-    V = proj(src[kv], W_in[2 * E:], b_in[2 * E:])
+    K = proj(src[kv], W_in[k_rows], b_in[k_rows] if kv_bias else 0.0)
+    V = proj(src[kv], W_in[v_rows], b_in[v_rows] if kv_bias else 0.0)
     mask = None
     if use_mask:
         m = ~memory_mask if invert else memory_mask
         mask = m[:, None, None, :]
         if causal:                       # the decoder's causal mask, wrongly applied to the source
             mask = mask & torch.tril(torch.ones(Q.shape[1], K.shape[1], dtype=torch.bool))
-    out, w = _attn(_split(Q, num_heads), _split(K, num_heads), _split(V, num_heads), mask, scale, dim, mask_after)
-    out = _merge(out)
+    heads = _split if split == "ok" else (lambda t, h: t.reshape(t.shape[0], h, t.shape[1], t.shape[2] // h))
+    out, w = _attn(heads(Q, num_heads), heads(K, num_heads), heads(V, num_heads), mask, scale, dim, mask_after,
+                   fill, naive)
+    out = _merge(out) if merge == "ok" else out.reshape(out.shape[0], out.shape[2], -1)
     return (out @ W_out.T + b_out if out_proj else out), w
 
 
@@ -116,11 +132,17 @@ def _cross_scale_E(X, memory, memory_mask, W_in, b_in, W_out, b_out, num_heads):
     return _cross(X, memory, memory_mask, W_in, b_in, W_out, b_out, num_heads)
 
 
+def _large(case, keys, factor):
+    """The case with the arrays ``keys`` scaled by ``factor``: scores far past exp's float64 range (~709)."""
+    return {**case, **{k: case[k] * factor for k in keys}}
+
+
 _rng = np.random.default_rng(2026)
 _CROSS_FIXED = (
     _cross_inputs(_rng, N=2, T=4, S=4, heads=2, d_head=3),   # T == S: keys/values from the decoder stay the same shape
     _cross_inputs(_rng, N=1, T=1, S=5, heads=1, d_head=4),   # one query, one head, one sample
     {**_cross_inputs(_rng, N=2, T=3, S=1, heads=2, d_head=2), "memory_mask": np.ones((2, 1), dtype=bool)},  # S = 1
+    _large(_cross_inputs(_rng, N=2, T=3, S=5, heads=2, d_head=3), ("X", "memory"), 30.0),  # scores in the thousands
 )
 
 
@@ -148,18 +170,22 @@ def _block_inputs(rng, N=None, T=None, S=None, heads=None, d_head=None):
 
 def _block(Y, memory, memory_mask, sa_W_in, sa_b_in, sa_W_out, sa_b_out, ca_W_in, ca_b_in, ca_W_out, ca_b_out,
            ln1_w, ln1_b, ln2_w, ln2_b, ln3_w, ln3_b, W1, b1, W2, b2, num_heads, post_norm=False, causal=True,
-           cross_causal=False, res=(True, True, True), norm_memory=False, cross_first=False, act=torch.relu):
+           cross_causal=False, res=(True, True, True), norm_memory=False, cross_first=False, act=torch.relu,
+           cross_mask=True, norms=(True, True, True), one_norm=False):
     T = Y.shape[1]
 
     def self_attn(h):
         q, k, v = (h @ sa_W_in.T + sa_b_in).chunk(3, dim=-1)
         mask = torch.tril(torch.ones(T, T, dtype=torch.bool)) if causal else None
+        if causal == "inverted":         # True = masked (PyTorch's attn_mask) passed where True = may attend
+            mask = ~mask
         out, _ = _attn(_split(q, num_heads), _split(k, num_heads), _split(v, num_heads), mask)
         return _merge(out) @ sa_W_out.T + sa_b_out
 
     def cross_attn(h):
         mem = _ln(memory, ln2_w, ln2_b) if norm_memory else memory
-        return _cross(h, mem, memory_mask, ca_W_in, ca_b_in, ca_W_out, ca_b_out, num_heads, causal=cross_causal)[0]
+        mm = memory_mask if cross_mask else torch.ones_like(memory_mask)
+        return _cross(h, mem, mm, ca_W_in, ca_b_in, ca_W_out, ca_b_out, num_heads, causal=cross_causal)[0]
 
     def mlp(h):
         return act(h @ W1.T + b1) @ W2.T + b2
@@ -167,11 +193,12 @@ def _block(Y, memory, memory_mask, sa_W_in, sa_b_in, sa_W_out, sa_b_out, ca_W_in
     subs = [(self_attn, ln1_w, ln1_b), (cross_attn, ln2_w, ln2_b), (mlp, ln3_w, ln3_b)]
     if cross_first:
         subs[0], subs[1] = (cross_attn, ln1_w, ln1_b), (self_attn, ln2_w, ln2_b)
-    for (f, w, b), keep in zip(subs, res):
+    shared = _ln(Y, ln1_w, ln1_b)
+    for (f, w, b), keep, norm in zip(subs, res, norms):
         if post_norm:
             Y = _ln(Y + f(Y), w, b)
         else:
-            out = f(_ln(Y, w, b))
+            out = f(shared if one_norm else (_ln(Y, w, b) if norm else Y))
             Y = Y + out if keep else out
     return Y
 
@@ -218,9 +245,14 @@ def _tf(targets, lengths, bos, eos, pad, kind="ok"):
     rows[pos > end] = pad
     if kind == "no_eos":
         rows[pos == end] = pad
+    if kind == "eos_over_last":          # EOS at column L: over the last real token (over BOS when L = 0)
+        rows[pos == end] = pad
+        rows[pos == end - 1] = last
     dec_in, dec_out = rows[:, :-1], rows[:, 1:].clone()
     fill = pad if kind == "pad_not_ignored" else IGNORE
     dec_out[pos[:, 1:] > (end if kind != "no_eos" else end - 1)] = fill
+    if kind == "input_ignored":          # the targets' -100 copied into the decoder input
+        dec_in = dec_in.masked_fill(dec_out == IGNORE, IGNORE)
     if kind == "not_shifted":            # the decoder reads the token it must predict
         dec_in = torch.where(dec_out == IGNORE, pad, dec_out)
     if kind == "wrong_way":              # input = row without its first entry, target = without its last
@@ -256,7 +288,14 @@ def _greedy(next_logits, bos, eos, pad, max_len, stop=True, keep_eos=True, feed=
             score_after_eos=False, score_eos=True, axis="row", tie="first", with_bos=False):
     N, V, _ = next_logits.shape
     table = next_logits if axis == "row" else next_logits.transpose(1, 2)
-    lp = torch.log_softmax(table, dim=-1) if score == "log_softmax" else table
+    if score == "log_softmax":
+        lp = torch.log_softmax(table, dim=-1)
+    elif score == "axis1":               # normalised over the previous token's axis
+        lp = torch.log_softmax(table, dim=1)
+    elif score == "naive":               # log(sum(exp(z))) without the max shift: inf past ~709
+        lp = table - torch.log(torch.exp(table).sum(-1, keepdim=True))
+    else:
+        lp = table
     rows = torch.arange(N)
     prev = torch.full((N,), bos, dtype=torch.long)
     tokens = torch.full((N, max_len), pad, dtype=torch.long)
@@ -300,6 +339,10 @@ _GREEDY_FIXED = (
     # bos = eos = pad (the names' '.'), one sequence, max_len = 1
     {"next_logits": np.array([[[0.0, 1.0, 2.0], [3.0, 0.0, 0.0], [0.0, 2.0, 0.0]]]), "bos": 0, "eos": 0, "pad": 0,
      "max_len": 1},
+    # ordinary logits shifted by 1000 (softmax ignores a shift): exp overflows float64 past ~709, so a
+    # log-softmax without the max shift gives inf
+    {"next_logits": 1000.0 + np.random.default_rng(2028).normal(0, 2.0, size=(2, 4, 4)), "bos": 0, "eos": 1, "pad": 3,
+     "max_len": 4},
 )
 
 
@@ -336,11 +379,17 @@ def _beam(scores, log_probs, finished, eos, beam_width, accumulate="log", frozen
         carried = torch.full_like(cand, float("-inf"))
         if frozen == "ok":
             carried[:, :, eos] = scores
+        elif frozen == "reset":
+            carried[:, :, eos] = 0.0
         elif frozen == "pay_eos":
             carried[:, :, eos] = scores + log_probs[:, :, eos]
         cand = torch.where(finished[:, :, None], carried, cand)
+    if decode == "vb":                    # flattened (N, V, B): index = v * B + b
+        cand = cand.transpose(1, 2)
     flat = cand.reshape(N, B * V)
-    if tie == "stable":
+    if tie == "topk":
+        best, index = torch.topk(flat, beam_width, dim=1)
+    elif tie == "stable":
         best, index = torch.sort(flat, dim=1, descending=True, stable=True)
     else:                                 # ties: the larger flat index first
         best, index = torch.sort(flat.flip(1), dim=1, descending=True, stable=True)
@@ -348,6 +397,8 @@ def _beam(scores, log_probs, finished, eos, beam_width, accumulate="log", frozen
     best, index = best[:, :beam_width], index[:, :beam_width]
     if decode == "div_by_B":
         return best, index // B, index % B
+    if decode == "vb":
+        return best, index % B, index // B
     return best, index // V, index % V
 
 
@@ -371,6 +422,14 @@ _BEAM_FIXED = (
     # a finished beam with a score above every live candidate, and one below
     {"scores": np.array([[-0.2, -1.0, -3.0]]), "log_probs": _log_softmax(np.array([[[0.0, 1.0, 2.0, 0.5]] * 3])),
      "finished": np.array([[False, True, True]]), "eos": 2, "beam_width": 3},
+    # five identical live beams: the best five candidates tie, so only the order the text fixes (smaller
+    # flat index first: 0, 6, 12, 18, 24) is right; torch.topk returns them in another order
+    {"scores": np.full((1, 5), -1.0), "log_probs": np.log(np.array([[[0.4] + [0.12] * 5] * 5])),
+     "finished": np.zeros((1, 5), dtype=bool), "eos": 5, "beam_width": 5},
+    # ties across beams: beam 1 is ln 2 behind beam 0, so (beam 0, token 1), (0, 2) and (1, 0) all score
+    # -2 ln 2 (exact: log(1/4) = 2 log(1/2) in floating point); by flat index b * V + v: (0, 1), (0, 2), (1, 0)
+    {"scores": np.array([[0.0, np.log(0.5)]]), "log_probs": np.log(np.array([[[0.5, 0.25, 0.25]] * 2])),
+     "finished": np.zeros((1, 2), dtype=bool), "eos": 2, "beam_width": 4},
 )
 
 
@@ -388,13 +447,19 @@ def _softmax(z):
     return torch.softmax(z, dim=-1)
 
 
-def _inverse_cdf(p, u):
-    idx = (torch.cumsum(p, dim=-1) <= u[:, None]).sum(-1)
+def _inverse_cdf(p, u, rule="ok"):
+    cdf = torch.cumsum(p, dim=-1)
+    if rule == "geq":                     # the first j with cdf >= u (the text: cdf > u)
+        idx = (cdf < u[:, None]).sum(-1)
+    elif rule == "nearest":               # the j whose cdf is nearest to u
+        idx = (cdf - u[:, None]).abs().argmin(-1)
+    else:
+        idx = (cdf <= u[:, None]).sum(-1)
     return idx.clamp(max=p.shape[-1] - 1)
 
 
 def _topk(logits, k, temperature, u, keep="ok", temp="divide", order="mask_then_softmax", sample_from="filtered",
-          dim=-1, off_by_one=False):
+          dim=-1, off_by_one=False, rule="ok", naive=False):
     z = {"divide": logits / temperature, "multiply": logits * temperature, "ignore": logits}[temp]
     V = z.shape[-1]
     kk = {"ok": k, "k+1": min(k + 1, V), "strict": k}.get(keep, k)
@@ -409,11 +474,14 @@ def _topk(logits, k, temperature, u, keep="ok", temp="divide", order="mask_then_
     else:
         drop = z < kth
     full = torch.softmax(z, dim=dim)
-    if order == "mask_then_softmax":
+    if order == "mask_then_softmax" and naive:
+        e = torch.exp(z.masked_fill(drop, float("-inf")))
+        probs = e / e.sum(dim, keepdim=True)
+    elif order == "mask_then_softmax":
         probs = torch.softmax(z.masked_fill(drop, float("-inf")), dim=dim)
     else:                                 # filtered after the softmax and not renormalised
         probs = full.masked_fill(drop, 0.0)
-    idx = _inverse_cdf(full if sample_from == "full" else probs, u)
+    idx = _inverse_cdf(full if sample_from == "full" else probs, u, rule)
     if off_by_one:
         idx = (idx - 1).clamp(min=0)
     return probs, idx
@@ -432,12 +500,18 @@ _TOPK_FIXED = (
     {"logits": np.array([[0.1, -0.3, 1.7, 0.9]]), "k": 1, "temperature": 0.7, "u": np.array([0.9])},
     # k = V: plain temperature sampling
     {"logits": np.array([[1.0, 0.0, -1.0], [2.0, 2.5, 0.0]]), "k": 3, "temperature": 2.0, "u": np.array([0.8, 0.1])},
+    # u exactly on a cumulative probability (0.25 steps are exact in binary): the index is the first j whose
+    # cdf is GREATER than u, so u = 0.5 gives 2 and u = 0.25 gives 1 (and u = 0.6, off the steps, 2)
+    {"logits": np.zeros((3, 4)), "k": 4, "temperature": 1.0, "u": np.array([0.5, 0.25, 0.6])},
+    # logits / temperature in the thousands: exp overflows float64 past ~709 (a softmax without the max shift)
+    {"logits": np.array([[800.0, 799.0, 0.0, -800.0], [1000.0, 1000.5, 990.0, 0.0]]), "k": 3, "temperature": 0.5,
+     "u": np.array([0.5, 0.3])},
 )
 
 
 EXERCISES = [
     Exercise(
-        "cross_attention", _cross_inputs, fixed=_CROSS_FIXED,
+        "cross_attention", _cross_inputs, fixed=_CROSS_FIXED, pure=True,
         # atol 1e-5: a correct float32 answer (e.g. nn.MultiheadAttention) is off by up to ~5e-7 on O(1)
         # outputs near 0; every mistake below is off by O(0.1) or more.
         atol=1e-5,
@@ -461,10 +535,23 @@ EXERCISES = [
             "the projection weights are used untransposed: q = X @ W_q.T + b_q (PyTorch's Linear layout)":
                 _cross_with(transpose_w=True),
             "the output projection is missing: finish with out @ W_out.T + b_out": _cross_with(out_proj=False),
+            "the key and value projections are swapped: W_in[E:2E] (and b_in[E:2E]) project the keys, W_in[2E:] the "
+            "values": _cross_with(swap_kv=True),
+            "the keys and values are projected without their biases: K = memory @ W_k.T + b_k, the same for V":
+                _cross_with(kv_bias=False),
+            "the heads are split by a reshape straight to (N, h, L, d_head): that mixes positions and heads; "
+            "reshape to (N, L, h, d_head), then transpose(1, 2)": _cross_with(split="reshape"),
+            "the heads are merged by a reshape straight to (N, T, E): transpose (N, h, T, d_head) back to "
+            "(N, T, h, d_head) first": _cross_with(merge="reshape"),
+            "the scores are divided by d_head: divide by its square root, sqrt(d_head)": _cross_with(scale="d"),
+            "the padded scores are set to 0, which still gets weight after the softmax: set them to -inf":
+                _cross_with(fill=0.0),
+            "exp overflows on large scores (inf / inf = nan): use torch.softmax, or subtract each row's maximum "
+            "before exp": _cross_with(naive=True),
         },
     ),
     Exercise(
-        "decoder_block", _block_inputs, fixed=_BLOCK_FIXED,
+        "decoder_block", _block_inputs, fixed=_BLOCK_FIXED, pure=True,
         builds_on=("cross_attention",),
         # atol 1e-5: float32 through three attention/MLP branches and three layer norms (e.g. a float32
         # nn.TransformerDecoderLayer) is off by ~1e-6 near 0; the mistakes are off by O(0.1).
@@ -486,11 +573,19 @@ EXERCISES = [
                 _block_with(norm_memory=True),
             "the sub-layers are in the wrong order: causal self-attention first, then cross-attention, then the MLP":
                 _block_with(cross_first=True),
-            "the MLP uses ReLU (nn.TransformerDecoderLayer's default), not GELU": _block_with(act=torch.nn.functional.gelu),
+            "GELU in the MLP: this block uses ReLU (nn.TransformerDecoderLayer's default)":
+                _block_with(act=torch.nn.functional.gelu),
+            "the causal mask is inverted: pass causal_mask(T) itself (True = may attend); self_attention turns it "
+            "into PyTorch's convention": _block_with(causal="inverted"),
+            "one layer norm feeds all three branches: each branch normalises the current Y with its own norm "
+            "(LN1, then LN2 after the self-attention's residual, then LN3)": _block_with(one_norm=True),
+            "the memory mask is not passed to the cross-attention: padded source positions must get weight 0":
+                _block_with(cross_mask=False),
+            "the MLP branch has no layer norm: Y + MLP(LN3(Y))": _block_with(norms=(True, True, False)),
         },
     ),
     Exercise(
-        "teacher_forcing", _tf_inputs, fixed=_TF_FIXED,
+        "teacher_forcing", _tf_inputs, fixed=_TF_FIXED, pure=True, dtype=("int", "int"),
         framework="torch",
         mistakes={
             "not shifted: the decoder input must start with BOS and lag the targets by one position, "
@@ -504,10 +599,14 @@ EXERCISES = [
             "not after the padding": _tf_with("ignore_lengths"),
             "the target padding is not ignored: positions after EOS must be -100, so that cross_entropy skips them":
                 _tf_with("pad_not_ignored"),
+            "EOS overwrites the last real token: it goes at column L + 1 of the row [BOS, y_0 .. y_(L-1), EOS, ...]":
+                _tf_with("eos_over_last"),
+            "the decoder input has -100 where the targets have it: only the targets use -100; the decoder input "
+            "keeps its EOS and pad (it is embedded, and -100 is no token)": _tf_with("input_ignored"),
         },
     ),
     Exercise(
-        "greedy_decode", _greedy_inputs, fixed=_GREEDY_FIXED,
+        "greedy_decode", _greedy_inputs, fixed=_GREEDY_FIXED, pure=True, dtype=("int", None),
         # atol 1e-5 on the scores: a float32 log_softmax summed over up to 8 steps
         atol=1e-5,
         framework="torch",
@@ -529,10 +628,16 @@ EXERCISES = [
                 _greedy_with(score_eos=False),
             "ties are broken towards the highest index: the lowest index wins (torch.argmax)":
                 _greedy_with(tie="last"),
+            "log-probabilities over the wrong axis: next_logits[n, a, :] is the distribution after a, so "
+            "log_softmax over the last axis": _greedy_with(score="axis1"),
+            "exp overflows on large logits (log of inf): use torch.log_softmax, or subtract each row's maximum "
+            "before exp": _greedy_with(score="naive"),
+            "a finished sequence goes on: after its EOS every token is pad and the score stops growing":
+                _greedy_with(stop=False, score_after_eos=True),
         },
     ),
     Exercise(
-        "beam_search_step", _beam_inputs, fixed=_BEAM_FIXED,
+        "beam_search_step", _beam_inputs, fixed=_BEAM_FIXED, pure=True, dtype=(None, "int", "int"),
         framework="torch",
         mistakes={
             "the scores are not accumulated: a candidate's score is the beam's score PLUS the token's log-probability":
@@ -551,10 +656,17 @@ EXERCISES = [
                 _beam_with(decode="div_by_B"),
             "ties are broken towards the larger flat index: equal scores keep the smaller b * V + v first "
             "(a stable sort)": _beam_with(tie="reverse"),
+            "equal scores are not in the order the text fixes (torch.topk promises none): sort with "
+            "torch.sort(flat, descending=True, stable=True), so the smaller flat index b * V + v comes first":
+                _beam_with(tie="topk"),
+            "a finished beam's score is reset to 0: it is carried over with its own score, unchanged":
+                _beam_with(frozen="reset"),
+            "the candidates are flattened in (V, B) order: flatten (N, B, V) as it is, so flat index i is "
+            "beam i // V, token i % V": _beam_with(decode="vb"),
         },
     ),
     Exercise(
-        "top_k_sample", _topk_inputs, fixed=_TOPK_FIXED,
+        "top_k_sample", _topk_inputs, fixed=_TOPK_FIXED, pure=True, dtype=(None, "int"),
         # atol 1e-5: float32 softmax; every mistake below is off by O(0.01) or more on the probabilities
         atol=1e-5,
         framework="torch",
@@ -574,6 +686,12 @@ EXERCISES = [
             "the index is drawn from the full distribution: sample from the top-k probabilities":
                 _topk_with(sample_from="full"),
             "off by one: pick the FIRST index whose cumulative probability exceeds u": _topk_with(off_by_one=True),
+            "u equal to a cumulative probability: the index is the first j whose cdf is strictly GREATER than u "
+            "(the number of entries with cdf <= u), not cdf >= u": _topk_with(rule="geq"),
+            "the index is the cdf nearest to u: take the first j whose cumulative probability exceeds u":
+                _topk_with(rule="nearest"),
+            "exp overflows on large logits (inf / inf = nan): use torch.softmax, or subtract each row's maximum "
+            "before exp": _topk_with(naive=True),
         },
     ),
 ]

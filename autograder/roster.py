@@ -10,8 +10,14 @@ in the gradebook and the CSV); the others identify the student in an LMS export:
     sis_user_id, sis_login_id, section   copied into Canvas's gradebook import
     moodle_participant_id   Moodle's "Participant N" id (optional: Moodle's zips carry it)
 
-Matching (``Roster.match_*``) is exact on ids and on a normalised name (case, accents,
-spaces and punctuation ignored); an ambiguous name never matches.
+Identity comes from the LMS's ids (``canvas_user_id``, ``moodle_participant_id``), never from
+what a student can type: a display name is the student's to choose. A row that gives the LMS's
+id is matched by that id only (nobody can claim it by copying its name); a row without one can
+be matched by a normalised name (case, accents, spaces and punctuation ignored), with a loud
+warning (``lms.prepare``), and an ambiguous name never matches.
+
+The roster is read defensively: at most ``MAX_ROSTER_BYTES`` and ``MAX_FIELD`` characters a
+field; anything malformed is one ``CourseError`` line, never a traceback.
 """
 from __future__ import annotations
 
@@ -35,6 +41,9 @@ ALIASES = {
     "section": ("section",),
     "moodle_participant_id": ("moodle_participant_id", "participant_id", "participant"),
 }
+ID_COLUMNS = {"canvas": "canvas_user_id", "moodle": "moodle_participant_id"}
+MAX_ROSTER_BYTES = 20 * 1024 * 1024
+MAX_FIELD = 1000          # characters in one roster field (a name, an e-mail, an id)
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,14 @@ class Roster:
                     names.setdefault(name_key(parts[-1] + "".join(parts[:-1])), []).append(p)
         self._by["name"] = {k: list(dict.fromkeys(v)) for k, v in names.items()}
 
+    def has_ids(self, key: str) -> bool:
+        """Whether any row gives this LMS id column (``canvas_user_id``, ``moodle_participant_id``)."""
+        return bool(self._by.get(key))
+
+    def ids(self, key: str) -> set[str]:
+        """The values of an id column (case-folded), e.g. every Canvas user id of the roster."""
+        return set(self._by.get(key, {}))
+
     def by_student(self, student: str) -> list[Person]:
         """Every roster row with this course id (more than one is a roster mistake)."""
         return list(self._by["student"].get(student.casefold(), []))
@@ -109,6 +126,10 @@ def read_roster(path: Path) -> Roster:
     Raises CourseError with one line for a missing file, no student column, an invalid or
     duplicated student id, or an LMS id given to two students."""
     try:
+        size = path.stat().st_size
+        if size > MAX_ROSTER_BYTES:
+            raise CourseError(f"the roster {path} is {size / 2**20:.0f} MB (at most {MAX_ROSTER_BYTES // 2**20} MB "
+                              "is read): is it the right file?")
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as e:
         raise CourseError(f"cannot read the roster {path}: {e.strerror or e}") from None
@@ -117,11 +138,22 @@ def read_roster(path: Path) -> Roster:
     if not text.strip():
         raise CourseError(f"the roster {path} is empty")
     try:
-        dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
+        dialect = csv.Sniffer().sniff(text.splitlines()[0][:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        return _parse_rows(path, list(csv.reader(io.StringIO(text), dialect)))
+    except csv.Error as e:  # a field over the csv module's limit, a NUL byte, an unclosed quote...
+        raise CourseError(f"the roster {path} is not a readable CSV ({str(e)[:120]})") from None
+
+
+def _parse_rows(path: Path, rows: list[list[str]]) -> Roster:
+    reader = iter(rows)
     header = [h.strip().casefold() for h in next(reader)]
+    for i, h in enumerate(header):
+        if len(h) > MAX_FIELD:
+            raise CourseError(f"the roster {path}: header column {i + 1} is {len(h)} characters long "
+                              f"(at most {MAX_FIELD})")
     columns: dict[str, int] = {}
     for key, names in ALIASES.items():
         for i, h in enumerate(header):
@@ -135,6 +167,14 @@ def read_roster(path: Path) -> Roster:
         if not any(c.strip() for c in row):
             continue
         values = {k: (row[i].strip() if i < len(row) else "") for k, i in columns.items()}
+        for k, v in values.items():
+            if len(v) > MAX_FIELD:
+                raise CourseError(f"{path}, line {line}: the {k} field is {len(v)} characters long "
+                                  f"(at most {MAX_FIELD}): is the file damaged?")
+        for k in ID_COLUMNS.values():
+            if values.get(k) and not re.fullmatch(r"[0-9]{1,20}", values[k]):
+                raise CourseError(f"{path}, line {line}: {k} {values[k][:40]!r} is not a number "
+                                  "(the LMS's numeric id)")
         sid = values["student"]
         if not STUDENT_ID.match(sid):
             raise CourseError(f"{path}, line {line}: {sid!r} is not a valid student id (1-64 ASCII letters, "

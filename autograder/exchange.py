@@ -28,6 +28,7 @@ set back): then the later time is used and the outcome says so.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import os
 import pwd
@@ -255,49 +256,187 @@ def _owner_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _read_regular(path: Path, limit: int) -> bytes:
-    """A regular file's bytes, never through a link (O_NOFOLLOW, one hard link), at most ``limit``."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-            raise ValueError(f"{path.name} is not a plain file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"{path.name} is larger than {limit // 2**20} MB")
-    return data
+# Everything read from the inbound is opened relative to a folder handle already checked
+# (``openat``): never through a symbolic link (O_NOFOLLOW), never by resolving a path again, and
+# checked with ``fstat`` of the handle itself. What is installed is the bytes read through it.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+#: Folders nested in one submission, and files and folders in it, at most.
+MAX_DEPTH = 16
+MAX_ENTRIES = 10_000
 
 
-def _scan(entry: Path) -> tuple[dict[str, bytes], float, str | None]:
-    """The submission's notebooks and metadata files, the latest inode change time of anything
-    in it, and the reason to refuse it (a link or special file anywhere, too big)."""
-    files: dict[str, bytes] = {}
-    latest = os.lstat(entry).st_ctime
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(entry, followlinks=False):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath, name)
-            st = os.lstat(path)
-            rel = str(path.relative_to(entry))
-            if stat.S_ISLNK(st.st_mode):
-                return {}, latest, f"refused: {rel!r} is a symbolic link; only regular files are read"
-            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-                return {}, latest, f"refused: {rel!r} is not a regular file"
-            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                return {}, latest, f"refused: {rel!r} is a hard link; only regular files are read"
-            latest = max(latest, st.st_ctime)
-            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
-            if total > MAX_SUBMISSION_BYTES:
-                return {}, latest, f"refused: the submission is larger than {MAX_SUBMISSION_BYTES // 2**20} MB"
-    for path in sorted(entry.iterdir()):
-        if path.name.endswith(".ipynb") or path.name in (TIMESTAMP, SECRET):
-            if path.is_dir():
-                continue
+class _Refuse(Exception):
+    """An inbound entry that cannot be taken; the message is its recorded reason."""
+
+
+def _os_reason(e: OSError, what: str) -> str:
+    """Why opening or reading ``what`` failed, for the entry's outcome."""
+    if e.errno == errno.ELOOP:
+        return f"refused: {what} is a symbolic link; only regular files and folders are read"
+    if e.errno == errno.ENOTDIR:
+        return f"refused: {what} is not a folder (a file or a link)"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return (f"refused: {what} is unreadable (permission denied to the collecting user; "
+                "its owner made it private)")
+    if e.errno == errno.ENOENT:
+        return f"refused: {what} was removed or renamed while it was being collected"
+    return f"refused: {what} cannot be read ({e.strerror or type(e).__name__})"
+
+
+def _owned(st: os.stat_result, owner: int | None, what: str) -> None:
+    if owner is not None and st.st_uid != owner:
+        raise _Refuse(f"refused: {what} belongs to {_owner_name(st.st_uid)}, not to the submission's owner")
+
+
+def _read_fd(fd: int, limit: int, name: str) -> bytes:
+    chunks, size = [], 0
+    while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _Refuse(f"refused: {name!r} is larger than {limit // 2**20} MB")
+    return b"".join(chunks)
+
+
+class _Scan:
+    """One submission folder, read through the handle ``fd`` (opened and checked by the caller)."""
+
+    def __init__(self, owner: int | None):
+        self.owner = owner                     # the uid every file in it must belong to (None: any)
+        self.files: dict[str, bytes] = {}      # top-level notebooks and metadata files, as read
+        self.latest = 0.0                      # the latest inode change time seen
+        self.total = self.count = 0
+
+    def folder(self, fd: int, rel: str, depth: int) -> None:
+        self.latest = max(self.latest, os.fstat(fd).st_ctime)
+        try:
+            names = sorted(os.listdir(fd))
+        except OSError as e:
+            raise _Refuse(_os_reason(e, repr(rel or ".")))
+        for name in names:
+            self.count += 1
+            if self.count > MAX_ENTRIES:
+                raise _Refuse(f"refused: the submission holds more than {MAX_ENTRIES} files and folders")
+            path = f"{rel}/{name}" if rel else name
+            what = repr(path)[:80]
             try:
-                files[path.name] = _read_regular(path, MAX_FILE_BYTES)
-            except (OSError, ValueError) as e:
-                return {}, latest, f"refused: {e}"
-    return files, latest, None
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError as e:
+                raise _Refuse(_os_reason(e, what))
+            if stat.S_ISLNK(st.st_mode):
+                raise _Refuse(f"refused: {what} is a symbolic link; only regular files are read")
+            if stat.S_ISDIR(st.st_mode):
+                if depth + 1 > MAX_DEPTH:
+                    raise _Refuse(f"refused: folders nested deeper than {MAX_DEPTH} levels")
+                sub = self._open(fd, name, _DIR_FLAGS, st, what)
+                try:
+                    self.folder(sub, path, depth + 1)
+                finally:
+                    os.close(sub)
+            elif stat.S_ISREG(st.st_mode):
+                if st.st_nlink != 1:
+                    raise _Refuse(f"refused: {what} is a hard link; only regular files are read")
+                _owned(st, self.owner, what)
+                self.latest = max(self.latest, st.st_ctime)
+                self.total += st.st_size
+                if self.total > MAX_SUBMISSION_BYTES:
+                    raise _Refuse(f"refused: the submission is larger than {MAX_SUBMISSION_BYTES // 2**20} MB")
+                if depth == 0 and (name.endswith(".ipynb") or name in (TIMESTAMP, SECRET)):
+                    self.files[name] = self._read(fd, name, st, what)
+            else:
+                raise _Refuse(f"refused: {what} is not a regular file")
+        self.latest = max(self.latest, os.fstat(fd).st_ctime)  # renamed in or out while listed
+
+    def _open(self, parent: int, name: str, flags: int, st: os.stat_result, what: str) -> int:
+        """``name`` in ``parent``, not followed, and the same file as ``st`` (else it was swapped)."""
+        try:
+            fd = os.open(name, flags, dir_fd=parent)
+        except OSError as e:
+            raise _Refuse(_os_reason(e, what))
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or stat.S_IFMT(now.st_mode) != stat.S_IFMT(st.st_mode):
+            os.close(fd)
+            raise _Refuse(f"refused: {what} was replaced while it was being collected")
+        try:
+            _owned(now, self.owner, what)
+        except _Refuse:
+            os.close(fd)
+            raise
+        return fd
+
+    def _read(self, parent: int, name: str, st: os.stat_result, what: str) -> bytes:
+        fd = self._open(parent, name, _FILE_FLAGS, st, what)
+        try:
+            data = _read_fd(fd, MAX_FILE_BYTES, name)
+            after = os.fstat(fd)  # after reading: a change made while it was read shows here
+        except OSError as e:
+            raise _Refuse(_os_reason(e, what))
+        finally:
+            os.close(fd)
+        if after.st_nlink != 1:
+            raise _Refuse(f"refused: {what} is a hard link; only regular files are read")
+        _owned(after, self.owner, what)
+        self.latest = max(self.latest, after.st_ctime)
+        return data
+
+
+def _read_entry(inbound_fd: int, name: str, student: str, check_owner: bool) -> tuple[dict[str, bytes], float]:
+    """The files of the inbound entry ``name`` and the latest change time in it, read through a
+    handle of the entry itself (opened without following a link, its owner checked on the
+    handle); raises ``_Refuse`` with the entry's reason."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=inbound_fd)
+    except OSError as e:
+        raise _Refuse(_os_reason(e, "the submission folder"))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISDIR(st.st_mode):
+            raise _Refuse("refused: not a folder (a link or a file)")
+        if check_owner:
+            try:
+                expected = pwd.getpwnam(student).pw_uid
+            except KeyError:
+                expected = None
+            if st.st_uid != expected:
+                raise _Refuse(f"refused: submitted by {_owner_name(st.st_uid)}, not by {student}")
+        scan = _Scan(st.st_uid)
+        scan.folder(fd, "", 0)
+        return scan.files, scan.latest
+    finally:
+        os.close(fd)
+
+
+def _open_inbound(root: Path, course: str) -> int:
+    """A handle of ``root/course/inbound``: the course folder and the inbound are never links."""
+    from autograder.course import CourseError
+
+    inbound = root / course / "inbound"
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        raise CourseError(f"{inbound} does not exist: publish an assignment first (autograder release --exchange)") from None
+    try:
+        fd = root_fd
+        for part in (course, "inbound"):
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                raise CourseError(f"{inbound} does not exist: publish an assignment first "
+                                  "(autograder release --exchange)") from None
+            except PermissionError:
+                raise CourseError(f"cannot list {inbound}: collect as the instructor who released the assignment") from None
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise CourseError(f"{root / part if part == course else inbound} is not a folder (a link or "
+                                      "a file): the exchange is not as `autograder release --exchange` made it") from None
+                raise CourseError(f"cannot open {inbound}: {e.strerror}") from None
+            if fd != root_fd:
+                os.close(fd)
+            fd = nxt
+        return fd
+    finally:
+        os.close(root_fd)
 
 
 def collect(course, root: str | os.PathLike | None = None, only: str | None = None,
@@ -306,83 +445,96 @@ def collect(course, root: str | os.PathLike | None = None, only: str | None = No
     into ``course/inbound/<student>/<assignment>/`` (the layout ``autograder grade`` reads),
     with ``timestamp.txt`` (the trusted submission time) and the submission's secret.
 
+    Every inbound entry is read through a handle opened relative to the inbound's handle,
+    without following links, its owner checked on that handle (``fstat``); the bytes read are
+    what is installed. An entry that cannot be taken (unreadable, a link, not a folder, not
+    owned by the student it names, removed or replaced while it is read, a link or special file
+    inside, too big) is refused with that reason, and the student's newest entry that can be
+    taken is collected instead; one student's entries never stop the others' collection.
+
     A previously collected copy is replaced. ``check_owner``: a submission counts only for the
     system user who owns it (turn off only where users share one uid, e.g. in containers)."""
     from autograder.collect import STUDENT_ID
-    from autograder.course import CourseError
 
-    inbound = exchange_root(course, root) / course_id(course) / "inbound"
-    if not inbound.is_dir():
-        raise CourseError(f"{inbound} does not exist: publish an assignment first (autograder release --exchange)")
+    root_path = exchange_root(course, root)
     known = {a.id for a in course.assignments()}
     if only is not None:
         course.assignment(only)
-    refused: list[Refused] = []
-    candidates: dict[tuple[str, str], list[tuple[dt.datetime, Path]]] = {}
+    inbound_fd = _open_inbound(root_path, course_id(course))
     try:
-        entries = sorted(inbound.iterdir())
-    except PermissionError:
-        raise CourseError(f"cannot list {inbound}: collect as the instructor who released the assignment") from None
-    for entry in entries:
-        parsed = _parse_name(entry.name)
+        return _collect_from(course, inbound_fd, known, only, check_owner, STUDENT_ID)
+    finally:
+        os.close(inbound_fd)
+
+
+def _collect_from(course, inbound_fd: int, known: set[str], only: str | None, check_owner: bool,
+                  student_id) -> tuple[list[Collected], list[Refused]]:
+    from autograder.course import CourseError
+
+    refused: list[Refused] = []
+    candidates: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = {}
+    try:
+        names = sorted(os.listdir(inbound_fd))
+    except OSError as e:
+        raise CourseError(f"cannot list the exchange's inbound ({e.strerror}): collect as the instructor "
+                          "who released the assignment") from None
+    for name in names:
+        parsed = _parse_name(name)
         if parsed is None:
-            refused.append(Refused(entry.name, "", "", "refused: not a submission (expected student+assignment+time)"))
+            refused.append(Refused(name, "", "", "refused: not a submission (expected student+assignment+time)"))
             continue
         student, aid, stamp = parsed
         if aid not in known or (only and aid != only):
             if aid not in known:
-                refused.append(Refused(entry.name, student, aid, f"refused: {aid!r} is not an assignment of the syllabus"))
+                refused.append(Refused(name, student, aid, f"refused: {aid!r} is not an assignment of the syllabus"))
             continue
-        st = os.lstat(entry)
-        if not stat.S_ISDIR(st.st_mode):
-            refused.append(Refused(entry.name, student, aid, "refused: not a folder (a link or a file)"))
+        if not student_id.match(student):
+            refused.append(Refused(name, student, aid, "refused: not a valid student id"))
             continue
-        if not STUDENT_ID.match(student):
-            refused.append(Refused(entry.name, student, aid, "refused: not a valid student id"))
-            continue
-        if check_owner:
-            try:
-                expected_uid = pwd.getpwnam(student).pw_uid
-            except KeyError:
-                expected_uid = None
-            if st.st_uid != expected_uid:
-                refused.append(Refused(entry.name, student, aid,
-                                       f"refused: submitted by {_owner_name(st.st_uid)}, not by {student}"))
-                continue
         when = _utc(stamp)
         if when is None:
-            refused.append(Refused(entry.name, student, aid, f"refused: unreadable time {stamp!r} in its name"))
+            refused.append(Refused(name, student, aid, f"refused: unreadable time {stamp!r} in its name"))
             continue
-        candidates.setdefault((student, aid), []).append((when, entry))
+        candidates.setdefault((student, aid), []).append((when, name))
     dest_root = collected_dir(course)
     dest_root.mkdir(exist_ok=True)
     os.chmod(dest_root, 0o700)  # students' work: the instructor's eyes only
     taken: list[Collected] = []
     for (student, aid), found in sorted(candidates.items()):
-        found.sort()
-        when, entry = found[-1]
-        files, changed, problem = _scan(entry)
-        if problem:
-            refused.append(Refused(entry.name, student, aid, problem))
-            continue
-        notes = []
-        recorded = _utc(files.get(TIMESTAMP, b"").decode("utf-8", "replace")) or when
-        changed_at = dt.datetime.fromtimestamp(changed, dt.timezone.utc)
-        if (changed_at - recorded).total_seconds() > CLOCK_TOLERANCE_S:
-            notes.append(f"files changed after the recorded submission time ({nbgrader_time(recorded)}): "
-                         f"counted as submitted at {nbgrader_time(changed_at)}")
-            recorded = changed_at
-        folder = dest_root / student / aid
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        for name, data in files.items():
-            if name != TIMESTAMP:
-                (folder / name).write_bytes(data)
-        stamp_text = nbgrader_time(recorded)
-        (folder / TIMESTAMP).write_text(stamp_text)
-        taken.append(Collected(student, aid, folder, stamp_text, notes, earlier=len(found) - 1))
+        found.sort(reverse=True)  # newest first: the first one that can be taken is collected
+        for i, (when, name) in enumerate(found):
+            try:
+                files, changed = _read_entry(inbound_fd, name, student, check_owner)
+            except _Refuse as e:
+                refused.append(Refused(name, student, aid, str(e)))
+                continue
+            taken.append(_install(dest_root, student, aid, when, files, changed, earlier=len(found) - 1 - i))
+            break
     return taken, refused
+
+
+def _install(dest_root: Path, student: str, aid: str, when: dt.datetime, files: dict[str, bytes],
+             changed: float, earlier: int) -> Collected:
+    """Write what was read (never re-read from the exchange) to ``dest_root/student/aid``."""
+    notes = []
+    recorded = _utc(files.get(TIMESTAMP, b"").decode("utf-8", "replace")) or when
+    changed_at = dt.datetime.fromtimestamp(changed, dt.timezone.utc)
+    if (changed_at - recorded).total_seconds() > CLOCK_TOLERANCE_S:
+        notes.append(f"files changed after the recorded submission time ({nbgrader_time(recorded)}): "
+                     f"counted as submitted at {nbgrader_time(changed_at)}")
+        recorded = changed_at
+    folder = dest_root / student / aid
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        if name != TIMESTAMP:
+            (folder / name).write_bytes(data)
+    stamp_text = nbgrader_time(recorded)
+    (folder / TIMESTAMP).write_text(stamp_text)
+    return Collected(student, aid, folder, stamp_text, notes, earlier=earlier)
 
 
 def _sha256(path: Path) -> str:

@@ -24,6 +24,9 @@ and skipped or duplicated files only reach its log, not the submission's outcome
 """
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import json
 import os
 import re
@@ -33,17 +36,80 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from autograder import collect
+from autograder import collect, outcomes
 from autograder.course import Course, CourseError
-from autograder.roster import Person, Roster
+from autograder.roster import ID_COLUMNS, Person, Roster
 
 MOODLE, CANVAS = "moodle", "canvas"
 LMSES = (MOODLE, CANVAS)
-_MOODLE_DIR = re.compile(r"^(?P<name>.+?)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)_$")
-_MOODLE_FLAT = re.compile(r"^(?P<name>.+?)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<file>.+)$")
-_CANVAS = re.compile(r"^(?P<lastfirst>[^_/]+)_(?:(?P<late>late)_)?(?P<uid>\d+)_(?P<sid>\d+)_(?P<orig>[^/]+)$",
-                     re.IGNORECASE)
-_RESUBMISSION = re.compile(r"^(?P<base>.+?)-(?P<n>\d+)$")
+# Every LMS name is parsed from the side the student cannot control. A Moodle folder ends with
+# the participant id and the plugin suffix (the full name before them is free text and may itself
+# contain "_<digits>_assignsubmission_"), so the greedy name reads it from the right. Ids are ASCII
+# digits only (``\d`` would take other scripts' digits too).
+_MOODLE_DIR = re.compile(r"^(?P<name>.+)_(?P<uid>[0-9]+)_assignsubmission_(?P<plugin>[a-z]+)_$", re.ASCII)
+# Where a flat Moodle name, or a Canvas name, may be cut into (name, ids, file): free text on both
+# sides (the name, and the file name the student uploaded), so every cut is a candidate (``_cuts``).
+_MOODLE_CUT = re.compile(r"_(?P<uid>[0-9]+)_assignsubmission_(?P<plugin>[a-z]+)_", re.ASCII)
+_CANVAS_CUT = re.compile(r"_(?:(?P<late>(?i:late))_)?(?P<uid>[0-9]+)_(?P<sid>[0-9]+)_", re.ASCII)
+_RESUBMISSION = re.compile(r"^(?P<base>.+?)-(?P<n>[0-9]+)$", re.ASCII)
+ID_NAMES = {MOODLE: "Moodle participant id", CANVAS: "Canvas user id"}
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """One way to read an LMS file name: the name, the user id, what follows the ids."""
+
+    name: str
+    uid: str
+    rest: str
+    plugin: str = ""     # Moodle
+    sid: str = ""        # Canvas
+    late: bool = False   # Canvas
+
+
+def _cuts(text: str, pattern: re.Pattern) -> list[_Cut]:
+    """Every reading of ``<name><pattern><rest>`` with a non-empty name and rest, leftmost first."""
+    out = []
+    for i in range(1, len(text)):
+        m = pattern.match(text, i) if text[i] == "_" else None
+        if m and m.end() < len(text):
+            out.append(_Cut(text[:i], m["uid"], text[m.end():], plugin=m.groupdict().get("plugin") or "",
+                            sid=m.groupdict().get("sid") or "", late=bool(m.groupdict().get("late"))))
+    return out
+
+
+def _stem(name: str) -> str:
+    """A file name's stem without Canvas's re-upload number ("01_perceptron-2.ipynb" -> "01_perceptron")."""
+    stem = PurePosixPath(name).stem
+    return _RESUBMISSION.sub(r"\g<base>", stem)
+
+
+def _pick(cuts: list[_Cut], known: set[str], aids: set[str]) -> tuple[_Cut | None, str]:
+    """The one reading of a name that a crafted name cannot shift, else (None, why not).
+
+    With the roster's ids for this LMS: the reading whose user id is in the roster (a name or a
+    file name that holds another roster id makes two: the entry is refused, never given to
+    either). Without them: the only reading, or the only one whose file name is a notebook of
+    the syllabus (``<id>_<id>_01_perceptron.ipynb`` has a second reading, ``01`` as an id)."""
+    if not cuts:
+        return None, ""
+    if known:
+        hits = [c for c in cuts if c.uid in known]
+        uids = sorted({c.uid for c in hits})
+        if len(uids) == 1:
+            return hits[0], ""
+        if not uids:
+            return cuts[0], ""   # nobody of the roster: refused later as not in the roster
+        return None, (f"the name can be read as {len(uids)} users of the roster (ids {', '.join(uids)}): "
+                      "a name or file name made to look like another's entry; not graded, check it by hand")
+    if len({c.uid for c in cuts}) == 1:
+        return cuts[0], ""
+    named = [c for c in cuts if _stem(c.rest) in aids]
+    if len({c.uid for c in named}) == 1:
+        return named[0], ""
+    return None, (f"the name can be read as {len({c.uid for c in cuts})} different users "
+                  f"(ids {', '.join(sorted({c.uid for c in cuts}))}): not graded; give the LMS ids in the "
+                  "roster, or check it by hand")
 
 
 @dataclass
@@ -71,6 +137,8 @@ class LmsBatch:
     notes: dict[tuple[str, str], list[str]]
     refusals: list[collect.Refusal]
     identities: dict[str, dict]                      # student -> what the LMS called them
+    timestamps: dict[tuple[str, str], str] = field(default_factory=dict)   # for late penalties
+    warnings: list[str] = field(default_factory=list)                      # said once, on stderr
 
 
 def _walk_folder(root: Path) -> tuple[list[tuple[str, Path]], dict[str, str]]:
@@ -123,8 +191,8 @@ def detect(entries: list[str]) -> str | None:
     tops = [e.split("/", 1)[0] for e in entries if e.split("/", 1)[0] not in collect.JUNK]
     if not tops:
         return None
-    moodle = sum(bool(_MOODLE_DIR.match(t) or _MOODLE_FLAT.match(t)) for t in tops)
-    canvas = sum(bool("/" not in e and _CANVAS.match(e)) for e in entries)
+    moodle = sum(bool(_MOODLE_DIR.match(t) or _cuts(t, _MOODLE_CUT)) for t in tops)
+    canvas = sum(bool("/" not in e and _cuts(e, _CANVAS_CUT)) for e in entries)
     if moodle > canvas and moodle >= len(tops) / 2:
         return MOODLE
     if canvas > moodle and canvas >= len(tops) / 2:
@@ -132,49 +200,55 @@ def detect(entries: list[str]) -> str | None:
     return None
 
 
-def parse(lms: str, files: list[tuple[str, Path]], problems: dict[str, str]
-          ) -> tuple[list[LmsUser], list[collect.Refusal]]:
-    """Group an export's entries by LMS user. Entries that fit no user become refusals."""
-    users: dict[str, LmsUser] = {}
+def parse(lms: str, files: list[tuple[str, Path]], problems: dict[str, str], known: set[str] = frozenset(),
+          aids: set[str] = frozenset()) -> tuple[list[LmsUser], list[collect.Refusal]]:
+    """Group an export's entries by LMS user. Entries that fit no user, or more than one, become refusals.
+
+    ``known``: the roster's ids for this LMS (``_pick``); ``aids``: the syllabus's assignment ids.
+    Users are told apart by (id, name): one id under two names is judged in ``prepare``."""
+    users: dict[tuple[str, str], LmsUser] = {}
     refused: list[collect.Refusal] = []
 
-    def user_of(entry: str) -> tuple[LmsUser | None, str]:
-        """The user an entry belongs to, and the entry's path inside that user's submission."""
+    def user_of(entry: str) -> tuple[LmsUser | None, str, str]:
+        """The user an entry belongs to, the entry's path inside that user's submission, and why none."""
         top, _, rest = entry.partition("/")
         if lms == MOODLE:
-            m = _MOODLE_DIR.match(top) if rest else None
-            m = m or _MOODLE_FLAT.match(top)
-            if not m:
-                return None, ""
-            inner = rest if rest else m.group("file")
-            u = users.setdefault(m["pid"], LmsUser(MOODLE, m["pid"], m["name"], f"{m['name']}_{m['pid']}"))
-            if m["plugin"] == "onlinetext":
+            if rest:   # one folder per participant: the folder name ends with the id and the plugin
+                m = _MOODLE_DIR.match(top)
+                cut = _Cut(m["name"], m["uid"], rest, plugin=m["plugin"]) if m else None
+                why = ""
+            else:      # flat: "<name>_<id>_assignsubmission_<plugin>_<file>", both ends free text
+                cut, why = _pick(_cuts(top, _MOODLE_CUT), known, aids)
+            if cut is None:
+                return None, "", why
+            u = users.setdefault((cut.uid, cut.name), LmsUser(MOODLE, cut.uid, cut.name, f"{cut.name}_{cut.uid}"))
+            if cut.plugin == "onlinetext":
                 u.online_text.append(entry)
-                return u, ""
-            return u, inner
-        m = None if rest else _CANVAS.match(top)
-        if not m:
-            return None, ""
-        u = users.setdefault(m["uid"], LmsUser(CANVAS, m["uid"], m["lastfirst"], f"{m['lastfirst']}_{m['uid']}",
-                                               submission_id=m["sid"]))
-        u.late = u.late or bool(m["late"])
-        u.submission_id = max(u.submission_id, m["sid"], key=int)
-        return u, m["orig"]
+                return u, "", ""
+            return u, cut.rest, ""
+        cut, why = (None, "") if rest else _pick(_cuts(top, _CANVAS_CUT), known, aids)
+        if cut is None:
+            return None, "", why
+        u = users.setdefault((cut.uid, cut.name), LmsUser(CANVAS, cut.uid, cut.name, f"{cut.name}_{cut.uid}",
+                                                          submission_id=cut.sid))
+        u.late = u.late or cut.late
+        u.submission_id = max(u.submission_id, cut.sid, key=int)
+        return u, cut.rest, ""
 
     for entry, path in files:
-        u, inner = user_of(entry)
+        u, inner, why = user_of(entry)
         if u is None:
-            refused.append(collect.Refusal(entry, "", f"not a {lms.capitalize()} submission entry (the name does "
-                                                      "not follow the export's naming): ignored"))
+            refused.append(collect.Refusal(entry, "", why or f"not a {lms.capitalize()} submission entry (the name "
+                                                             "does not follow the export's naming): ignored"))
         elif inner:
             u.files.append((inner, path))
     for entry, why in sorted(problems.items()):
-        u, inner = user_of(entry)
+        u, inner, _ = user_of(entry)
         if u is None:
             refused.append(collect.Refusal(entry, "", why))
         else:
             u.broken.append((inner or entry, why))
-    return sorted(users.values(), key=lambda u: (u.name.casefold(), u.user_id)), refused
+    return sorted(users.values(), key=lambda u: (u.name.casefold(), u.user_id, u.name)), refused
 
 
 def _release_grade_ids(course: Course) -> dict[str, set[str]]:
@@ -201,25 +275,29 @@ def _looks_like(path: Path, ids: dict[str, set[str]]) -> str | None:
     return best if best and ids[best] & have else None
 
 
-def detect_assignment(course: Course, export: Path, users: list[LmsUser]) -> str:
-    """The assignment of an export: the notebooks' names and graded cells vote; else the zip's name."""
+def _notebook_assignment(inner: str, path: Path, known: list[str], ids: dict[str, set[str]]) -> str | None:
+    """The assignment a submitted notebook is for: its graded cells, else its name; None if neither says."""
+    return _looks_like(path, ids) or (_stem(inner) if _stem(inner) in known else None)
+
+
+def detect_assignment(course: Course, export: Path, users: list[LmsUser], kinds: dict[Path, str | None]) -> str:
+    """The assignment of an export, decided per student, never by a vote across students.
+
+    Each student's notebooks say which assignments they are for (``_notebook_assignment``); the
+    export's assignment is the one every such student has a notebook of. If they disagree (one
+    student's files named or made for another assignment), ``--lms-assignment`` must say it.
+    With no notebook of the syllabus at all, the zip's name decides if it names exactly one."""
     known = [a.id for a in course.assignments()]
-    ids = _release_grade_ids(course)
-    votes: Counter[str] = Counter()
-    for u in users:
-        for inner, path in u.files:
-            if not inner.lower().endswith(".ipynb"):
-                continue
-            stem = _RESUBMISSION.sub(r"\g<base>", PurePosixPath(inner).stem)
-            aid = stem if stem in known else _looks_like(path, ids)
-            if aid:
-                votes[aid] += 1
-    if votes:
-        (first, n), *rest = votes.most_common(2) + [("", 0)]
-        if rest[0][1] == n:
-            raise CourseError(f"{export.name} holds notebooks of {first} and {rest[0][0]} equally often: "
-                              "say which assignment it is with --lms-assignment ID")
-        return first
+    sets = [s for s in ({kinds[p] for _, p in u.files if kinds.get(p)} for u in users) if s]
+    if sets:
+        common = set.intersection(*sets)
+        if len(common) == 1:
+            return common.pop()
+        counts = Counter(a for s in sets for a in s)
+        split = "; ".join(f"{a}: {n}" for a, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
+        raise CourseError(f"the students' notebooks in {export.name} are not all for one assignment (students "
+                          f"with a notebook of each: {split}); each submission is judged on its own, so say "
+                          "which assignment the export is for with --lms-assignment ID")
     named = [a for a in known if a in export.name]
     if len(named) == 1:
         return named[0]
@@ -227,34 +305,53 @@ def detect_assignment(course: Course, export: Path, users: list[LmsUser]) -> str
                       f"pass --lms-assignment ID (one of {', '.join(known)})")
 
 
-def _match(roster: Roster, u: LmsUser) -> tuple[Person | None, str]:
-    """The roster person of an LMS user, or (None, why not)."""
-    key = "moodle_participant_id" if u.lms == MOODLE else "canvas_user_id"
+def _match(roster: Roster, u: LmsUser) -> tuple[Person | None, str, bool]:
+    """The roster person of an LMS user, or (None, why not), and whether the match is by name only.
+
+    A roster row that gives this LMS's id is matched by that id only: nobody can claim it by
+    taking its name. A row without the id can be matched by the user's name (another student can
+    take that name too: ``prepare`` warns), unless several rows or users share it."""
+    key = ID_COLUMNS[u.lms]
+    idname = ID_NAMES[u.lms]
     person, why = roster.match(key, u.user_id)
     if person:
-        return person, ""
-    person, why_name = roster.match("name", u.name)
-    if person:
-        # a person whose row names another id of this LMS is someone else with the same name
-        other = getattr(person, key)
-        if other and other != u.user_id:
-            return None, (f"the roster's {person.student} ({person.name}) has {key} {other}, not {u.user_id}")
-        return person, ""
-    idname = "participant id" if u.lms == MOODLE else "Canvas user id"
-    return None, why or why_name or (f"not in the roster (no row with {idname} {u.user_id} or the name "
-                                     f"{u.name!r}): add them to {roster.path.name if roster.path else 'the roster'}")
+        return person, "", False
+    if why:
+        return None, why, False
+    same = roster.by_name(u.name)
+    free = [p for p in same if not getattr(p, key)]
+    if len(free) == 1:
+        return free[0], "", True
+    if free:
+        return None, (f"the roster has {len(free)} people with this name and no {key} "
+                      f"({', '.join(p.student for p in free)}): give their {key} in the roster"), True
+    if same:
+        return None, (f"{idname} {u.user_id} is not in the roster; the roster's "
+                      f"{', '.join(p.student for p in same)} with the same name has another {key}: "
+                      "a name is not an identity, so this user is not graded"), False
+    return None, (f"not in the roster (no row with {idname} {u.user_id}"
+                  + ("" if roster.has_ids(key) else f" or the name {outcomes.printable_name(u.name, 60)}")
+                  + f"): add them to {roster.path.name if roster.path else 'the roster'}"), False
 
 
-def _choose(aid: str, u: LmsUser) -> tuple[list[tuple[str, Path]], list[str], list[tuple[str, str]]]:
+def _choose(aid: str, u: LmsUser, kinds: dict[Path, str | None]
+            ) -> tuple[list[tuple[str, Path]], list[str], list[tuple[str, str]]]:
     """The notebooks to copy [(name, file)], notes, and non-notebook entries [(entry, reason)].
 
-    Canvas's numbered re-uploads (``x-1.ipynb``, ``x-2.ipynb``) of one file keep the highest
-    number (the latest upload); a Moodle folder keeps every notebook (``collect`` then takes
-    ``<aid>.ipynb``, or the single one)."""
+    A notebook made or named for another assignment is not graded (a note says so). Canvas's
+    numbered re-uploads (``x-1.ipynb``, ``x-2.ipynb``) of one file keep the highest number (the
+    latest upload); a Moodle folder keeps every notebook (``collect`` then takes ``<aid>.ipynb``,
+    or the single one)."""
     notes: list[str] = []
     not_notebooks = [(inner, f"not a notebook ({PurePosixPath(inner).suffix or 'no extension'}): not graded")
                      for inner, _ in u.files if not inner.lower().endswith(".ipynb")]
     notebooks = [(inner, p) for inner, p in u.files if inner.lower().endswith(".ipynb")]
+    foreign = [(inner, kinds[p]) for inner, p in notebooks if kinds.get(p) not in (None, aid)]
+    if foreign:
+        shown = ", ".join(f"{PurePosixPath(i).name} ({a})" for i, a in sorted(foreign))[:200]
+        notes.append(f"{len(foreign)} notebook(s) made or named for another assignment, not {aid}, not graded: "
+                     f"{shown}")
+        notebooks = [(inner, p) for inner, p in notebooks if kinds.get(p) in (None, aid)]
     chosen: dict[str, tuple[int, str, Path]] = {}
     replaced: dict[str, list[str]] = {}
     for inner, p in notebooks:
@@ -286,18 +383,46 @@ def _choose(aid: str, u: LmsUser) -> tuple[list[tuple[str, Path]], list[str], li
                      f"({', '.join(sorted(PurePosixPath(e).name for e, _ in not_notebooks))[:120]}): not graded")
     if u.online_text:
         notes.append("an online-text submission was also made: not graded (only notebooks are)")
-    if u.late:
-        notes.append("Canvas marked this submission late")
     return [(k, p) for k, (_, _, p) in sorted(chosen.items())], notes, not_notebooks
 
 
+def _one_name_per_id(roster: Roster, users: list[LmsUser]) -> tuple[list[LmsUser], list[tuple[str, str]]]:
+    """An LMS writes one name for each of its ids; an id under several names means a crafted name.
+
+    Of the users sharing an id, the one whose name is the roster's name for that person is kept
+    (an honest student is never blocked by a copy); if none or several fit, none is graded."""
+    by_id: dict[str, list[LmsUser]] = {}
+    for u in users:
+        by_id.setdefault(u.user_id, []).append(u)
+    keep, refused = [], []
+    for uid, group in by_id.items():
+        if len(group) == 1:
+            keep.extend(group)
+            continue
+        fits = [u for u in group if (m := _match(roster, u)[0]) is not None and roster.name_fits(m, u.name)]
+        labels = ", ".join(outcomes.printable_name(u.label, 60) for u in group)
+        if len(fits) == 1:
+            keep.append(fits[0])
+            refused += [(u.label, f"the export shows {ID_NAMES[u.lms]} {uid} under {len(group)} names ({labels}); "
+                                  f"only {outcomes.printable_name(fits[0].label, 60)} is the roster's name for it: "
+                                  "this entry's name was made to look like another's and is not graded")
+                        for u in group if u is not fits[0]]
+        else:
+            refused += [(u.label, f"the export shows {ID_NAMES[u.lms]} {uid} under {len(group)} names ({labels}) "
+                                  "and the roster cannot tell which is real: none is graded, check by hand")
+                        for u in group]
+    return keep, refused
+
+
 def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assignment: str | None,
-            workdir: Path) -> LmsBatch:
+            workdir: Path, times: Path | None = None) -> LmsBatch:
     """Turn an LMS export (zip or its unpacked folder) into ``workdir/layout/<student>/<aid>/``.
 
     ``lms``: "moodle", "canvas" or None (detected from the entry names). ``assignment``: a
-    syllabus id, or None (detected from the notebooks). Raises CourseError (one line) when the
-    zip cannot be read, the LMS cannot be told or the assignment is unknown."""
+    syllabus id, or None (detected per student from the notebooks). ``times``: the LMS's
+    submission times (Moodle's grading worksheet; ``read_times``), for late penalties. Raises
+    CourseError (one line) when the zip cannot be read, the LMS cannot be told or the
+    assignment is unknown or disputed."""
     files, problems = _unpack(export, workdir / "unpacked")
     files, problems = _strip_wrapper(files, problems)
     found = detect([e for e, _ in files] + list(problems))
@@ -311,37 +436,57 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
     elif found and found != lms:
         raise CourseError(f"{export.name} looks like a {found.capitalize()} export, not {lms.capitalize()}: "
                           f"use --lms {found} (or leave --lms out)")
-    users, refusals = parse(lms, files, problems)
+    key = ID_COLUMNS[lms]
+    known_aids = [a.id for a in course.assignments()]
     if assignment:
-        aid = course.assignment(assignment).id
-    else:
-        aid = detect_assignment(course, export, users)
-    refusals = [collect.Refusal(r.name, aid, r.reason) for r in refusals]
-    matched: dict[str, list[tuple[LmsUser, Person]]] = {}
+        assignment = course.assignment(assignment).id
+    submitted_at = read_times(times, lms) if times else {}
+    users, early = parse(lms, files, problems, roster.ids(key), set(known_aids))
+    refused: list[tuple[str, str]] = [(r.name, r.reason) for r in early]
+    users, more = _one_name_per_id(roster, users)
+    refused += more
+    matched: dict[str, list[tuple[LmsUser, Person, bool]]] = {}
     for u in users:
-        person, why = _match(roster, u)
+        person, why, _ = _match(roster, u)
         if person is None:
-            refusals.append(collect.Refusal(u.label, aid, why))
+            refused.append((u.label, why))
         else:
-            matched.setdefault(person.student, []).append((u, person))
+            matched.setdefault(person.student, []).append((u, person, _match(roster, u)[2]))
+    for student, triples in list(matched.items()):
+        if len(triples) > 1:   # two rows for one student id, or one id-less row claimed by two names
+            labels = ", ".join(outcomes.printable_name(u.label, 60) for u, _, _ in triples)
+            by_name = any(n for _, _, n in triples)
+            for u, _, _ in triples:
+                refused.append((u.label, f"the roster maps {len(triples)} LMS users ({labels}) to one student id, "
+                                         f"{student}: none of them is graded; "
+                                         + (f"give {student}'s {key} in the roster" if by_name else "fix the roster")))
+            del matched[student]
+    ids = _release_grade_ids(course)
+    kinds = {p: _notebook_assignment(inner, p, known_aids, ids)
+             for triples in matched.values() for u, _, _ in triples for inner, p in u.files
+             if inner.lower().endswith(".ipynb")}
+    aid = assignment or detect_assignment(course, export, [u for t in matched.values() for u, _, _ in t], kinds)
+    due = course.assignment(aid).due
+    warnings = []
+    by_name = sorted(s for s, t in matched.items() if t[0][2])
+    if by_name:
+        warnings.append(f"WARNING: {len(by_name)} student(s) matched by the name they chose in "
+                        f"{lms.capitalize()}, not by an id ({', '.join(by_name[:5])}{', ...' if len(by_name) > 5 else ''}"
+                        f"): another student can take the same name. Add the {key} column to the roster "
+                        + ("(Moodle: the grading worksheet's Identifier, \"Participant N\")" if lms == MOODLE
+                           else "(Canvas: the ID column of the gradebook export)"))
     layout = workdir / "layout"
     layout.mkdir(parents=True)
     notes: dict[tuple[str, str], list[str]] = {}
     identities: dict[str, dict] = {}
-    for student, pairs in sorted(matched.items()):
-        if len(pairs) > 1:
-            labels = ", ".join(u.label for u, _ in pairs)
-            for u, _ in pairs:
-                refusals.append(collect.Refusal(u.label, aid, f"the roster maps {len(pairs)} LMS users ({labels}) "
-                                                              f"to one student id, {student}: none of them is "
-                                                              "graded; fix the roster"))
-            continue
-        u, person = pairs[0]
-        copies, sub_notes, not_notebooks = _choose(aid, u)
+    timestamps: dict[tuple[str, str], str] = {}
+    untimed = 0
+    for student, [(u, person, name_only)] in sorted(matched.items()):
+        copies, sub_notes, not_notebooks = _choose(aid, u, kinds)
         for inner, why in not_notebooks:
-            refusals.append(collect.Refusal(f"{u.label}/{inner}", aid, why))
+            refused.append((f"{u.label}/{inner}", why))
         for inner, why in u.broken:
-            refusals.append(collect.Refusal(f"{u.label}/{inner}", aid, why))
+            refused.append((f"{u.label}/{inner}", why))
             sub_notes.append(f"a file of the submission could not be read, so none of it is graded "
                              f"({PurePosixPath(inner).name[:60]}: {why})")
         if u.broken:  # as for any zip (collect.discover): a damaged submission is not graded, and says why
@@ -351,6 +496,18 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
                              + ", ".join(sorted(PurePosixPath(e).name for e, _ in not_notebooks))[:120])
         if not copies and u.online_text and not u.files:
             sub_notes.append("only an online-text submission was made: a notebook file is needed")
+        if name_only:
+            sub_notes.append(f"matched to the roster by name only (no {key} in the roster)")
+        when = submitted_at.get(u.user_id)
+        if when:
+            timestamps[(student, aid)] = when
+        elif due is not None:
+            untimed += 1
+            sub_notes.append(("Canvas marked this submission late, but " if u.late else "")
+                             + f"the submission time is unknown ({_no_time_hint(lms, times)}): "
+                             "no late penalty applied")
+        if u.late and (when or due is None):
+            sub_notes.append("Canvas marked this submission late")
         folder = layout / student / aid
         folder.mkdir(parents=True)
         for name, path in copies:
@@ -359,9 +516,91 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
         if sub_notes:
             notes[(student, aid)] = sub_notes
         identities[student] = {"lms": lms, "user_id": u.user_id, "name": u.name, "label": u.label,
-                               "submission_id": u.submission_id, "late": u.late,
+                               "submission_id": u.submission_id, "late": u.late, "matched_by_name": name_only,
                                "roster_name": person.name, "email": person.email}
-    return LmsBatch(lms, aid, layout, notes, refusals, identities)
+    if untimed:
+        warnings.append(f"WARNING: {untimed} submission(s) of {aid} (due {due:%Y-%m-%d %H:%M} UTC) have no "
+                        f"submission time ({_no_time_hint(lms, times)}): no late penalty is applied to them, "
+                        "and their outcomes say so")
+    refusals = [collect.Refusal(name, aid, why) for name, why in refused]
+    return LmsBatch(lms, aid, layout, notes, refusals, identities, timestamps, warnings)
+
+
+def _no_time_hint(lms: str, times: Path | None) -> str:
+    if times:
+        return f"{times.name} gives none for this user"
+    if lms == MOODLE:
+        return "Moodle's zip carries none: give its grading worksheet with --lms-times FILE"
+    return ("Canvas's zip and gradebook export carry none: give a CSV of user ids and submission times "
+            "with --lms-times FILE")
+
+
+# -- submission times ---------------------------------------------------------------------------
+
+_ID_HEADERS = ("identifier", "id", "user_id", "canvas_user_id", "moodle_participant_id", "participant")
+_TIME_HEADERS = ("last modified (submission)", "submitted_at", "submitted at", "submission time")
+_MOODLE_TIME_FORMATS = ("%A, %d %B %Y, %I:%M %p", "%d %B %Y, %I:%M %p", "%A, %d %B %Y, %H:%M", "%d %B %Y, %H:%M")
+
+
+def parse_time(text: str) -> dt.datetime | None:
+    """An LMS time as aware UTC: ISO 8601 (a naive one is local time), or the form of Moodle's
+    worksheet ("Tuesday, 1 December 2026, 11:36 AM", in the downloading user's zone: read as this
+    machine's local time). None for "-" or empty; ValueError if unreadable."""
+    text = text.strip()
+    if text in ("", "-"):
+        return None
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        for fmt in _MOODLE_TIME_FORMATS:
+            try:
+                t = dt.datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError(f"not a time: {text[:40]!r}") from None
+    return (t if t.tzinfo else t.astimezone()).astimezone(dt.timezone.utc)
+
+
+def read_times(path: Path, lms: str) -> dict[str, str]:
+    """``{user id: submission time}`` (nbgrader's ``timestamp.txt`` form, UTC) from an LMS's CSV.
+
+    Moodle: the grading worksheet (``Identifier`` "Participant N", ``Last modified
+    (submission)``). Canvas: any CSV with the user id (``ID``, ``user_id`` or ``canvas_user_id``)
+    and ``submitted_at`` (as the submissions API gives it). Raises CourseError (one line)."""
+    try:
+        text = collect.read_regular(path, 50 * 1024 * 1024).decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text)))
+    except OSError as e:
+        raise CourseError(f"cannot read the submission times {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise CourseError(f"the submission times {path} are not UTF-8 text") from None
+    except csv.Error as e:
+        raise CourseError(f"the submission times {path} are not a readable CSV ({str(e)[:100]})") from None
+    if not rows:
+        raise CourseError(f"the submission times {path} are empty")
+    header = [h.strip().casefold() for h in rows[0]]
+    idcol = next((header.index(h) for h in _ID_HEADERS if h in header), None)
+    timecol = next((header.index(h) for h in _TIME_HEADERS if h in header), None)
+    if idcol is None or timecol is None:
+        raise CourseError(f"{path} has no user id column ({', '.join(_ID_HEADERS)}) or no submission time column "
+                          f"({', '.join(_TIME_HEADERS)}): for Moodle, give the grading worksheet")
+    out = {}
+    for line, row in enumerate(rows[1:], 2):
+        if len(row) <= max(idcol, timecol):
+            continue
+        m = re.fullmatch(r"(?:participant\s*)?([0-9]{1,20})", row[idcol].strip(), re.I | re.A)
+        if not m:
+            continue
+        try:
+            when = parse_time(row[timecol])
+        except ValueError as e:
+            raise CourseError(f"{path}, line {line}: {e} (expected e.g. \"Tuesday, 1 December 2026, 11:36 AM\" "
+                              "or ISO 8601)") from None
+        if when:
+            out[m[1]] = f"{when:%Y-%m-%d %H:%M:%S.%f} UTC"
+    return out
 
 
 def identities_path(course: Course, lms: str, aid: str) -> Path:
@@ -389,21 +628,28 @@ def read_identities(course: Course, lms: str, aid: str) -> dict[str, dict]:
 
 
 def grade_export(course: Course, export: Path, roster: Roster, lms: str | None, assignment: str | None,
-                 opts) -> tuple[LmsBatch, list[dict]]:
-    """Prepare an LMS export and grade it (``grading.grade``); returns the batch and the results."""
+                 opts, times: Path | None = None) -> tuple[LmsBatch, list[dict]]:
+    """Prepare an LMS export and grade it (``grading.grade``); returns the batch and the results.
+
+    ``times``: the LMS's submission times (``read_times``); without them no LMS submission can
+    be late, and when the assignment has a due date a warning line and each outcome say so."""
     import dataclasses
+    import sys
 
     from autograder.grading import grade
 
     with tempfile.TemporaryDirectory(prefix="lms-") as tmp:
-        batch = prepare(course, export, roster, lms, assignment, Path(tmp))
+        batch = prepare(course, export, roster, lms, assignment, Path(tmp), times)
         if opts.assignment and opts.assignment != batch.assignment:
             raise CourseError(f"{export.name} holds {batch.assignment}, not {opts.assignment}")
+        for line in batch.warnings:
+            print(line, file=sys.stderr)
         notes = {**opts.notes}
         for key, more in batch.notes.items():
             notes[key] = [*notes.get(key, []), *more]
         opts = dataclasses.replace(opts, assignment=batch.assignment, notes=notes,
-                                   refusals=[*opts.refusals, *batch.refusals])
+                                   refusals=[*opts.refusals, *batch.refusals],
+                                   timestamps={**opts.timestamps, **batch.timestamps})
         if not any(batch.folder.iterdir()) and not opts.refusals:
             raise CourseError(f"{export.name} holds no submission")
         results = grade(course, batch.folder, opts)  # nothing matched: only the refusals are recorded

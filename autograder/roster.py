@@ -101,6 +101,17 @@ class Roster:
         """The values of an id column (case-folded), e.g. every Canvas user id of the roster."""
         return set(self._by.get(key, {}))
 
+    def by_name(self, name: str) -> list[Person]:
+        """Every row whose name (or its Canvas "lastfirst" form) is ``name``, compared loosely."""
+        key = name_key(name)
+        return list(self._by["name"].get(key, [])) if key else []
+
+    @staticmethod
+    def name_fits(person: Person, name: str) -> bool:
+        """Whether an LMS's name for a user is this row's name (loosely, or as Canvas's lastfirst)."""
+        key, parts = name_key(name), person.name.split()
+        return bool(key) and key in {name_key(person.name), name_key(parts[-1] + "".join(parts[:-1])) if parts else ""}
+
     def by_student(self, student: str) -> list[Person]:
         """Every roster row with this course id (more than one is a roster mistake)."""
         return list(self._by["student"].get(student.casefold(), []))

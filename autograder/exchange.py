@@ -23,7 +23,13 @@ Collection trusts nothing a student wrote: a submission counts for the student w
 folder (a folder named for another student is refused), only regular files are read (no
 symbolic or hard link, at any level), and the submission time is nbgrader's ``timestamp.txt``
 unless the files were changed later than that (their inode change time, which a user cannot
-set back): then the later time is used and the outcome says so.
+set back): then the later time is used and the outcome says so. Every entry is read through
+a handle opened relative to the inbound's handle (``openat``, no link followed, owner and type
+checked with ``fstat`` of that handle), and what is installed is the bytes read through it, so
+an entry swapped for a link while ``collect`` runs is refused, never followed. An entry that
+cannot be taken (unreadable, a link, owned by another user, changed while read) is refused
+with its reason, the student's newest entry that can be taken is collected, and every other
+student is collected as usual.
 """
 from __future__ import annotations
 
@@ -270,8 +276,19 @@ class _Refuse(Exception):
     """An inbound entry that cannot be taken; the message is its recorded reason."""
 
 
-def _os_reason(e: OSError, what: str) -> str:
-    """Why opening or reading ``what`` failed, for the entry's outcome."""
+def _os_reason(e: OSError, what: str, parent: int | None = None, name: str = "") -> str:
+    """Why opening or reading ``what`` (``name`` in the folder handle ``parent``) failed, for
+    the entry's outcome. Opening a link with O_DIRECTORY | O_NOFOLLOW fails with ENOTDIR, not
+    ELOOP: a second look (for the message only) tells a link from a file."""
+    if e.errno == errno.ENOTDIR and parent is not None:
+        try:
+            mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISLNK(mode):
+            e = OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+        elif stat.S_ISDIR(mode):  # a folder again: something else was in its place a moment ago
+            return f"refused: {what} was swapped for a link or a file while it was being collected"
     if e.errno == errno.ELOOP:
         return f"refused: {what} is a symbolic link; only regular files and folders are read"
     if e.errno == errno.ENOTDIR:
@@ -353,7 +370,7 @@ class _Scan:
         try:
             fd = os.open(name, flags, dir_fd=parent)
         except OSError as e:
-            raise _Refuse(_os_reason(e, what))
+            raise _Refuse(_os_reason(e, what, parent, name))
         now = os.fstat(fd)
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or stat.S_IFMT(now.st_mode) != stat.S_IFMT(st.st_mode):
             os.close(fd)
@@ -388,7 +405,7 @@ def _read_entry(inbound_fd: int, name: str, student: str, check_owner: bool) -> 
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=inbound_fd)
     except OSError as e:
-        raise _Refuse(_os_reason(e, "the submission folder"))
+        raise _Refuse(_os_reason(e, "the submission folder", inbound_fd, name))
     try:
         st = os.fstat(fd)
         if not stat.S_ISDIR(st.st_mode):

@@ -332,6 +332,9 @@ def cell_timeouts(plans: dict[str, Any], default: Any) -> Any:
 
 def heldout_files(course: Course, aids: list[str]) -> list[Path]:
     """The held-out files (and their manifest) the challenges of ``aids`` need: they travel to the
-    grading workers with the plans (trusted processes), never into a sandbox."""
-    names = sorted({ch.heldout for aid in aids for ch in load_challenges(course.cases_file(aid)).values()})
-    return [course.root / "heldout" / "MANIFEST.json", *(course.root / "heldout" / n for n in names)] if names else []
+    grading workers with the plans (trusted processes), never into a sandbox. The denoiser's test
+    noise is drawn from the secret at grading time, so SECRET travels too where a denoiser is graded."""
+    found = [ch for aid in aids for ch in load_challenges(course.cases_file(aid)).values()]
+    names = sorted({ch.heldout for ch in found})
+    secret = [course.root / "heldout" / "SECRET"] if any(ch.task == "digits_denoiser" for ch in found) else []
+    return [course.root / "heldout" / "MANIFEST.json", *secret, *(course.root / "heldout" / n for n in names)] if names else []

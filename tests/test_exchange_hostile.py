@@ -264,6 +264,25 @@ def test_each_hostile_entry_is_its_own_outcome_and_everyone_else_is_collected(kl
     assert sorted(p.name for p in (klass["course"] / "inbound").iterdir()) == sorted(got)
 
 
+def test_a_file_of_another_user_inside_an_entry_is_refused(klass):
+    """What a hard link to the instructor's file looks like once the student has removed the
+    link again (one link left, after collect opened it): a file in the entry that the entry's
+    owner does not own is refused; the owner is read from the opened file's handle."""
+    from autograder.exchange import nbgrader_time
+
+    u, inbound = klass["users"], klass["inbound"]
+    now = _when(5)
+    as_user(u["alice"], submit, inbound, _entry_name(u["alice"], now), _notebook("alice"), nbgrader_time(now))
+    name = _entry_name(u["dave"], now)
+    as_user(u["dave"], submit, inbound, name, _notebook("dave"), nbgrader_time(now))
+    inst = pwd.getpwnam(u["inst"])
+    os.chown(inbound / name / f"{AID}.ipynb", inst.pw_uid, inst.pw_gid)  # (as root: the end state of the race)
+    taken, refused, installed = as_user(u["inst"], run_collect, str(klass["course"]), str(klass["exchange"]))
+    assert [c.student for c in taken] == [u["alice"]]
+    (reason,) = [r.reason for r in refused if r.name == name]
+    assert f"belongs to {u['inst']}" in reason, reason
+
+
 # -- a racing student swaps their entry for a link while collect runs ---------------------------------
 
 RENAME_EXCHANGE = 2
@@ -309,16 +328,14 @@ def collect_many(course: str, root: str, racer: str, honest: str, real: bytes, s
         if racer in got:
             data = (got[racer].folder / f"{AID}.ipynb").read_bytes()
             seen["collected"] += 1
-            if data == secret:
-                seen["stolen"] += 1
-            elif data != real:
+            if data != real and data != secret:
                 seen["wrong"].append(data[:80])
         elif mine:
             seen["refused"] += 1
             seen["reasons"].update(mine)
         else:
             seen["wrong"].append("neither collected nor refused")
-        folder = Path(course) / "inbound" / racer / AID
+        folder = Path(course) / "inbound" / racer / AID  # this collect's copy, or the last one's
         if folder.is_dir() and any(p.read_bytes() == secret for p in folder.iterdir()):
             seen["stolen"] += 1
     return seen

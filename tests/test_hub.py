@@ -5,7 +5,8 @@ PAM logins, LocalProcessSpawner), with an instructor and two students created as
 system users (removed afterwards). Through the hub's REST API and the users' servers:
 the instructor publishes 01_perceptron (`autograder release --exchange`); alice and bob
 fetch it from the Assignments API, save their work through the contents API and submit;
-bob submits after the due date; bob also forges a submission in alice's name. Then
+bob submits after the due date; bob also forges a submission in alice's name and leaves two
+hostile entries of his own (one unreadable, one a link to the instructor's sources). Then
 `autograder collect` (as the instructor), `autograder grade` (sandboxed, as root) and
 `autograder return`;
 the students fetch feedback and read their score. Also: a student cannot list the inbound,
@@ -186,6 +187,29 @@ def _set_due(course: Path, when: dt.datetime) -> None:
     path.write_text(text.replace(marker, marker + f'due = "{when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"\n'))
 
 
+def _hostile_entries(hub: dict, inbound: Path, student: str) -> dict[str, str]:
+    """As ``student``: two inbound entries newer than their submission, one unreadable (0700)
+    and one a symbolic link to the instructor's source folder. Returns {kind: entry name}."""
+    from autograder.exchange import nbgrader_time
+
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    names = {"unreadable": f"{student}+{AID}+{nbgrader_time(later)}+u",
+             "link": f"{student}+{AID}+{nbgrader_time(later + dt.timedelta(seconds=1))}+l"}
+    script = f"""
+import os
+inbound, names, target = {str(inbound)!r}, {names!r}, {str(hub["course"].parent / "source_notebooks" / AID)!r}
+entry = os.path.join(inbound, names["unreadable"])
+os.mkdir(entry, 0o750)
+with open(os.path.join(entry, "{AID}.ipynb"), "w") as f:
+    f.write("{{}}")
+os.chmod(entry, 0o700)
+os.symlink(target, os.path.join(inbound, names["link"]))
+"""
+    r = _as_user(hub, student, "/usr/bin/python3", "-c", script)
+    assert r.returncode == 0, r.stderr
+    return names
+
+
 @pytest.fixture(scope="module")
 def loop(hub):
     """Drive the whole loop once; each test below checks one part of what happened."""
@@ -216,6 +240,8 @@ def loop(hub):
     out["forged"] = _as_user(hub, bob, hub["python"], "-m", "nbgrader", "submit", AID, f"--student={alice}",
                              JUPYTER_CONFIG_PATH=str(REPO / "deploy" / "jupyterhub" / "student"),
                              COURSE_ID=COURSE_ID)
+    # bob's newest entries are hostile: one he made unreadable, one a link to the instructor's sources
+    out["hostile"] = _hostile_entries(hub, inbound, bob)
     out["collect"] = _autograder(hub, "collect", "--exchange", str(h.exchange))
     out["grade"] = _autograder_as_root(hub, "grade", str(hub["course"] / "inbound"), "--workers", "2")
     out["return"] = _autograder_as_root(hub, "return", "--exchange", str(h.exchange))
@@ -340,6 +366,12 @@ def test_a_submission_forged_in_another_name_is_refused(loop):
     assert f"collected {hub['alice']}/{AID}" in collect.stdout and f"collected {hub['bob']}/{AID}" in collect.stdout
     collected = hub["course"] / "inbound" / hub["alice"] / AID / f"{AID}.ipynb"
     assert "Z.max(axis=0" not in collected.read_text()  # alice's own notebook was taken, not bob's
+    # bob's hostile newer entries are refused, each with its reason; his real submission is taken
+    refusals = {line.split("'")[1]: line for line in collect.stderr.splitlines() if line.startswith("refused '")}
+    assert "unreadable (permission denied" in refusals[loop["hostile"]["unreadable"]]
+    assert "symbolic link" in refusals[loop["hostile"]["link"]]
+    bobs = (hub["course"] / "inbound" / hub["bob"] / AID / f"{AID}.ipynb").read_text()
+    assert "Z.max(axis=0" in bobs and "### BEGIN SOLUTION" not in bobs
     assert oct((hub["course"] / "inbound").stat().st_mode & 0o777) == "0o700"
 
 

@@ -10,6 +10,7 @@
     autograder release --exchange [DIR]         ...and publish to nbgrader's exchange (JupyterHub)
     autograder collect [--grade]                latest exchange submissions into course/inbound/
     autograder return                           graded feedback back to the exchange
+    autograder cluster-certs DIR                certificates for a grading cluster (mutual TLS)
 
 User errors are one line on stderr and exit status 2; nothing prints a traceback
 for a mistake the user can fix.
@@ -57,8 +58,12 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
     from autograder.export import export_csv, summary_table
     from autograder.grading import GradeOptions, grade, lost_submissions
 
+    import os
+
+    os.umask(0o077)  # what this run writes (grades CSV included) is the grader's only
     opts = GradeOptions(workers=args.workers, seed=args.seed, unsafe_no_sandbox=args.unsafe_no_sandbox,
-                        force=args.force, assignment=args.assignment, cluster=args.cluster)
+                        force=args.force, assignment=args.assignment, cluster=args.cluster,
+                        cluster_certs=args.cluster_certs, insecure_cluster=True if args.insecure_cluster else None)
     if args.assignment:
         course.assignment(args.assignment)
     start = time.monotonic()
@@ -203,6 +208,26 @@ def cmd_return(course: Course, args: argparse.Namespace) -> int:
     return 0 if returned or not done else 1
 
 
+def cmd_cluster_certs(course: Course, args: argparse.Namespace) -> int:
+    from autograder.cluster import make_certificates
+
+    folder = Path(args.folder)
+    make_certificates(folder, days=args.days)
+    d = folder.resolve()
+    print(f"""certificates for one grading cluster written to {d} (0700; every file 0600; the authority's key was
+not kept: no other certificate can be signed). Every key file lets its holder join the cluster: keep them
+on the instructor's machines only.
+
+  on the scheduler's machine:   dask scheduler --protocol tls --host 127.0.0.1 --port 8786 \\
+                                  --tls-ca-file {d}/ca.pem --tls-cert {d}/scheduler.pem --tls-key {d}/scheduler-key.pem
+                                (--host 0.0.0.0, or the machine's address, when workers run on other machines)
+  on each grading machine:      dask worker tls://HOST:8786 --nthreads 1 --nworkers 4 \\
+                                  --tls-ca-file ca.pem --tls-cert worker.pem --tls-key worker-key.pem
+                                (it needs ca.pem, worker.pem and worker-key.pem only)
+  here:                         autograder grade SUBMISSIONS --cluster tls://HOST:8786 --cluster-certs {d}""")
+    return 0
+
+
 def cmd_new(course: Course, args: argparse.Namespace) -> int:
     from autograder.scaffold import cmd_new
 
@@ -258,8 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade without bubblewrap: student code is NOT contained (see README)")
     p.add_argument("--cluster", metavar="ADDRESS",
-                   help="grade on a Dask cluster (tcp://host:8786 or a scheduler file; README: Grading on a cluster)")
+                   help="grade on a Dask cluster (tls://host:8786 or a scheduler file; README: Grading on a cluster)")
+    p.add_argument("--cluster-certs", metavar="DIR",
+                   help="the cluster's certificates (made by `autograder cluster-certs DIR`; default: "
+                        "c.GradingSettings.cluster_certs, else Dask's distributed.comm.tls settings)")
+    p.add_argument("--insecure-cluster", action="store_true",
+                   help="accept a --cluster address without TLS (tcp://): anyone who reaches it can join (unsafe)")
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("cluster-certs", help="make the certificates of a grading cluster (mutual TLS) in a new folder")
+    p.add_argument("folder", help="a new folder (0700) for ca.pem and the scheduler's, workers' and client's files")
+    p.add_argument("--days", type=int, default=365, help="how long the certificates are valid (default 365)")
+    p.set_defaults(func=cmd_cluster_certs)
 
     p = sub.add_parser("feedback", help="(re)generate feedback HTML for graded submissions")
     p.add_argument("assignment", nargs="?")

@@ -18,7 +18,12 @@ and the gradebook entries nbgrader wrote. The coordinator then writes them into 
 feedback folder is ever written from two places.
 
 Dask (``distributed``) runs the work on a cluster (:class:`DaskPool`): ``autograder grade
---cluster tcp://scheduler:8786`` or ``c.GradingSettings.cluster`` in nbgrader_config.py.
+--cluster tls://scheduler:8786`` or ``c.GradingSettings.cluster`` in nbgrader_config.py. Only
+parties holding a certificate of the course's own authority (:func:`make_certificates`) reach a
+tls:// scheduler (mutual TLS); a tcp:// address is refused unless marked insecure. A worker's
+answer is only data for the job it was sent: it travels as plain data (msgpack: no pickle is
+read from a worker), is checked (:func:`from_data`), and the job, never the answer, says whose
+result it is.
 A worker lost mid-batch has its tasks rescheduled on the others by Dask's scheduler (up to
 ``distributed.scheduler.allowed-failures`` times); a submission whose every attempt lost
 its worker ends "not graded: ... run the same command again".
@@ -30,6 +35,8 @@ import concurrent.futures as cf
 import datetime as dt
 import fnmatch
 import hashlib
+import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -44,8 +51,9 @@ from typing import Any, Callable, Iterable, Iterator
 from autograder import outcomes
 from autograder.course import Course, CourseError
 
-#: Files of the course folder that are runtime state, never shipped to a worker.
-_STATE = ("gradebook.db*", ".grading_seed", ".*")
+#: The only files of the course folder itself shipped to a worker (never the gradebook, the seed, a
+#: roster or anything else an instructor keeps there).
+_SHIPPED = ("nbgrader_config.py", "syllabus.toml")
 #: Skipped inside the shipped source folders (besides the course's CourseDirectory.ignore).
 _SKIP = (".ipynb_checkpoints", "__pycache__", "*.pyc")
 #: Name of the template gradebook inside a staged course folder.
@@ -178,6 +186,142 @@ def _where() -> str:
 
 
 # --------------------------------------------------------------------------- #
+# A result as plain data: what a worker sends, and what the coordinator believes of it.
+# --------------------------------------------------------------------------- #
+
+#: Largest answer the coordinator reads from a worker (the autograded notebook and feedback page).
+MAX_ANSWER_BYTES = 512 * 1024 * 1024
+
+
+class MalformedAnswer(ValueError):
+    """A worker's answer is not the plain data of a result."""
+
+
+def result_data(result: Result) -> dict:
+    """``result`` as plain data (str, bytes, numbers, lists, dicts): what a worker sends back. The
+    assignment and student are not part of it: the coordinator knows which job it sent."""
+    return {"outcome": result.outcome, "zero": bool(result.zero), "autograded": dict(result.autograded),
+            "feedback": dict(result.feedback), "gradebook": result.gradebook, "worker": str(result.worker),
+            "refused": str(result.refused)}
+
+
+def remote(fn, bundle, job: Job) -> dict:
+    """``fn(bundle, job)`` on a worker, its result returned as plain data (:func:`result_data`)."""
+    return result_data(fn(bundle, job))
+
+
+def _plain(x: Any, where: str, depth: int = 0) -> None:
+    """``x`` is JSON data (no bytes, no object, finite numbers), or MalformedAnswer."""
+    if depth > 32:
+        raise MalformedAnswer(f"{where} is nested too deep")
+    if x is None or isinstance(x, (bool, str, int)):
+        return
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise MalformedAnswer(f"{where} holds a number that is not finite")
+        return
+    if isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            _plain(v, f"{where}[{i}]", depth + 1)
+        return
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if not isinstance(k, str):
+                raise MalformedAnswer(f"{where} has a key that is not text")
+            _plain(v, f"{where}.{k}", depth + 1)
+        return
+    raise MalformedAnswer(f"{where} holds a {type(x).__name__}")
+
+
+def _files_of(x: Any, where: str) -> dict[str, bytes]:
+    if not isinstance(x, dict) or not all(isinstance(k, str) and isinstance(v, (bytes, bytearray))
+                                          for k, v in x.items()):
+        raise MalformedAnswer(f"{where} is not a set of files")
+    return {k: bytes(v) for k, v in x.items()}
+
+
+def _score(x: Any, where: str) -> float | None:
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+        raise MalformedAnswer(f"{where} is not a score")
+    return float(x)
+
+
+def _entries(x: Any) -> dict:
+    """The gradebook entries of an answer, checked (``Result.gradebook``'s shape)."""
+    if x in ({}, None):
+        return {}
+    if not isinstance(x, dict) or set(x) - {"timestamp", "notebooks"}:
+        raise MalformedAnswer("its gradebook entries are not a dict of timestamp and notebooks")
+    ts = x.get("timestamp")
+    if ts is not None:
+        try:
+            dt.datetime.fromisoformat(ts)
+        except (TypeError, ValueError):
+            raise MalformedAnswer("its timestamp is not a date") from None
+    notebooks = x.get("notebooks", {})
+    if not isinstance(notebooks, dict):
+        raise MalformedAnswer("its notebooks are not a dict")
+    out: dict[str, Any] = {"timestamp": ts, "notebooks": {}}
+    for name, nb in notebooks.items():
+        if not isinstance(name, str) or not isinstance(nb, dict) or not isinstance(nb.get("grades"), dict) \
+                or not isinstance(nb.get("comments", {}), dict):
+            raise MalformedAnswer(f"notebook {name!r} of its gradebook entries is malformed")
+        grades = {}
+        for cell, pair in nb["grades"].items():
+            if not isinstance(cell, str) or not isinstance(pair, (list, tuple)) or len(pair) != 2 \
+                    or not isinstance(pair[1], bool):
+                raise MalformedAnswer(f"grade {cell!r} is not [score, needs manual grade]")
+            grades[cell] = [_score(pair[0], f"grade {cell!r}"), pair[1]]
+        comments = {}
+        for cell, text in nb.get("comments", {}).items():
+            if not isinstance(cell, str) or not (text is None or isinstance(text, str)):
+                raise MalformedAnswer(f"comment {cell!r} is not text")
+            comments[cell] = text
+        out["notebooks"][name] = {"late_submission_penalty": _score(nb.get("late_submission_penalty"), "a penalty"),
+                                  "grades": grades, "comments": comments}
+    return out
+
+
+def from_data(job: Job, data: Any) -> Result:
+    """The result of ``job`` from a worker's answer ``data`` (:func:`result_data`), checked: plain
+    data of the right shape, or MalformedAnswer. Whose result it is comes from the job the
+    coordinator sent, never from the answer (an outcome naming someone else is re-labelled)."""
+    if not isinstance(data, dict):
+        raise MalformedAnswer(f"the answer is a {type(data).__name__}, not a dict")
+    unknown = set(data) - {"outcome", "zero", "autograded", "feedback", "gradebook", "worker", "refused"}
+    if unknown:
+        raise MalformedAnswer(f"the answer has unknown fields {sorted(map(str, unknown))[:5]}")
+    outcome = data.get("outcome")
+    if not isinstance(outcome, dict):
+        raise MalformedAnswer("its outcome is not a dict")
+    _plain(outcome, "its outcome")
+    if outcome.get("status") not in (outcomes.GRADED, outcomes.NOT_GRADED):
+        raise MalformedAnswer("its outcome's status is neither graded nor not graded")
+    zero = data.get("zero", True)
+    if not isinstance(zero, bool) or zero != (outcome["status"] == outcomes.NOT_GRADED):
+        raise MalformedAnswer("its scores do not agree with its status (graded: kept; not graded: 0)")
+    if not zero:
+        _score(outcome.get("score"), "its score")
+    worker, refused_why = data.get("worker", ""), data.get("refused", "")
+    if not isinstance(worker, str) or not isinstance(refused_why, str):
+        raise MalformedAnswer("its worker or refusal is not text")
+    outcome = {**outcome, "assignment": job.assignment, "student": job.student}
+    return Result(job.assignment, job.student, outcome, zero, _files_of(data.get("autograded", {}), "autograded"),
+                  _files_of(data.get("feedback", {}), "feedback"), _entries(data.get("gradebook", {})),
+                  outcomes.clean_text(worker)[:200], refused_why)
+
+
+def believed(job: Job, data: Any, where: str = "the grading worker") -> Result:
+    """:func:`from_data`, or a not-graded result saying the answer was malformed."""
+    try:
+        return from_data(job, data)
+    except MalformedAnswer as e:
+        return failed(job, f"not graded: {where} sent an answer that is not a result ({e})")
+
+
+# --------------------------------------------------------------------------- #
 # Building the bundle (coordinator).
 # --------------------------------------------------------------------------- #
 
@@ -203,8 +347,9 @@ def build_bundle(course: Course, aids: list[str], template: Path, extra: Iterabl
     root, source = course.root.resolve(), course.source_dir.resolve()
     base = Path(os.path.commonpath([root, source]))
     files: dict[str, bytes] = {}
-    for f in sorted(root.iterdir()):
-        if f.is_file() and not f.is_symlink() and not _skipped(f.name, _STATE):
+    for name in _SHIPPED:
+        f = root / name
+        if f.is_file() and not f.is_symlink():
             files[str(f.relative_to(base))] = f.read_bytes()
     for aid in aids:
         for f in _folder_files(source / aid, _SKIP):
@@ -307,7 +452,8 @@ def staged(bundle: Bundle) -> Path:
     root = _STAGED.get(bundle.key)
     if root is not None and root.is_dir():
         return root
-    base = Path(tempfile.mkdtemp(prefix=f"autograder-stage-{bundle.key}-"))
+    base = Path(tempfile.mkdtemp(prefix=f"autograder-stage-{bundle.key}-"))  # 0700: the grader's only
+    base.chmod(0o700)
     for rel, content in bundle.files.items():
         dest = (base / rel).resolve()
         if base.resolve() not in dest.parents:
@@ -474,6 +620,8 @@ def write_gradebook(course: Course, result: Result) -> None:
             for grade in nb.grades:
                 if grade.name in theirs["grades"]:
                     auto, needs = theirs["grades"][grade.name]
+                    if auto is not None and not 0 <= auto <= (grade.max_score or 0) + 1e-9:
+                        raise CourseError(f"the worker gave {grade.name} {auto:g} points, outside 0..{grade.max_score or 0:g}")
                     grade.auto_score = auto
                     grade.needs_manual_grade = bool(needs) or grade.manual_score is not None
             for comment in nb.comments:
@@ -514,18 +662,142 @@ def apply_result(course: Course, result: Result, zero_scores: Callable[[Course, 
 # --------------------------------------------------------------------------- #
 
 
-def dask_client(address: str):
-    """A ``distributed.Client`` for ``address`` (tcp://host:8786, or a scheduler file path)."""
+#: The files of a cluster's certificate folder (:func:`make_certificates`): role -> (certificate, key).
+CERT_FILES = {"scheduler": ("scheduler.pem", "scheduler-key.pem"), "worker": ("worker.pem", "worker-key.pem"),
+              "client": ("client.pem", "client-key.pem")}
+INSECURE_WARNING = ("WARNING: grading on a Dask cluster without TLS ({address}): whoever reaches the scheduler can "
+                    "join as a worker and read the batch (reference solutions, hidden inputs, expected outputs), "
+                    "forge results or run code on the workers. Use only on a network where every machine and "
+                    "user is trusted.")
+
+
+def make_certificates(folder: Path, days: int = 365) -> list[Path]:
+    """A new certificate authority for one course's cluster, and a certificate signed by it for each
+    role (scheduler, worker, client), written to ``folder`` (new, 0700; every file 0600).
+
+    The authority's private key is never written: nobody can sign another certificate, so the set is
+    exactly what these files grant (to add a machine, copy it the worker's files; to revoke, make a
+    new set). Dask does not tell roles apart: each key lets its holder join the cluster."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise CourseError(f"{folder} exists and is not empty: give a new folder for the certificates")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"autograder cluster CA {uuid.uuid4().hex[:8]}")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=days))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(ca_ski, critical=False)
+          .sign(ca_key, hashes.SHA256()))
+
+    def private(name: str, data: bytes) -> Path:
+        path = folder / name
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(data)
+        return path
+
+    written = [private("ca.pem", ca.public_bytes(serialization.Encoding.PEM))]
+    for role, (cert_name, key_name) in CERT_FILES.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"autograder cluster {role}")]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                      ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        written.append(private(cert_name, cert.public_bytes(serialization.Encoding.PEM)))
+        written.append(private(key_name, key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption())))
+    return written
+
+
+def _scheduler_address(address: str) -> str:
+    """The scheduler's address, read from a scheduler file if ``address`` is one."""
+    if address.endswith(".json") and Path(address).is_file():
+        try:
+            found = json.loads(Path(address).read_text())["address"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CourseError(f"{address} is not a Dask scheduler file (no address in it)") from None
+        if not isinstance(found, str):
+            raise CourseError(f"{address} is not a Dask scheduler file (no address in it)")
+        return found
+    return address
+
+
+def cluster_security(address: str, certs: str = "", insecure: bool = False):
+    """``(scheduler address, distributed.Security)`` to reach ``address``, or CourseError.
+
+    A tls:// address: mutual TLS with the client certificate of ``certs`` (a folder made by
+    :func:`make_certificates`) or, without it, Dask's own ``distributed.comm.tls`` settings; a key
+    another user could read is refused. Any other address (tcp://, a bare host:port) authenticates
+    nobody: refused unless ``insecure``."""
+    from distributed.security import Security
+
+    target = _scheduler_address(address)
+    scheme = target.split("://", 1)[0].lower() if "://" in target else "tcp"
+    if scheme != "tls":
+        if not insecure:
+            raise CourseError(
+                f"refusing the cluster address {target}: without TLS, whoever reaches the scheduler can join as a "
+                "worker and receive the batch (reference solutions, hidden inputs), forge results or run code. "
+                "Use tls:// with the course's certificates (`autograder cluster-certs DIR`, then --cluster-certs DIR; "
+                "README: Grading on a cluster), or pass --insecure-cluster if every machine and user that can "
+                "reach it is trusted.")
+        return target, Security()
+    if certs:
+        folder = Path(certs)
+        cert, key = (folder / n for n in CERT_FILES["client"])
+        files = {"tls_ca_file": folder / "ca.pem", "tls_client_cert": cert, "tls_client_key": key}
+        missing = [str(f) for f in files.values() if not f.is_file()]
+        if missing:
+            raise CourseError(f"the cluster's certificate folder {folder} lacks {', '.join(missing)} "
+                              "(make one with `autograder cluster-certs DIR`)")
+        security = Security(**{k: str(v) for k, v in files.items()}, require_encryption=True)
+    else:
+        security = Security(require_encryption=True)  # distributed.comm.tls.{ca-file, client.cert, client.key}
+        if not (security.tls_ca_file and security.tls_client_cert):
+            raise CourseError(f"{target} needs the cluster's certificates: pass --cluster-certs DIR (a folder made "
+                              "by `autograder cluster-certs DIR`) or set Dask's distributed.comm.tls.ca-file and "
+                              "distributed.comm.tls.client.cert")
+    key = security.tls_client_key or security.tls_client_cert
+    if key and "-----BEGIN" not in key and Path(key).is_file() and Path(key).stat().st_mode & 0o077:
+        raise CourseError(f"the cluster key {key} can be read by other users of this machine: chmod 600 it "
+                          "(whoever reads it can join the cluster)")
+    return target, security
+
+
+def dask_client(address: str, certs: str = "", insecure: bool = False, warn: Callable[[str], None] | None = None):
+    """A ``distributed.Client`` for ``address`` (tls://host:8786, or a scheduler file path), authenticated
+    as :func:`cluster_security` says. It reads no pickle from the workers: task results must be plain
+    data (msgpack); anything else raises when the result is fetched. ``warn`` is told when the
+    connection is not authenticated."""
     try:
         from distributed import Client
     except ImportError:  # pragma: no cover - a dependency of the project
         raise CourseError("--cluster needs Dask: pip install dask distributed") from None
+    target, security = cluster_security(address, certs, insecure)
+    if warn is not None and not target.lower().startswith("tls://"):
+        warn(INSECURE_WARNING.format(address=target))
     try:
-        if address.endswith(".json") and Path(address).is_file():
-            return Client(scheduler_file=address, timeout=15)
-        return Client(address, timeout=15)
-    except (OSError, TimeoutError, ValueError) as e:  # ValueError: an address Dask cannot use here
-        raise CourseError(f"cannot reach the Dask scheduler at {address}: {str(e).splitlines()[0][:200]}") from None
+        return Client(target, timeout=15, security=security, deserializers=["msgpack"])
+    except (OSError, TimeoutError, ValueError, TypeError) as e:  # ValueError: an address Dask cannot use here
+        raise CourseError(f"cannot reach the Dask scheduler at {target}: {str(e).splitlines()[0][:200]}") from None
 
 
 def check_workers(client) -> list[str]:
@@ -545,32 +817,38 @@ Lost = Callable[[Job, str], Result]
 
 
 def _answer_in_a_file(fn, folder: str, key: str, job: Job) -> str:
-    """``fn(key, job)`` in a pool worker; its result goes to a new file of ``folder``, whose path is returned.
+    """``fn(key, job)`` in a pool worker; its result, as plain data (:func:`result_data`, in msgpack),
+    goes to a new file of ``folder`` (0600, in a 0700 folder), whose path is returned.
 
     A result (the autograded notebook, the feedback page) is far larger than a pipe's buffer, and the
     pool's reader waits for a whole message: a worker killed half-way through sending it would hold
     the coordinator forever. A path is a few hundred bytes, written to the pipe at once (under
     PIPE_BUF); the file appears whole or not at all (written aside, then renamed)."""
-    import pickle
+    import msgpack
 
-    result = fn(key, job)
+    data = result_data(fn(key, job))
     fd, part = tempfile.mkstemp(dir=folder, suffix=".part")
     with os.fdopen(fd, "wb") as f:
-        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.write(msgpack.packb(data, use_bin_type=True))
     path = part[: -len(".part")] + ".result"
     os.replace(part, path)
     return path
 
 
-def _read_answer(path: str):
-    """The result :func:`_answer_in_a_file` left at ``path`` (the file is removed)."""
-    import pickle
+def _read_answer(job: Job, path: str) -> Result:
+    """The result of ``job`` that :func:`_answer_in_a_file` left at ``path`` (the file is removed)."""
+    import msgpack
 
     try:
         with open(path, "rb") as f:
-            return pickle.load(f)
+            blob = f.read(MAX_ANSWER_BYTES + 1)
     finally:
         os.unlink(path)
+    try:
+        data = msgpack.unpackb(blob, raw=False, max_bin_len=MAX_ANSWER_BYTES, max_str_len=MAX_ANSWER_BYTES)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: that submission's outcome
+        data = f"unreadable ({type(e).__name__})"
+    return believed(job, data, "the grading process")
 
 
 class LocalPool:
@@ -587,7 +865,8 @@ class LocalPool:
         self.key = bundle.key
         self.root = staged(bundle)
         self.canaries = dict(bundle.canaries)
-        self.answers = tempfile.mkdtemp(prefix="autograder-answers-")  # mode 0700: this user's only
+        self.answers = tempfile.mkdtemp(prefix="autograder-answers-")
+        os.chmod(self.answers, 0o700)  # the results, this user's only
 
     def close(self) -> None:
         unstage(self.key)
@@ -602,7 +881,7 @@ class LocalPool:
     def on_each_worker(self, fn, job: Job) -> dict[str, Result]:
         """``fn(key, job)`` in a fresh worker process (the coordinator never hosts a kernel)."""
         with self._pool(1) as pool:
-            return {"this machine": _read_answer(self._submit(pool, fn, job).result())}
+            return {"this machine": _read_answer(job, self._submit(pool, fn, job).result())}
 
     def results(self, fn, jobs: Iterable[Job], lost: Lost) -> Iterator[tuple[Job, Result]]:
         from concurrent.futures.process import BrokenProcessPool
@@ -610,7 +889,7 @@ class LocalPool:
         jobs = iter(jobs)
         if self.workers == 1:
             for job in jobs:
-                yield job, fn(self.key, job)
+                yield job, believed(job, result_data(fn(self.key, job)))
             return
         pool = self._pool(self.workers)
         inflight: dict[cf.Future, Job] = {}
@@ -635,7 +914,7 @@ class LocalPool:
                     for future in done:
                         job = inflight.pop(future)
                         try:
-                            yield job, _read_answer(future.result())
+                            yield job, _read_answer(job, future.result())
                         except BrokenProcessPool:
                             broken = True
                             yield job, lost(job, "worker died")
@@ -645,7 +924,7 @@ class LocalPool:
                     for future, job in list(inflight.items()):
                         cf.wait([future])
                         if future.exception() is None:
-                            yield job, _read_answer(future.result())
+                            yield job, _read_answer(job, future.result())
                         else:
                             yield job, lost(job, "worker died")
                     inflight.clear()
@@ -657,9 +936,10 @@ class LocalPool:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def probe(address: str) -> list[str]:
+def probe(address: str, certs: str = "", insecure: bool = False,
+          warn: Callable[[str], None] | None = None) -> list[str]:
     """Connect to the scheduler at ``address`` and check its workers (``check_workers``)."""
-    client = dask_client(address)
+    client = dask_client(address, certs, insecure, warn)
     try:
         return check_workers(client)
     finally:
@@ -676,8 +956,9 @@ class DaskPool:
     workers that join after the start check themselves on their first job) gets no more jobs,
     is named once through ``warn``, and its job goes to another worker."""
 
-    def __init__(self, address: str, bundle: Bundle, warn: Callable[[str], None] | None = None):
-        self.client = dask_client(address)
+    def __init__(self, address: str, bundle: Bundle, warn: Callable[[str], None] | None = None,
+                 certs: str = "", insecure: bool = False):
+        self.client = dask_client(address, certs, insecure)
         self.address = address
         try:
             self.workers = check_workers(self.client)
@@ -699,13 +980,15 @@ class DaskPool:
 
     def on_each_worker(self, fn, job: Job) -> dict[str, Result]:
         """``fn(bundle, job)`` once on every worker (the canary)."""
-        futures = {w: self.client.submit(fn, self.bundle, job, workers=[w], allow_other_workers=False,
+        futures = {w: self.client.submit(remote, fn, self.bundle, job, workers=[w], allow_other_workers=False,
                                          pure=False, key=f"canary-{job.assignment}-{uuid.uuid4().hex}")
                    for w in self.workers}
         results = {}
         for w, f in futures.items():
             try:
-                results[w] = f.result()
+                results[w] = believed(job, f.result(), f"the Dask worker {w}")
+            except TypeError as e:  # not plain data (msgpack): never unpickled here
+                results[w] = failed(job, f"the worker's answer is not plain data ({str(e)[:120]})")
             except Exception as e:  # noqa: BLE001 - the worker died (the function returns its own failures)
                 results[w] = failed(job, f"the worker was lost while grading it ({type(e).__name__})")
         return results
@@ -722,8 +1005,16 @@ class DaskPool:
             if not allowed:
                 return None
             kw = {"workers": allowed, "allow_other_workers": False}
-        return self.client.submit(fn, self.bundle, job, pure=False, key=f"grade-{job.assignment}-{uuid.uuid4().hex}",
-                                  **kw)
+        return self.client.submit(remote, fn, self.bundle, job, pure=False,
+                                  key=f"grade-{job.assignment}-{uuid.uuid4().hex}", **kw)
+
+    def _ran_on(self, future) -> str:
+        """The worker that holds ``future``'s result, as the scheduler knows it (never as it says itself)."""
+        try:
+            held = self.client.who_has([future]).get(future.key, ())
+        except Exception:  # noqa: BLE001 - gone meanwhile
+            return ""
+        return held[0] if len(held) == 1 else ""
 
     def results(self, fn, jobs: Iterable[Job], lost: Lost) -> Iterator[tuple[Job, Result]]:
         from distributed import wait
@@ -756,13 +1047,19 @@ class DaskPool:
                 for future in done:
                     job = inflight.pop(future)
                     try:
-                        result = future.result()
+                        data = future.result()
                     except (KilledWorker, FutureCancelledError, cf.CancelledError) as e:
                         yield job, lost(job, type(e).__name__)
+                        continue
+                    except TypeError as e:  # pickled, not plain data: refused by the client, never unpickled
+                        yield job, failed(job, "not graded: the grading worker's answer is not plain data "
+                                               f"({outcomes.clean_text(str(e))[:200]})")
                         continue
                     except Exception as e:  # noqa: BLE001 - the worker function returns its own failures
                         yield job, failed(job, f"internal error: {str(e)[:300]}")
                         continue
+                    result = believed(job, data)
+                    result.address = self._ran_on(future) if result.refused else ""
                     if result.refused and result.address:
                         if result.address not in self.refusing:
                             self.refusing[result.address] = result.refused

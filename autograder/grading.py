@@ -47,9 +47,13 @@ class GradeOptions:
     unsafe_no_sandbox: bool = False
     force: bool = False
     assignment: str | None = None
-    # A Dask scheduler's address (tcp://host:8786 or a scheduler file): grade there instead of
+    # A Dask scheduler's address (tls://host:8786 or a scheduler file): grade there instead of
     # in a local process pool. None: c.GradingSettings.cluster of the course, if set.
     cluster: str | None = None
+    # The cluster's certificate folder (autograder cluster-certs), and whether a tcp:// address is
+    # accepted; None: c.GradingSettings.cluster_certs / insecure_cluster.
+    cluster_certs: str | None = None
+    insecure_cluster: bool | None = None
     # Found by the caller while collecting (an LMS export, the exchange): remarks per
     # (student, assignment), kept in that submission's outcome, and entries refused outright.
     notes: dict[tuple[str, str], list[str]] = dataclasses.field(default_factory=dict)
@@ -74,8 +78,8 @@ class _FeedbackTooSlow(BaseException):
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float):
-    """Raise _FeedbackTooSlow in this thread after ``seconds``.
+def _time_limit(seconds: float, fired: dict | None = None):
+    """Raise _FeedbackTooSlow in this thread after ``seconds`` (and set ``fired["fired"]``).
 
     In a process's main thread (a local pool's worker) by SIGALRM; in any other thread (a Dask
     worker's) by an asynchronous exception (``PyThreadState_SetAsyncExc``, the C API's way to raise
@@ -88,6 +92,8 @@ def _time_limit(seconds: float):
 
     if threading.current_thread() is threading.main_thread():
         def expire(signum, frame):
+            if fired is not None:
+                fired["fired"] = True
             raise _FeedbackTooSlow()
 
         old = signal.signal(signal.SIGALRM, expire)
@@ -107,6 +113,8 @@ def _time_limit(seconds: float):
         with lock:
             if not state["done"]:
                 state["fired"] = True
+                if fired is not None:
+                    fired["fired"] = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_FeedbackTooSlow))
 
     timer = threading.Timer(seconds, expire)
@@ -154,11 +162,21 @@ def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
         if data.get("status") != outcomes.GRADED:
             raise CourseError("the scorer recorded no result")
         feedback_seconds = SandboxPolicy(config=config).feedback_seconds
+        fired: dict = {"fired": False}
         try:
-            with _time_limit(feedback_seconds):
+            with _time_limit(feedback_seconds, fired):
                 result = nb_api.generate_feedback(aid, student, force=True)
         except _FeedbackTooSlow:
-            raise CourseError(f"feedback took more than {feedback_seconds} s to render") from None
+            fired["fired"] = True
+        if fired["fired"]:  # nbgrader may have caught it (its API catches everything): the timer says
+            # The scores are in and stand; only the page is missing (a rerun makes it again).
+            shutil.rmtree(root / "feedback" / student / aid, ignore_errors=True)
+            slow = f"feedback page not made: rendering it took more than {feedback_seconds} s"
+            data["events"] = [*data.get("events", []), slow]
+            data["reason"] = "; ".join(data["events"])
+            data["sha256"] = job.digest
+            data["feedback"] = False
+            return cluster.collect_result(root, job, url, data, zero=False)
         if not result.get("success"):
             raise CourseError("feedback: " + nbgrader_api.failure_reason(result))
         from autograder.sanitize import harden_feedback_html
@@ -251,16 +269,31 @@ def already_graded(course: Course, sub: collect.Submission, digest: str, seed: i
 
 def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
     """Grade every submission under ``path`` (a folder or a zip). Returns the outcomes
-    (and, with status "refused", what was refused while collecting)."""
-    address = opts.cluster or GradingSettings(config=_config(course, opts)).cluster or None
+    (and, with status "refused", what was refused while collecting).
+
+    Everything the run creates (submitted copies, plans, outcomes, feedback, the gradebook, work
+    folders) is created private to this user (umask 077), whatever the course folder's modes."""
+    old = os.umask(0o077)
+    try:
+        return _grade(course, path, opts)
+    finally:
+        os.umask(old)
+
+
+def _grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
+    settings = GradingSettings(config=_config(course, opts))
+    address = opts.cluster or settings.cluster or None
+    certs = opts.cluster_certs or settings.cluster_certs or ""
+    insecure = settings.insecure_cluster if opts.insecure_cluster is None else opts.insecure_cluster
+    opts = dataclasses.replace(opts, cluster=address, cluster_certs=certs, insecure_cluster=insecure)
     if opts.unsafe_no_sandbox:
         print(f"WARNING: {UNSAFE_WARNING}", file=sys.stderr)
     elif bwrap_path() is None and not address:  # a cluster's workers are checked by the canary
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
             "(Debian/Ubuntu: apt-get install bubblewrap) or pass --unsafe-no-sandbox to grade without protection.")
-    if address:  # an unreachable scheduler or unsuitable workers are said now, before any work
-        cluster.probe(address)
+    if address:  # an unreachable scheduler, missing certificates or unsuitable workers are said now
+        cluster.probe(address, certs, insecure, warn=lambda text: print(text, file=sys.stderr))
     with tempfile.TemporaryDirectory() as unpack:
         root, problems = collect.open_source(Path(path), Path(unpack), {a.id for a in course.assignments()})
         submissions, refused = collect.discover(course, root, opts.assignment, problems)
@@ -465,7 +498,8 @@ def _workers(course: Course, aids: list[str], opts: GradeOptions, address: str |
         bundle = cluster.build_bundle(course, aids, template, [p for p in shipped if p.is_file()], plans, canaries)
     if address:
         pool: cluster.LocalPool | cluster.DaskPool = cluster.DaskPool(
-            address, bundle, warn=lambda text: tqdm.write(text, file=sys.stderr))
+            address, bundle, warn=lambda text: tqdm.write(text, file=sys.stderr), certs=opts.cluster_certs or "",
+            insecure=bool(opts.insecure_cluster))
     else:
         pool = cluster.LocalPool(opts.workers, bundle)
         # Loaded here, before any fork: forked workers (and the canary's) inherit the plans of the

@@ -141,18 +141,23 @@ def package_dirs() -> set[Path]:
 
 def prepare_workdir(workdir: Path, exercises: list[str], uid: int) -> None:
     """Create the folder layout the sandbox expects and give it to the kernel's user:
-    ``work/``, ``kernel/`` and the grader's folder, with one pre-made output file per exercise."""
+    ``work/``, ``kernel/`` and the grader's folder, with one pre-made output file per exercise.
+    ``workdir`` itself is 0700, the grader's: no other user of the machine can reach anything in it."""
     harvest = Harvest.in_workdir(workdir)
     for folder in (workdir / "work", workdir / "kernel", harvest.inputs, harvest.outputs):
         folder.mkdir(parents=True, exist_ok=True)
     for name in exercises:
         harvest.output_file(name).touch()
+    workdir.chmod(0o700)  # the grader's alone, always: nobody else on the machine reads inputs or outputs
     if os.geteuid() == 0:
         for path in [workdir / "kernel", *harvest.outputs.iterdir()]:
             os.chown(path, uid, uid, follow_symlinks=False)
-        for path in [workdir, *workdir.rglob("*")]:
-            if path.is_dir():
-                path.chmod(0o755)
+        # Inside, what the sandbox binds must be readable by the kernel's uid (whatever the umask made
+        # them): bubblewrap mounts these paths themselves, so the 0700 work folder above them, on the
+        # host, stays closed to every other user.
+        for path in workdir.rglob("*"):
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() else 0o644 if path.parent != harvest.outputs else 0o600)
 
 
 def kernel_env(workdir: Path, harvest: bool = True) -> dict[str, str]:

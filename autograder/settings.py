@@ -20,8 +20,13 @@ class GradingSettings(Configurable):
                    help="Seed of the hidden cases. Default: the course's recorded seed "
                         "(course/.grading_seed, created on first use).").tag(config=True)
     unsafe_no_sandbox = Bool(False, help="Run kernels without bubblewrap (unsafe).").tag(config=True)
-    cluster = Unicode("", help="Address of a Dask scheduler (tcp://host:8786, or a scheduler file) that grades "
+    cluster = Unicode("", help="Address of a Dask scheduler (tls://host:8786, or a scheduler file) that grades "
                                "the submissions; empty: a local process pool (`autograder grade --cluster`).").tag(config=True)
+    cluster_certs = Unicode("", help="Folder of the cluster's certificates (`autograder cluster-certs DIR`): its "
+                                     "ca.pem, client.pem and client-key.pem authenticate this process to a tls:// "
+                                     "scheduler; empty: Dask's own distributed.comm.tls settings.").tag(config=True)
+    insecure_cluster = Bool(False, help="Accept a cluster address without TLS (tcp://): anyone who reaches the "
+                                        "scheduler can join it (`autograder grade --insecure-cluster`).").tag(config=True)
 
     def resolved_seed(self, course: Course) -> int:
         """The explicit seed, else the course's recorded one (created once, then reused)."""
@@ -35,7 +40,8 @@ def course_seed(course: Course) -> int:
     path = course.root / ".grading_seed"
     if not path.exists():
         tmp = path.with_name(f".grading_seed.{os.getpid()}")
-        tmp.write_text(str(secrets.randbelow(2**31)))
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:  # secret: the grader's only
+            f.write(str(secrets.randbelow(2**31)))
         try:
             os.link(tmp, path)  # fails if another run created it first: then theirs is used
         except FileExistsError:

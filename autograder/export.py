@@ -3,11 +3,16 @@
 ``export_csv`` is what ``autograder export`` and ``autograder grade`` write;
 ``OutcomeCsvExport`` is the same as an nbgrader export plugin, so that
 ``nbgrader export`` (configured in nbgrader_config.py) gives the same file.
+
+Every CSV cell goes through ``safe_cell``: a student's name, a file name or a reason that
+starts like a formula (``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a leading
+``'``, so that a spreadsheet shows it as text instead of evaluating it.
 """
 from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -17,6 +22,23 @@ from autograder import nbgrader_api, outcomes
 from autograder.course import Course
 
 COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason"]
+# What makes a spreadsheet read a cell as a formula (the full-width forms too: some applications
+# fold them), and plain numbers, which are left as they are.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
+def safe_cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: ``'`` before anything that starts like a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def safe_rows(rows):
+    """``safe_cell`` on every cell of rows given as lists or as dicts."""
+    for row in rows:
+        yield {k: safe_cell(v) for k, v in row.items()} if isinstance(row, dict) else [safe_cell(v) for v in row]
 
 
 def grade_rows(course: Course, gb: Gradebook) -> list[dict]:
@@ -55,7 +77,7 @@ def export_csv(course: Course, to: Path | None = None) -> Path:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(safe_rows(rows))
     to.write_text(buf.getvalue())
     return to
 

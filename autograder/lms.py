@@ -65,6 +65,8 @@ class _Cut:
     plugin: str = ""     # Moodle
     sid: str = ""        # Canvas
     late: bool = False   # Canvas
+    at: int = 0          # where the ids start (the "_" after the name)
+    sid_at: int = -1     # Canvas: where the "_<sid>_" starts
 
 
 def _cuts(text: str, pattern: re.Pattern) -> list[_Cut]:
@@ -73,8 +75,9 @@ def _cuts(text: str, pattern: re.Pattern) -> list[_Cut]:
     for i in range(1, len(text)):
         m = pattern.match(text, i) if text[i] == "_" else None
         if m and m.end() < len(text):
-            out.append(_Cut(text[:i], m["uid"], text[m.end():], plugin=m.groupdict().get("plugin") or "",
-                            sid=m.groupdict().get("sid") or "", late=bool(m.groupdict().get("late"))))
+            g = m.groupdict()
+            out.append(_Cut(text[:i], m["uid"], text[m.end():], plugin=g.get("plugin") or "", sid=g.get("sid") or "",
+                            late=bool(g.get("late")), at=i, sid_at=m.start("sid") - 1 if g.get("sid") else -1))
     return out
 
 
@@ -84,32 +87,29 @@ def _stem(name: str) -> str:
     return _RESUBMISSION.sub(r"\g<base>", stem)
 
 
-def _pick(cuts: list[_Cut], known: set[str], aids: set[str]) -> tuple[_Cut | None, str]:
-    """The one reading of a name that a crafted name cannot shift, else (None, why not).
+def _pick(cuts: list[_Cut], aids: set[str]) -> tuple[_Cut | None, str]:
+    """The one reading of a flat name that a crafted name cannot shift, else (None, why not).
 
-    With the roster's ids for this LMS: the reading whose user id is in the roster (a name or a
-    file name that holds another roster id makes two: the entry is refused, never given to
-    either). Without them: the only reading, or the only one whose file name is a notebook of
-    the syllabus (``<id>_<id>_01_perceptron.ipynb`` has a second reading, ``01`` as an id)."""
+    Both ends of a flat name are the student's (the name they chose, the file they uploaded), so a
+    second reading of the ids in either end makes the entry ambiguous: it is refused, never given
+    to anyone (not even to the reading whose id is in the roster: a user outside the roster could
+    aim at an absent student). Two things are not a second reading: the same user id read again
+    (Canvas's late flag), and Canvas's ids read one step on when the file name starts with digits
+    (``<uid>_<sid>_01_perceptron.ipynb`` also reads as user ``<sid>``), which is accepted only when
+    the first reading's file is a notebook of the syllabus: a student cannot choose Canvas's
+    ``<sid>``, so cannot make a crafted name end in that form."""
     if not cuts:
         return None, ""
-    if known:
-        hits = [c for c in cuts if c.uid in known]
-        uids = sorted({c.uid for c in hits})
-        if len(uids) == 1:
-            return hits[0], ""
-        if not uids:
-            return cuts[0], ""   # nobody of the roster: refused later as not in the roster
-        return None, (f"the name can be read as {len(uids)} users of the roster (ids {', '.join(uids)}): "
-                      "a name or file name made to look like another's entry; not graded, check it by hand")
-    if len({c.uid for c in cuts}) == 1:
-        return cuts[0], ""
-    named = [c for c in cuts if _stem(c.rest) in aids]
-    if len({c.uid for c in named}) == 1:
-        return named[0], ""
-    return None, (f"the name can be read as {len({c.uid for c in cuts})} different users "
-                  f"(ids {', '.join(sorted({c.uid for c in cuts}))}): not graded; give the LMS ids in the "
-                  "roster, or check it by hand")
+    first = cuts[0]
+    others = [c for c in cuts[1:] if c.uid != first.uid]
+    step_on = [c for c in others if c.at == first.sid_at]
+    if not others or (others == step_on and _stem(first.rest) in aids):
+        return first, ""
+    uids = ", ".join(sorted({c.uid for c in cuts}, key=int)[:6])
+    return None, (f"the name can be read as more than one user (ids {uids}): a name or file name that "
+                  "contains the LMS's own id pattern; not graded, so that nobody is given another's work"
+                  + (" (download the submissions \"in folders\", whose names are unambiguous)"
+                     if first.plugin else " (check it by hand)"))
 
 
 @dataclass
@@ -200,12 +200,12 @@ def detect(entries: list[str]) -> str | None:
     return None
 
 
-def parse(lms: str, files: list[tuple[str, Path]], problems: dict[str, str], known: set[str] = frozenset(),
-          aids: set[str] = frozenset()) -> tuple[list[LmsUser], list[collect.Refusal]]:
+def parse(lms: str, files: list[tuple[str, Path]], problems: dict[str, str], aids: set[str] = frozenset()
+          ) -> tuple[list[LmsUser], list[collect.Refusal]]:
     """Group an export's entries by LMS user. Entries that fit no user, or more than one, become refusals.
 
-    ``known``: the roster's ids for this LMS (``_pick``); ``aids``: the syllabus's assignment ids.
-    Users are told apart by (id, name): one id under two names is judged in ``prepare``."""
+    ``aids``: the syllabus's assignment ids (``_pick``). Users are told apart by (id, name): one id
+    under two names is judged in ``prepare``."""
     users: dict[tuple[str, str], LmsUser] = {}
     refused: list[collect.Refusal] = []
 
@@ -218,7 +218,7 @@ def parse(lms: str, files: list[tuple[str, Path]], problems: dict[str, str], kno
                 cut = _Cut(m["name"], m["uid"], rest, plugin=m["plugin"]) if m else None
                 why = ""
             else:      # flat: "<name>_<id>_assignsubmission_<plugin>_<file>", both ends free text
-                cut, why = _pick(_cuts(top, _MOODLE_CUT), known, aids)
+                cut, why = _pick(_cuts(top, _MOODLE_CUT), aids)
             if cut is None:
                 return None, "", why
             u = users.setdefault((cut.uid, cut.name), LmsUser(MOODLE, cut.uid, cut.name, f"{cut.name}_{cut.uid}"))
@@ -226,7 +226,7 @@ def parse(lms: str, files: list[tuple[str, Path]], problems: dict[str, str], kno
                 u.online_text.append(entry)
                 return u, "", ""
             return u, cut.rest, ""
-        cut, why = (None, "") if rest else _pick(_cuts(top, _CANVAS_CUT), known, aids)
+        cut, why = (None, "") if rest else _pick(_cuts(top, _CANVAS_CUT), aids)
         if cut is None:
             return None, "", why
         u = users.setdefault((cut.uid, cut.name), LmsUser(CANVAS, cut.uid, cut.name, f"{cut.name}_{cut.uid}",
@@ -441,7 +441,7 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
     if assignment:
         assignment = course.assignment(assignment).id
     submitted_at = read_times(times, lms) if times else {}
-    users, early = parse(lms, files, problems, roster.ids(key), set(known_aids))
+    users, early = parse(lms, files, problems, set(known_aids))
     refused: list[tuple[str, str]] = [(r.name, r.reason) for r in early]
     users, more = _one_name_per_id(roster, users)
     refused += more
@@ -453,6 +453,16 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
         else:
             matched.setdefault(person.student, []).append((u, person, _match(roster, u)[2]))
     for student, triples in list(matched.items()):
+        if len(triples) > 1 and all(n for _, _, n in triples):   # one id-less row claimed by several names
+            exact = [t for t in triples if roster.same_name(t[1], t[0].name)]
+            if len(exact) == 1:   # the others only fold to it (a look-alike): the real name is not blocked
+                for u, _, _ in triples:
+                    if u is not exact[0][0]:
+                        refused.append((u.label, f"the name only looks like {student}'s (it matches after folding "
+                                                 f"accents or character forms; {outcomes.printable_name(exact[0][0].label, 60)} is the name "
+                                                 "as written): not graded"))
+                matched[student] = exact
+                continue
         if len(triples) > 1:   # two rows for one student id, or one id-less row claimed by two names
             labels = ", ".join(outcomes.printable_name(u.label, 60) for u, _, _ in triples)
             by_name = any(n for _, _, n in triples)

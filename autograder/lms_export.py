@@ -20,7 +20,8 @@ in a zip").
 
 The LMS ids come from the export that was graded (``lms.read_identities``) and from the roster.
 Only submissions with a recorded outcome get a grade: a student who submitted nothing is left
-blank (the LMS keeps what it has), never given a 0 they did not earn.
+blank (the LMS keeps what it has), never given a 0 they did not earn. No cell of either CSV
+starts like a spreadsheet formula (``export.safe_cell``): names and e-mails are the students'.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class Written:
 
 def _csv_text(rows: list[list[str]]) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
+    csv.writer(buf, lineterminator="\n").writerows(export.safe_rows(rows))  # no cell is a formula
     return buf.getvalue()
 
 

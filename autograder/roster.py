@@ -112,6 +112,17 @@ class Roster:
         key, parts = name_key(name), person.name.split()
         return bool(key) and key in {name_key(person.name), name_key(parts[-1] + "".join(parts[:-1])) if parts else ""}
 
+    @staticmethod
+    def same_name(person: Person, name: str) -> bool:
+        """Whether ``name`` is this row's name as written (case and spacing aside; Canvas's lastfirst
+        without its punctuation): no accents or compatibility forms folded, so that a look-alike
+        ("Ａda", "Adа" with a Cyrillic a) is not the same name."""
+        def plain(text: str) -> str:
+            return re.sub(r"[\W_]+", "", unicodedata.normalize("NFC", text).casefold())
+        parts = person.name.split()
+        forms = {plain(person.name), plain(parts[-1] + "".join(parts[:-1])) if parts else ""}
+        return bool(plain(name)) and plain(name) in forms
+
     def by_student(self, student: str) -> list[Person]:
         """Every roster row with this course id (more than one is a roster mistake)."""
         return list(self._by["student"].get(student.casefold(), []))

@@ -294,8 +294,7 @@ def _os_reason(e: OSError, what: str, parent: int | None = None, name: str = "")
     if e.errno == errno.ENOTDIR:
         return f"refused: {what} is not a folder (a file or a link)"
     if e.errno in (errno.EACCES, errno.EPERM):
-        return (f"refused: {what} is unreadable (permission denied to the collecting user; "
-                "its owner made it private)")
+        return f"refused: {what} is unreadable (permission denied to the collecting user)"
     if e.errno == errno.ENOENT:
         return f"refused: {what} was removed or renamed while it was being collected"
     return f"refused: {what} cannot be read ({e.strerror or type(e).__name__})"
@@ -319,8 +318,9 @@ def _read_fd(fd: int, limit: int, name: str) -> bytes:
 class _Scan:
     """One submission folder, read through the handle ``fd`` (opened and checked by the caller)."""
 
-    def __init__(self, owner: int | None):
+    def __init__(self, owner: int | None, dev: int):
         self.owner = owner                     # the uid every file in it must belong to (None: any)
+        self.dev = dev                         # the file system everything in it must be on
         self.files: dict[str, bytes] = {}      # top-level notebooks and metadata files, as read
         self.latest = 0.0                      # the latest inode change time seen
         self.total = self.count = 0
@@ -375,6 +375,9 @@ class _Scan:
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or stat.S_IFMT(now.st_mode) != stat.S_IFMT(st.st_mode):
             os.close(fd)
             raise _Refuse(f"refused: {what} was replaced while it was being collected")
+        if now.st_dev != self.dev:
+            os.close(fd)
+            raise _Refuse(f"refused: {what} is on another file system (a mount) than the exchange")
         try:
             _owned(now, self.owner, what)
         except _Refuse:
@@ -410,6 +413,8 @@ def _read_entry(inbound_fd: int, name: str, student: str, check_owner: bool) -> 
         st = os.fstat(fd)
         if not stat.S_ISDIR(st.st_mode):
             raise _Refuse("refused: not a folder (a link or a file)")
+        if st.st_dev != os.fstat(inbound_fd).st_dev:
+            raise _Refuse("refused: the submission folder is on another file system (a mount) than the exchange")
         if check_owner:
             try:
                 expected = pwd.getpwnam(student).pw_uid
@@ -417,7 +422,7 @@ def _read_entry(inbound_fd: int, name: str, student: str, check_owner: bool) -> 
                 expected = None
             if st.st_uid != expected:
                 raise _Refuse(f"refused: submitted by {_owner_name(st.st_uid)}, not by {student}")
-        scan = _Scan(st.st_uid)
+        scan = _Scan(st.st_uid, st.st_dev)
         scan.folder(fd, "", 0)
         return scan.files, scan.latest
     finally:

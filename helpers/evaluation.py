@@ -7,9 +7,10 @@
 The rule every notebook follows: choices (learning rate, epochs, model, threshold) are made on
 **validation** data; a **test** set is looked at once, at the end, for the figure we report. The
 students' copy of the digits has a training split (8,000) and a validation split (1,000,
-``load_digits("val")``); the course's test digits stay with the instructor (the challenges). A
-notebook that teaches the three-way discipline (06) carves its own validation set out of the
-training split with ``digits_train_val`` and keeps the shipped validation split as its test set. Nothing here computes a metric a notebook
+``load_digits("val")``); the course's test digits stay with the instructor (the challenges). The
+shipped ``val`` split is always called validation. A notebook that needs a test figure of its own
+(06, 09) carves a **test stand-in** out of the training split with ``digits_train_val`` (its second
+part), names it so, and looks at it once. Nothing here computes a metric a notebook
 asks students to write (the confusion matrix, precision and recall, early stopping are
 exercises of notebook 06).
 """
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from matplotlib.figure import Figure
     from torch.utils.data import DataLoader
 
-#: Digits held out of the 8,000 training digits for validation by ``digits_train_val``.
+#: Digits set aside from the 8,000 training digits by ``digits_train_val`` (a notebook's test stand-in).
 DIGITS_VAL_SIZE = 1000
 
 
@@ -83,15 +84,18 @@ def _largest_remainder(counts: np.ndarray, total: int) -> list[int]:
 
 def digits_train_val(val_size: int = DIGITS_VAL_SIZE, normalize: bool = False, flatten: bool = False,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The students' training digits (``load_digits("train")``) split into training and validation.
+    """The students' training digits (``load_digits("train")``) split into two parts.
 
-    - val_size: digits set aside for validation (stratified: each class keeps its share)
+    - val_size: digits set aside (stratified: each class keeps its share); notebooks 06 and 09 use
+      them as a test stand-in, looked at once, since the shipped validation split is their
+      validation data
     - normalize, flatten: as in ``helpers.data.load_digits`` (standardised with the statistics
       of the whole training split, fixed numbers that no choice depends on)
 
-    Returns (X_train, y_train, X_val, y_val): X (n, 28, 28) or (n, 784) float32, y (n,) int64.
-    The shipped validation split (``load_digits("val")``) is not used: a notebook may keep it as
-    its test set and look at it once, at the end.
+    Returns (X_train, y_train, X_aside, y_aside): X (n, 28, 28) or (n, 784) float32, y (n,) int64.
+    The shipped validation split (``load_digits("val")``) is not touched. With ``normalize``, the
+    statistics cover all 8,000 training digits, the set-aside part included: a notebook that
+    reports a test figure on that part computes its own statistics on the rest (as 06 does).
     """
     from helpers.data import load_digits
 

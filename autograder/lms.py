@@ -447,29 +447,26 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
     refused += more
     matched: dict[str, list[tuple[LmsUser, Person, bool]]] = {}
     for u in users:
-        person, why, _ = _match(roster, u)
+        person, why, name_only = _match(roster, u)
         if person is None:
             refused.append((u.label, why))
         else:
-            matched.setdefault(person.student, []).append((u, person, _match(roster, u)[2]))
+            matched.setdefault(person.student, []).append((u, person, name_only))
     for student, triples in list(matched.items()):
         if len(triples) > 1 and all(n for _, _, n in triples):   # one id-less row claimed by several names
             exact = [t for t in triples if roster.same_name(t[1], t[0].name)]
             if len(exact) == 1:   # the others only fold to it (a look-alike): the real name is not blocked
-                for u, _, _ in triples:
-                    if u is not exact[0][0]:
-                        refused.append((u.label, f"the name only looks like {student}'s (it matches after folding "
-                                                 f"accents or character forms; {outcomes.printable_name(exact[0][0].label, 60)} is the name "
-                                                 "as written): not graded"))
+                real = outcomes.printable_name(exact[0][0].label, 60)
+                refused += [(u.label, f"the name only looks like {student}'s (it matches after folding accents or "
+                                      f"character forms; {real} is the name as written): not graded")
+                            for u, _, _ in triples if u is not exact[0][0]]
                 matched[student] = exact
                 continue
         if len(triples) > 1:   # two rows for one student id, or one id-less row claimed by two names
             labels = ", ".join(outcomes.printable_name(u.label, 60) for u, _, _ in triples)
-            by_name = any(n for _, _, n in triples)
-            for u, _, _ in triples:
-                refused.append((u.label, f"the roster maps {len(triples)} LMS users ({labels}) to one student id, "
-                                         f"{student}: none of them is graded; "
-                                         + (f"give {student}'s {key} in the roster" if by_name else "fix the roster")))
+            fix = f"give {student}'s {key} in the roster" if any(n for _, _, n in triples) else "fix the roster"
+            refused += [(u.label, f"the roster maps {len(triples)} LMS users ({labels}) to one student id, "
+                                  f"{student}: none of them is graded; {fix}") for u, _, _ in triples]
             del matched[student]
     ids = _release_grade_ids(course)
     kinds = {p: _notebook_assignment(inner, p, known_aids, ids)
@@ -480,11 +477,11 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
     warnings = []
     by_name = sorted(s for s, t in matched.items() if t[0][2])
     if by_name:
-        warnings.append(f"WARNING: {len(by_name)} student(s) matched by the name they chose in "
-                        f"{lms.capitalize()}, not by an id ({', '.join(by_name[:5])}{', ...' if len(by_name) > 5 else ''}"
-                        f"): another student can take the same name. Add the {key} column to the roster "
-                        + ("(Moodle: the grading worksheet's Identifier, \"Participant N\")" if lms == MOODLE
-                           else "(Canvas: the ID column of the gradebook export)"))
+        shown = ", ".join(by_name[:5]) + (", ..." if len(by_name) > 5 else "")
+        warnings.append(f"WARNING: {len(by_name)} student(s) matched by the name they chose in {lms.capitalize()}, "
+                        f"not by an id ({shown}): another student can take the same name. Add the {key} column "
+                        "to the roster " + ("(Moodle: the grading worksheet's Identifier, \"Participant N\")"
+                                            if lms == MOODLE else "(Canvas: the ID column of its gradebook export)"))
     layout = workdir / "layout"
     layout.mkdir(parents=True)
     notes: dict[tuple[str, str], list[str]] = {}

@@ -159,12 +159,13 @@ def read_roster(path: Path) -> Roster:
         raise CourseError(f"the roster {path} is not UTF-8 text (save it as CSV UTF-8)") from None
     if not text.strip():
         raise CourseError(f"the roster {path} is empty")
-    try:
-        dialect = csv.Sniffer().sniff(text.splitlines()[0][:4096], delimiters=",;\t")
+    try:  # only the separator is sniffed (from the header): a sniffed dialect of a line without
+        # quotes would not read Excel's "" inside a quoted field
+        delimiter = csv.Sniffer().sniff(text.splitlines()[0][:4096], delimiters=",;\t").delimiter
     except csv.Error:
-        dialect = csv.excel
+        delimiter = ","
     try:
-        return _parse_rows(path, list(csv.reader(io.StringIO(text), dialect)))
+        return _parse_rows(path, list(csv.reader(io.StringIO(text), csv.excel, delimiter=delimiter)))
     except csv.Error as e:  # a field over the csv module's limit, a NUL byte, an unclosed quote...
         raise CourseError(f"the roster {path} is not a readable CSV ({str(e)[:120]})") from None
 

@@ -46,8 +46,9 @@ def compare(got: Any, expected: Any, rtol: float, atol: float,
         order = _reordering(got, expected, rtol, atol)
         if order is not None:
             moved = ", ".join(f"item {i} holds item {j}" for i, j in enumerate(order) if i != j)
-            return Verdict(False, f"the returned values are in the wrong order ({moved}): "
-                                  "return them in the order the docstring gives")
+            return Verdict(False, f"the returned values are in the wrong order ({moved}): return them in "
+                                  "the order the docstring gives, or, if that order is right, each is computed "
+                                  "with the other's formula")
         wrong_items = []
         for i, (g, e) in enumerate(zip(got, expected)):
             v = compare(g, e, rtol, atol, [(m, o[i]) for m, o in mistakes
@@ -226,6 +227,11 @@ def _rearranged(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str |
     flat = e.reshape(-1)
     if np.all(flat == flat[0]):
         return None  # a constant answer: every rearrangement of it is itself
+    if len(np.unique(flat)) < flat.size:
+        # repeated values (indices, labels, masks): a reversal or a shift can match by chance, and
+        # naming it would send the student after the wrong bug
+        return "every value is 1 minus the expected one: a mask, a probability or a comparison inverted?" \
+            if np.all((flat >= 0) & (flat <= 1)) and _close(1.0 - g, e, rtol, atol) else None
     if g.ndim >= 2 and g.shape[-1] == g.shape[-2] and _close(np.swapaxes(g, -1, -2), e, rtol, atol):
         return "the values are transposed, the last two axes swapped: a transposed weight or x.T?"
     for axis in range(g.ndim):
@@ -253,12 +259,12 @@ def _rearranged(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str |
 
 def _wrong_only_at_an_edge(wrong: np.ndarray) -> str | None:
     """A message when the wrong values all sit at the first or the last index of one axis (of at
-    least 3), and not everywhere there: a boundary case. Axis numbers only: safe for hidden cases."""
+    least 4), and not everywhere there: a boundary case. Axis numbers only: safe for hidden cases."""
     if not wrong.any() or wrong.all():
         return None
     for axis in range(wrong.ndim):
         n = wrong.shape[axis]
-        if n < 3:
+        if n < 4:  # along 2 or 3 positions every value is near an edge: no evidence of a boundary case
             continue
         for index, name in ((0, "first"), (n - 1, "last")):
             inside = np.take(wrong, [i for i in range(n) if i != index], axis)

@@ -78,7 +78,10 @@ def first_line(aid: str, name: str, fn) -> tuple[bool, str]:
 
 
 def is_specific(line: str) -> bool:
-    return bool(line) and not any(g.search(line) for g in GENERIC)
+    """Whether a first line names a likely mistake. A tuple's line has one part per wrong item
+    ("item 0 of the returned tuple: ...; item 1 ..."): specific when one of its parts is."""
+    parts = re.split(r"; (?=item \d+ of the returned tuple)", line)
+    return any(bool(p) and not any(g.search(p) for g in GENERIC) for p in parts)
 
 
 def test_the_mutant_files_name_real_assignments_and_exercises():

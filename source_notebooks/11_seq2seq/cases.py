@@ -469,6 +469,8 @@ def _topk(logits, k, temperature, u, keep="ok", temp="divide", order="mask_then_
     elif keep == "exactly_k":             # exactly k by position (ties at the boundary: lowest index)
         order_ = torch.sort(z, dim=-1, descending=True, stable=True).indices[:, :k]
         drop = torch.ones_like(z, dtype=torch.bool).scatter(1, order_, False)
+    elif keep == "topk_indices":          # exactly k, the ones torch.topk's indices name (ties: its own choice)
+        drop = torch.ones_like(z, dtype=torch.bool).scatter(1, torch.topk(z, k, dim=-1).indices, False)
     elif keep == "smallest":
         drop = z > torch.topk(z, k, dim=-1, largest=False).values[:, -1:]
     else:
@@ -677,6 +679,8 @@ EXERCISES = [
                 _topk_with(keep="strict"),
             "ties at the k-th largest logit must all be kept (z < kth is dropped, so a tie keeps more than k)":
                 _topk_with(keep="exactly_k"),
+            "ties at the k-th largest logit must all be kept: keeping exactly the k that torch.topk's indices name "
+            "drops the others (drop only z < kth)": _topk_with(keep="topk_indices"),
             "the k SMALLEST logits are kept: keep the k largest": _topk_with(keep="smallest"),
             "the probabilities are filtered after the softmax and not renormalised: set the logits outside the "
             "top-k to -inf BEFORE the softmax, so the kept ones sum to 1": _topk_with(order="filter_after"),

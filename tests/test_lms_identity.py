@@ -154,7 +154,7 @@ def test_a_name_collision_never_blocks_an_id_match(graded):
     # ids roster: the two Sam Lees each get their own work; Ada's name taken by a stranger blocks nobody
     assert g[("sam", AID)]["score"] == "12" and g[("sal", AID)]["score"] == "10"
     assert g[("ada", AID)]["score"] == "12" and g[("ada", AID)]["status"] == "graded"
-    assert "not in the roster" in _refused(g)["Ada Lovelace_1010"]["reason"]
+    assert "Ada Lovelace_1010" in _refused(g)
     # names-only roster: a loud warning; the same name twice is nobody's, an id still decides for dan
     r, g = graded["names"]["result"], _ok(graded["names"])
     assert "WARNING" in r.stderr and "matched by the name they chose" in r.stderr and "moodle_participant_id" in r.stderr
@@ -171,7 +171,7 @@ def test_a_name_collision_never_blocks_an_id_match(graded):
 def test_a_unicode_look_alike_never_blocks_the_real_name(graded):
     g = _ok(graded["moodle"])        # ids roster: the look-alike is simply not in the roster
     assert g[("ada", AID)]["score"] == "12"
-    assert "not in the roster" in _refused(g)["\uff21da Lovelace_1011"]["reason"]
+    assert "\uff21da Lovelace_1011" in _refused(g)
     g = _ok(graded["names"])         # names-only: it folds to "Ada Lovelace", but Ada's own name wins
     assert g[("ada", AID)]["score"] == "12" and g[("ada", AID)]["status"] == "graded"
     assert "only looks like ada's" in _refused(g)["\uff21da Lovelace_1011"]["reason"]

@@ -11,7 +11,18 @@ name>``, a file re-uploaded under the same name getting ``-1``, ``-2``… before
 
 The zip is unpacked by ``collect.extract_zip`` (regular files only, sizes capped), each entry is
 attributed to an LMS user, the user to a course student through the roster, and the chosen
-notebook is copied into ``<tmp>/<student>/<assignment>/`` for ``grading.grade``. What happened on
+notebook is copied into ``<tmp>/<student>/<assignment>/`` for ``grading.grade``.
+
+What a student controls never decides identity (COURSE_DESIGN principle 10). Names are read from
+the side the student cannot write: a Moodle folder from its right end (the participant id and
+plugin suffix); a flat Moodle or Canvas name that can be read as more than one user (a name or
+a file name holding the id pattern) is refused, never given to anyone (``_pick``). People are
+matched by the LMS's id where the roster gives it; a roster row without it is matched by name,
+with a warning, and a look-alike (a name equal only after folding accents or character forms)
+never blocks the name as written. The assignment is decided per student (``detect_assignment``),
+never by a vote. Submission times come from the LMS's CSV when given (``read_times``: Moodle's
+grading worksheet), so late penalties apply; without them no LMS submission is late, and a
+warning line and each outcome say so when the assignment has a due date. What happened on
 the way becomes a note of that submission (a resubmission replaced, several files, a late flag)
 or a refusal row (not in the roster, two LMS users for one student id, not a notebook, an entry
 that could not be read). What the LMS called each graded student is saved

@@ -34,6 +34,7 @@ from typing import Any, Iterable
 
 from autograder import nbgrader_api, outcomes
 from autograder.course import Assignment, Course, CourseError
+from autograder.export import safe_cell
 from autograder.scoring import CASE_KINDS
 from autograder.similarity import MIN_OVERLAP, THRESHOLD, SimilarityResult, assignment_similarity
 
@@ -429,7 +430,8 @@ def to_csv(report: CourseReport) -> str:
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for rec in report_records(report):
-        writer.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v))
+        # safe_cell: an example is a reason or a file name a student controls ("=HYPERLINK(...)")
+        writer.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else safe_cell(v)))
                          for k, v in rec.items()})
     return buf.getvalue()
 

@@ -425,3 +425,17 @@ def test_every_way_a_case_can_fail_has_a_name_on_the_page():
     from autograder.scoring import CASE_KINDS
 
     assert set(CASE_KINDS) - {"passed"} <= set(KIND_LABELS), "a new case kind needs its words in KIND_LABELS"
+
+
+def test_the_csv_shows_a_student_controlled_formula_as_text(monkeypatch):
+    """An example cell (a reason, a file name) that starts like a formula is written as text (issue 27 §3)."""
+    from autograder import report as report_mod
+
+    rows = [{"assignment": "01_perceptron", "section": "not_graded", "exercise": "", "item": "refused",
+             "count": 1, "total": 3, "value": 0.5, "example": "=HYPERLINK(\"http://x\",\"click\")"},
+            {"assignment": "01_perceptron", "section": "score", "exercise": "", "item": "mean", "count": None,
+             "total": None, "value": -1.5, "example": "-12 points"}]
+    monkeypatch.setattr(report_mod, "report_records", lambda report: rows)
+    text = report_mod.to_csv(None)
+    assert "'=HYPERLINK" in text and "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
+    assert ",-1.5," in text and "'-12 points" in text

@@ -302,18 +302,21 @@ EXERCISES = [
 # Issue 19: the model-design challenge of section 7 (autograder/challenges.py). The grader
 # retrains the student's fit_digits in the sandbox; the 1,000 held-out test digits' labels stay outside.
 # Thresholds: the reference uses only what 04-05 teach (three conv 3x3 + max-pool blocks and a dense
-# head, 29,066 parameters, Adam one-cycle, 8 epochs, about 15 CPU s here): 99.2 % on the held-out
-# digits, 98.3 % on validation (98.75 % on both, n = 2,000). The section-3 pooling CNN (6 epochs):
-# 98.6 % held-out, 97.8 % validation; a dense network on pixels ~ 92-95 %.
-# Sampling error: an accuracy p on n = 1,000 digits has a standard error sqrt(p (1 - p) / n), 0.44
-# points at 98 %. full = 97.5 % lies 2.8 standard errors below the reference's pooled 98.75 % (and
-# 1.1 points below even the simpler section-3 CNN on the held-out set), so a model of the
-# reference's quality gets full marks without luck; one standard error is worth 0.3 points between
-# the lines (5 points over 7.5 % of accuracy).
+# head, 29,066 parameters, Adam one-cycle, 8 epochs, about 15 CPU s here): 98.3 % on validation.
+# The held-out digits are secret perturbations of public MNIST digits (issue 27, autograder/heldout.py:
+# rotated up to 10 degrees, rescaled, elastically distorted, shifted up to 1 px): harder than
+# validation, more so for models that are not shift-tolerant. Measured (H10): the reference 97.1 %
+# held-out (99.2 % on the unperturbed digits); a 3,106-parameter two-conv CNN, 3 epochs: 92.5 %
+# (validation 95.6 %); a dense 784-32-10 network, 5 epochs: 81.2 % (validation 90.5 %); a
+# nearest-neighbour lookup of the 10,000 public digits (sources included): 93.3 %.
+# Sampling error: an accuracy p on n = 1,000 digits has a standard error sqrt(p (1 - p) / n), 0.53
+# points at 97.1 %. full = 96.0 % lies 2.1 standard errors below the reference's held-out figure, so
+# a model of the reference's quality gets full marks without luck (it was 97.5 % before the digits
+# were perturbed); one standard error is worth 0.44 points between the lines (5 points over 6 %).
 # --------------------------------------------------------------------------- #
 from autograder.challenges import Challenge  # noqa: E402
 
 CHALLENGES = [
     Challenge("digits_cnn", task="digits_classifier", heldout="digits_test.npz", metric="accuracy",
-              full=0.975, zero=0.90, max_parameters=50_000, cpu_seconds=40),
+              full=0.96, zero=0.90, max_parameters=50_000, cpu_seconds=40),
 ]

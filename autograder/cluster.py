@@ -791,7 +791,12 @@ def dask_client(address: str, certs: str = "", insecure: bool = False, warn: Cal
         from distributed import Client
     except ImportError:  # pragma: no cover - a dependency of the project
         raise CourseError("--cluster needs Dask: pip install dask distributed") from None
+    import logging
+
     target, security = cluster_security(address, certs, insecure)
+    # A worker's answer that is not plain data is refused (and becomes that submission's outcome):
+    # Dask's own report of the refusal, with the worker's text, is not for the terminal.
+    logging.getLogger("distributed.protocol.core").setLevel(logging.CRITICAL + 1)
     if warn is not None and not target.lower().startswith("tls://"):
         warn(INSECURE_WARNING.format(address=target))
     try:

@@ -37,7 +37,8 @@ ROGUE = textwrap.dedent('''
 
     from autograder import cluster, outcomes
 
-    honest = cluster.remote
+    honest = getattr(cluster, "_honest_remote", cluster.remote)  # Dask imports a preload twice
+    cluster._honest_remote = honest
     MARKER = os.environ["ROGUE_MARKER"]
 
 
@@ -51,8 +52,12 @@ ROGUE = textwrap.dedent('''
             return {"outcome": {"assignment": job.assignment, "student": "victim", "status": outcomes.NOT_GRADED,
                                 "reason": "forged", "score": 0.0, "exercises": {}, "events": [], "notes": []},
                     "zero": True, "autograded": {}, "feedback": {}, "gradebook": {}, "worker": "x", "refused": ""}
-        if job.student == "pickler":
-            return Payload()
+        if job.student == "pickler":  # a pickle sent as the result, as a crafted worker would send it
+            import pickle
+
+            from distributed.protocol.serialize import Serialized
+
+            return Serialized({"serializer": "pickle"}, [pickle.dumps(Payload())])
         if job.student == "garbage":
             return ["not", "a", "result"]
         if job.student == "greedy":  # more points than the cell is worth
@@ -212,6 +217,14 @@ def test_a_rogue_worker_with_the_certificate_is_believed_only_as_data_for_its_jo
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Traceback" not in r.stdout + r.stderr
     assert not marker.exists(), "a pickle from the worker was unpickled"
+    import pickle
+
+    class Payload:  # the same payload, unpickled here: it would have left the marker
+        def __reduce__(self):
+            return (open, (str(marker) + ".check", "w"))
+
+    pickle.loads(pickle.dumps(Payload())).close()
+    assert Path(str(marker) + ".check").exists()
     rows = {s: row for (s, a), row in subs.read_grades(course / "exports" / "grades.csv").items() if a == AID}
     assert (rows["victim"]["score"], rows["victim"]["status"]) == ("12", "graded"), rows["victim"]
     assert (rows["mallory"]["score"], rows["mallory"]["status"]) == ("0", "not graded"), rows["mallory"]

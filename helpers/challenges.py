@@ -11,6 +11,12 @@ it (an ``nn.Module``). ``challenge`` calls it exactly as the grader will, under 
   and ``random`` with seed 0): the figure you see at home is what the grader measures, give or
   take the speed of the machine. A call that goes over is stopped.
 
+The same fit gets the same score every time: during the call, entropy that Python hands out is a
+fixed stream too (``os.urandom``, hence ``secrets``, ``random.SystemRandom``, ``uuid.uuid4`` and
+numpy's ``default_rng()`` without a seed; and ``torch.seed()``). What no harness can fix: a fit that
+seeds from the clock, calls ``random.seed()`` without an argument, or trains until a time is up
+gets a score that may change from one grading run to the next.
+
 In your notebook, the model is then scored on the *validation* split (the points it would get
 there are an estimate: the grade uses the held-out test set, which only the instructor has). Under the
 grader (``AUTOGRADER_HARVEST`` set), the same call runs inside the sandbox, the model's outputs on
@@ -192,6 +198,35 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _fixed_entropy(seed: int) -> Callable[[], None]:
+    """Make Python's entropy a fixed stream (``os.urandom``, what ``random``/``secrets`` draw from,
+    ``torch.seed``) so that a fit seeding itself from it is deterministic; returns the undo."""
+    import torch
+
+    stream = random.Random(f"challenge fit entropy {seed}")
+
+    def urandom(size: int) -> bytes:
+        if size < 0:
+            raise ValueError("negative argument not allowed")
+        return stream.randbytes(size)
+
+    def torch_seed() -> int:
+        value = stream.getrandbits(63)
+        torch.manual_seed(value)
+        return value
+
+    saved = [(os, "urandom"), (random, "_urandom"), (torch, "seed"), (torch.random, "seed")]
+    saved = [(obj, name, getattr(obj, name)) for obj, name in saved if hasattr(obj, name)]
+    for obj, name, _ in saved:
+        setattr(obj, name, torch_seed if name == "seed" else urandom)
+
+    def undo() -> None:
+        for obj, name, value in saved:
+            setattr(obj, name, value)
+
+    return undo
+
+
 def run_fit(fit: Callable, args: tuple, cpu_seconds: float) -> FitRun:
     """Call ``fit(*args)`` seeded, on one torch thread, stopped after ``cpu_seconds`` of CPU time."""
     import torch
@@ -206,6 +241,7 @@ def run_fit(fit: Callable, args: tuple, cpu_seconds: float) -> FitRun:
         raise OverBudget()
 
     previous = signal.signal(signal.SIGPROF, over) if timer else None
+    entropy = _fixed_entropy(FIT_SEED)
     start = time.process_time()
     try:
         if timer:
@@ -224,6 +260,7 @@ def run_fit(fit: Callable, args: tuple, cpu_seconds: float) -> FitRun:
             signal.setitimer(signal.ITIMER_PROF, 0)
             signal.signal(signal.SIGPROF, previous)
         run.cpu_seconds = time.process_time() - start
+        entropy()
         torch.set_num_threads(threads)
     if run.error is None and run.cpu_seconds > cpu_seconds:
         run.error = "over_time"

@@ -1,7 +1,7 @@
 """Grading on a Dask cluster (``autograder grade --cluster``), through the real CLI.
 
 A ``distributed.LocalCluster`` with two worker *processes* (started here, one task at a time
-each) grades a mixed batch: correct, untouched, wrong, hostile (patched numpy, a gradebook
+each, on 127.0.0.1, mutual TLS with certificates made by ``autograder.cluster.make_certificates``) grades a mixed batch: correct, untouched, wrong, hostile (patched numpy, a gradebook
 write from inside the sandbox, ``os._exit``), an infinite loop (timed out) and a file that is
 not a notebook. The CSV must be the local pool's, byte for byte, with the expected scores.
 The workers run with ``GRADEBOOK_URL`` pointing at a file that does not exist: any write to a
@@ -74,19 +74,37 @@ def folder(tmp_path_factory) -> Path:
     return folder
 
 
+def _security(certs: Path):
+    from distributed.security import Security
+
+    files = {}
+    for role in ("scheduler", "worker", "client"):
+        files[f"tls_{role}_cert"] = str(certs / f"{role}.pem")
+        files[f"tls_{role}_key"] = str(certs / f"{role}-key.pem")
+    return Security(tls_ca_file=str(certs / "ca.pem"), require_encryption=True, **files)
+
+
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
     """Two worker processes, one task each, with their own temporary folder and a gradebook URL
-    that leads nowhere (so a worker that wrote to any gradebook but its private one would fail)."""
+    that leads nowhere (so a worker that wrote to any gradebook but its private one would fail);
+    TLS on 127.0.0.1 with the course's certificates."""
     from distributed import Client, LocalCluster
 
+    from autograder.cluster import make_certificates
+
+    certs = tmp_path_factory.mktemp("certs") / "certs"
+    make_certificates(certs)
     worker_tmp = tmp_path_factory.mktemp("worker-tmp")
     env = {"TMPDIR": str(worker_tmp), "GRADEBOOK_URL": "sqlite:////nonexistent/never-written.db",
            "PYTHONWARNINGS": "ignore"}
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
-                           dashboard_address=None, env=env)
+                           dashboard_address=None, env=env, protocol="tls://", host="127.0.0.1",
+                           security=_security(certs))
     client = Client(cluster)
-    yield {"cluster": cluster, "client": client, "address": cluster.scheduler_address, "tmp": worker_tmp}
+    assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+    yield {"cluster": cluster, "client": client, "address": cluster.scheduler_address, "tmp": worker_tmp,
+           "certs": certs}
     client.close()
     cluster.close()
 
@@ -102,8 +120,8 @@ def local_csv(tmp_path_factory, folder) -> str:
 @pytest.fixture(scope="module")
 def on_cluster(tmp_path_factory, folder, dask_cluster):
     course = _course(tmp_path_factory.mktemp("on-cluster"))
-    r = run_cli("grade", str(folder), "--cluster", dask_cluster["address"], "--seed", SEED, course=course,
-                timeout=1800)
+    r = run_cli("grade", str(folder), "--cluster", dask_cluster["address"], "--cluster-certs",
+                str(dask_cluster["certs"]), "--seed", SEED, course=course, timeout=1800)
     return {"course": course, "result": r}
 
 
@@ -147,16 +165,20 @@ def test_the_coordinator_wrote_the_course_and_the_workers_left_nothing(on_cluste
 
 
 def test_workers_that_run_several_tasks_at_once_are_refused(tmp_path, folder):
+    """(On a plain tcp:// cluster, accepted with --insecure-cluster and a warning.)"""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
                       dashboard_address=None) as cluster:
-        r = run_cli("grade", str(folder), "--cluster", cluster.scheduler_address, course=_course(tmp_path))
+        r = run_cli("grade", str(folder), "--cluster", cluster.scheduler_address, "--insecure-cluster",
+                    course=_course(tmp_path))
     assert r.returncode == 2 and "--nthreads 1" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "WARNING: grading on a Dask cluster without TLS" in r.stderr
 
 
-def test_an_unreachable_scheduler_is_one_line(tmp_path, folder):
-    r = run_cli("grade", str(folder), "--cluster", "tcp://127.0.0.1:9", course=_course(tmp_path), timeout=600)
+def test_an_unreachable_scheduler_is_one_line(tmp_path, folder, dask_cluster):
+    r = run_cli("grade", str(folder), "--cluster", "tls://127.0.0.1:9", "--cluster-certs", str(dask_cluster["certs"]),
+                course=_course(tmp_path), timeout=600)
     assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr, r.stderr[-2000:]
     assert r.stderr.strip().count("\n") == 0
 
@@ -178,7 +200,8 @@ def test_a_killed_worker_loses_nothing(tmp_path, folder, dask_cluster, local_csv
     course = _course(tmp_path)
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, "-m", "autograder", "--course", str(course), "grade", str(folder),
-                             "--cluster", dask_cluster["address"], "--seed", SEED],
+                             "--cluster", dask_cluster["address"], "--cluster-certs", str(dask_cluster["certs"]),
+                             "--seed", SEED],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         pid = _busy_worker_pid(dask_cluster)
@@ -194,7 +217,8 @@ def test_a_killed_worker_loses_nothing(tmp_path, folder, dask_cluster, local_csv
     assert all(rows[(s, AID)]["score"] == "0" for s in lost)
     # Dask reschedules the killed worker's task on the other worker: nothing needs a rerun.
     assert proc.returncode == 0 and not lost, (lost, err[-2000:])
-    r = run_cli("grade", str(folder), "--cluster", dask_cluster["address"], "--seed", SEED, course=course)
+    r = run_cli("grade", str(folder), "--cluster", dask_cluster["address"], "--cluster-certs",
+                str(dask_cluster["certs"]), "--seed", SEED, course=course)
     assert r.returncode == 0, r.stderr[-2000:]
     _same_csv((course / "exports" / "grades.csv").read_text(), local_csv)
 
@@ -261,14 +285,18 @@ def test_a_worker_that_joins_late_grades_the_reference_first(tmp_path, dask_clus
     course = _course(tmp_path)
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen([sys.executable, "-m", "autograder", "--course", str(course), "grade", str(folder),
-                             "--cluster", dask_cluster["address"], "--seed", SEED],
+                             "--cluster", dask_cluster["address"], "--cluster-certs", str(dask_cluster["certs"]),
+                             "--seed", SEED],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     late = None
     try:
         _busy_worker_pid(dask_cluster)  # the canaries are done: the batch has begun
         no_bwrap = dict(env, PATH=str(Path(sys.executable).parent), TMPDIR=str(dask_cluster["tmp"]))
         late = subprocess.Popen([str(Path(sys.executable).parent / "dask"), "worker", dask_cluster["address"],
-                                 "--nthreads", "1", "--no-nanny", "--name", "late-broken", "--no-dashboard"],
+                                 "--nthreads", "1", "--no-nanny", "--name", "late-broken", "--no-dashboard",
+                                 "--tls-ca-file", str(dask_cluster["certs"] / "ca.pem"),
+                                 "--tls-cert", str(dask_cluster["certs"] / "worker.pem"),
+                                 "--tls-key", str(dask_cluster["certs"] / "worker-key.pem")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=no_bwrap)
         address = _worker_named(dask_cluster["client"], "late-broken")
         assert proc.poll() is None, "the batch ended before the late worker joined: nothing was tested"

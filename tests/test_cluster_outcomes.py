@@ -108,3 +108,24 @@ def test_feedback_too_slow_keeps_the_score_and_says_why(tmp_path):
     from autograder.course import Course
 
     assert outcomes.read(Course(course), AID, "amy")["feedback"] is False  # a rerun makes the page again
+
+
+def test_a_pool_workers_answer_is_a_short_path_to_private_plain_data(tmp_path):
+    """A local pool worker answers with a path (short enough for one pipe write) to a 0600 file of
+    plain data (msgpack, not pickle), read back as the result of the job that was sent."""
+    import os
+    import pickle
+    import select
+
+    from autograder.cluster import Result, _answer_in_a_file, _read_answer
+
+    big = Result(AID, "mallory", {"status": "graded", "score": 1.0}, zero=False,
+                 autograded={"a.ipynb": b"x" * 5_000_000})
+    path = _answer_in_a_file(lambda key, job: big, str(tmp_path), "key", _job("amy"))
+    assert len(pickle.dumps(path, protocol=pickle.HIGHEST_PROTOCOL)) + 4 < select.PIPE_BUF
+    assert [p.suffix for p in tmp_path.iterdir()] == [".result"]
+    assert os.stat(path).st_mode & 0o077 == 0
+    assert b"\x80\x04" not in open(path, "rb").read(2)  # not a pickle stream
+    got = _read_answer(_job("amy"), path)
+    assert (got.student, got.outcome["student"], got.autograded) == ("amy", "amy", big.autograded)
+    assert list(tmp_path.iterdir()) == []

@@ -638,7 +638,8 @@ def test_a_fit_seeding_itself_from_os_urandom_gets_the_same_score_twice(graded):
     first, second = graded["grades"][("entropic1", aid)], graded["grades"][("entropic2", aid)]
     assert first["status"] == second["status"] == "graded"
     assert 13 < float(first["score"]) < 18 and first["score"] == second["score"], (first, second)
-    assert graded["verdict"]("entropic1") == graded["verdict"]("entropic2")
+    same = [re.sub(r"took [\d.]+ CPU s", "", graded["verdict"](s)) for s in ("entropic1", "entropic2")]
+    assert same[0] == same[1] and "test accuracy" in same[0], same  # all but the CPU time measured
 
 
 @pytest.mark.slow

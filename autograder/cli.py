@@ -27,6 +27,15 @@ from autograder.course import Course, CourseError
 from autograder.sandbox import SandboxUnavailable
 
 
+def _private_results() -> None:
+    """What this command writes from here on (outcomes, feedback, gradebook, grades CSV, reports) is
+    created readable by this user only (umask 077): other users of the machine (students with a
+    shell on the hub) read nothing of a grading run, whatever the course folder's modes."""
+    import os
+
+    os.umask(0o077)
+
+
 def _assignments(course: Course, aid: str | None) -> list[str]:
     return [course.assignment(aid).id] if aid else [a.id for a in course.assignments()]
 
@@ -56,11 +65,9 @@ def cmd_release(course: Course, args: argparse.Namespace) -> int:
 
 def cmd_grade(course: Course, args: argparse.Namespace) -> int:
     from autograder.export import export_csv, summary_table
-    from autograder.grading import GradeOptions, grade, lost_submissions
+    from autograder.grading import GradeOptions, grade, hand_to_course_owner, lost_submissions
 
-    import os
-
-    os.umask(0o077)  # what this run writes (grades CSV included) is the grader's only
+    _private_results()
     opts = GradeOptions(workers=args.workers, seed=args.seed, unsafe_no_sandbox=args.unsafe_no_sandbox,
                         force=args.force, assignment=args.assignment, cluster=args.cluster,
                         cluster_certs=args.cluster_certs, insecure_cluster=True if args.insecure_cluster else None)
@@ -81,6 +88,7 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
         results = grade(course, Path(args.path), opts)
     elapsed = time.monotonic() - start
     out = export_csv(course, Path(args.to) if args.to else None)
+    hand_to_course_owner(course)
     print(summary_table(course, results))
     print(f"\n{len(results)} submission(s) in {elapsed:.1f} s with {opts.workers} worker(s). "
           f"Grades: {out}. Feedback: {course.root / 'feedback'}/<student>/<assignment>/")
@@ -96,9 +104,13 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
 def cmd_feedback(course: Course, args: argparse.Namespace) -> int:
     from autograder import nbgrader_api
 
+    _private_results()
     nb_api = nbgrader_api.api(course)
     for aid in _assignments(course, args.assignment):
         nbgrader_api.check_result(nb_api.generate_feedback(aid, force=True), f"feedback for {aid}")
+    from autograder.grading import hand_to_course_owner
+
+    hand_to_course_owner(course)
     print(f"feedback written to {course.root / 'feedback'}")
     return 0
 
@@ -106,6 +118,7 @@ def cmd_feedback(course: Course, args: argparse.Namespace) -> int:
 def cmd_export(course: Course, args: argparse.Namespace) -> int:
     from autograder.export import export_csv
 
+    _private_results()
     if args.format == "csv":
         if args.lms_assignment or args.roster:
             raise CourseError("--roster and --lms-assignment are for --format canvas|moodle")
@@ -153,6 +166,7 @@ def cmd_report(course: Course, args: argparse.Namespace) -> int:
     from autograder.report import build_report, write_report
     from autograder.similarity import THRESHOLD
 
+    _private_results()
     threshold = THRESHOLD if args.threshold is None else args.threshold
     if not 0.0 < threshold <= 1.0:
         raise CourseError(f"--threshold must be in (0, 1], not {threshold:g}")
@@ -187,12 +201,17 @@ def cmd_collect(course: Course, args: argparse.Namespace) -> int:
     from autograder.export import export_csv, summary_table
     from autograder.grading import GradeOptions, grade
 
+    _private_results()  # grading on submit: the same private run as `autograder grade`
     opts = GradeOptions(workers=args.workers, unsafe_no_sandbox=args.unsafe_no_sandbox, assignment=args.assignment,
                         notes={(c.student, c.assignment): c.notes for c in taken if c.notes},
                         refusals=[Refusal(r.student or r.name, r.assignment, r.reason) for r in refused])
     results = grade(course, folder, opts)
     print(summary_table(course, results))
-    print(f"\nGrades: {export_csv(course, None)}. Return the feedback with: autograder return")
+    out = export_csv(course, None)
+    from autograder.grading import hand_to_course_owner
+
+    hand_to_course_owner(course)
+    print(f"\nGrades: {out}. Return the feedback with: autograder return")
     return 0
 
 

@@ -272,12 +272,48 @@ def grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
     (and, with status "refused", what was refused while collecting).
 
     Everything the run creates (submitted copies, plans, outcomes, feedback, the gradebook, work
-    folders) is created private to this user (umask 077), whatever the course folder's modes."""
+    folders) is created private to this user (umask 077), whatever the course folder's modes; when
+    root grades a course folder that belongs to the instructor, what the run wrote there is then
+    handed to the instructor (:func:`hand_to_course_owner`)."""
     old = os.umask(0o077)
     try:
         return _grade(course, path, opts)
     finally:
         os.umask(old)
+        hand_to_course_owner(course)
+
+
+#: What a grading run writes in the course folder.
+RUN_FILES = ("submitted", "autograded", "feedback", "outcomes", "plans", "exports", "gradebook.db",
+             "gradebook.db-journal", ".grading_seed")
+
+
+def hand_to_course_owner(course: Course) -> None:
+    """Grading as root (so that each kernel runs as an unused uid) in a course folder owned by the
+    instructor: what the run wrote there (private: 0600 files, 0700 folders) becomes the
+    instructor's, so that their formgrader and ``autograder return`` read it; no one else can.
+    Links are never followed."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = course.root.stat()
+    except OSError:
+        return
+    if owner.st_uid == 0:
+        return
+    for name in RUN_FILES:
+        top = course.root / name
+        if not os.path.lexists(top):
+            continue
+        paths = [str(top)]
+        if top.is_dir() and not top.is_symlink():
+            for folder, dirs, files in os.walk(top):
+                paths += [os.path.join(folder, n) for n in dirs + files]
+        for p in paths:
+            try:
+                os.chown(p, owner.st_uid, owner.st_gid, follow_symlinks=False)
+            except OSError:
+                pass
 
 
 def _grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:

@@ -66,9 +66,8 @@ POLLER = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture
-def second_user():
-    name = f"agpoll{os.getpid() % 100000}"
+def _user(prefix: str):
+    name = f"{prefix}{os.getpid() % 100000}"
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True,
                    capture_output=True)
     try:
@@ -77,7 +76,19 @@ def second_user():
         subprocess.run(["userdel", name], capture_output=True)
 
 
-def test_another_user_reads_nothing_of_a_batch(second_user):
+@pytest.fixture
+def second_user():
+    yield from _user("agpoll")
+
+
+@pytest.fixture
+def instructor():
+    yield from _user("aginst")
+
+
+def test_another_user_reads_nothing_of_a_batch(second_user, instructor):
+    """(Graded as root, as the README says, in a course folder owned by the instructor: what the run
+    wrote there is the instructor's afterwards, still private.)"""
     assert PYTHON, "a system python3 for the second user"
     base = Path(tempfile.mkdtemp(prefix="h7-private-", dir="/tmp"))
     poller = None
@@ -86,6 +97,7 @@ def test_another_user_reads_nothing_of_a_batch(second_user):
         course = copy_course(base)
         for p in (base / "repo", course):
             p.chmod(0o755)
+        os.chown(course, instructor.pw_uid, instructor.pw_gid)
         folder = Path(tempfile.mkdtemp(prefix="h7-subs-"))  # the instructor's input: private, as tmp is
         solved = subs.solved(AID)
         subs.write(folder, "amy", AID, solved)
@@ -115,6 +127,9 @@ def test_another_user_reads_nothing_of_a_batch(second_user):
         assert len(created) >= 10, created  # plans, submitted, outcomes, feedback, autograded, gradebook, CSV
         assert {"plans", "outcomes", "feedback", "autograded", "submitted", "exports"} <= {
             Path(p).relative_to(course).parts[0] for p in created if Path(p).is_relative_to(course)}
+        for p in (p for p in created if Path(p).is_relative_to(course)):  # handed to the instructor (formgrader, `autograder return`), private still
+            st = os.lstat(p)
+            assert (st.st_uid, st.st_mode & 0o077) == (instructor.pw_uid, 0), (p, st.st_uid, oct(st.st_mode))
         assert seen["workdirs"], "the poller never saw a work folder: it did not poll during the batch"
         leaked = [p for p in seen["readable"]
                   if p not in before and p != str(script)

@@ -125,7 +125,8 @@ class Result:
     worker: where it ran (host and process id), for messages;
     refused: why that worker grades nothing of this assignment (its canary failed, or it runs
            several tasks at once): the job goes to another worker; "" when it was graded;
-    address: the Dask worker's address when one refused (the coordinator sends it no more).
+    address: the Dask worker's address when one refused (the coordinator sends it no more), as the
+           scheduler knows it (never as the worker reports it; not part of :func:`result_data`).
     """
 
     assignment: str

@@ -74,14 +74,16 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
     if args.assignment:
         course.assignment(args.assignment)
     start = time.monotonic()
-    if args.roster or args.lms or args.lms_assignment:
+    if args.roster or args.lms or args.lms_assignment or args.lms_times:
         from autograder import lms
         from autograder.roster import read_roster
 
         if not args.roster:
-            raise CourseError("--lms and --lms-assignment need --roster FILE (who each LMS user is in the course)")
+            raise CourseError("--lms, --lms-assignment and --lms-times need --roster FILE (who each LMS user is "
+                              "in the course)")
         batch, results = lms.grade_export(course, Path(args.path), read_roster(Path(args.roster)), args.lms,
-                                          args.lms_assignment, opts)
+                                          args.lms_assignment, opts,
+                                          times=Path(args.lms_times) if args.lms_times else None)
         print(f"{batch.lms.capitalize()} export of {batch.assignment}: {len(batch.identities)} student(s) "
               f"matched to the roster, {len(batch.refusals)} entr(y/ies) refused")
     else:
@@ -299,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lms", choices=["moodle", "canvas"], help="the LMS of the export (default: told from its names)")
     p.add_argument("--lms-assignment", metavar="ID",
                    help="the syllabus assignment the export is for (default: told from its notebooks)")
+    p.add_argument("--lms-times", metavar="FILE",
+                   help="the LMS's submission times, for late penalties (Moodle: the assignment's grading "
+                        "worksheet CSV; Canvas: a CSV of user ids and submitted_at); without it no LMS "
+                        "submission is late")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade without bubblewrap: student code is NOT contained (see README)")
     p.add_argument("--cluster", metavar="ADDRESS",

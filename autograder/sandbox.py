@@ -225,13 +225,17 @@ def folder_usage(folder: Path, limit_files: int) -> tuple[int, int]:
 
 class Watchdog(threading.Thread):
     """Polls a running submission: the resident memory of all its processes and the size of its
-    host-backed kernel folder. Over a limit, it kills every process and says why (``reason``)."""
+    host-backed kernel folder. Over a limit, it kills every process and says why (``reason``). It also
+    meters the CPU time of all the submission's processes, from outside them (``cpu``, issue 27 §1)."""
 
     def __init__(self, limits: SandboxPolicy, workdir: Path, pids: Callable[[], set[int]],
                  kill: Callable[[], None], interval: float = 0.2):
         super().__init__(daemon=True, name="sandbox-watchdog")
         self.limits, self.workdir, self.pids, self.kill, self.interval = limits, workdir, pids, kill, interval
         self.reason: str | None = None
+        from autograder.processes import CpuMeter
+
+        self.cpu = CpuMeter()
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -239,7 +243,9 @@ class Watchdog(threading.Thread):
 
         mb = 1024 * 1024
         while not self._stop_event.wait(self.interval):
-            rss = rss_bytes(self.pids())
+            pids = self.pids()
+            self.cpu.sample(pids)
+            rss = rss_bytes(pids)
             files, size = folder_usage(self.workdir / "kernel", self.limits.kernel_dir_files)
             if rss > self.limits.total_memory_mb * mb:
                 self.reason = (f"memory limit ({self.limits.total_memory_mb} MB for all the submission's "

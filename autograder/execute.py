@@ -71,7 +71,7 @@ class SandboxedExecute(Execute):
         plan = load_plan(course, info["assignment"], seed)
         # Hook (issue 19): the assignment's model-design challenges (autograder/challenges.py) join the
         # plan: the sandbox gets their test inputs only, the scorer keeps their targets.
-        from autograder.challenges import cell_timeouts, challenge_plans
+        from autograder.challenges import cell_timeouts, challenge_plans, record_run_cpu
         plan = {**plan, **challenge_plans(course, info["assignment"])}
         self.timeout_func = cell_timeouts(plan, lambda: self.timeout)  # a challenge cell trains: its budget
         record["plan"], record["seed"] = plan, seed  # the scorer judges against exactly this plan
@@ -110,6 +110,9 @@ class SandboxedExecute(Execute):
                     raise RuntimeError("the kernel failed to start twice" + _last_words(workdir / "kernel.log"))
                 if self._watchdog and self._watchdog.reason and self._watchdog.reason not in record["events"]:
                     record["events"].append(self._watchdog.reason)
+                if self._watchdog is not None:  # issue 27 §1: the run's CPU time, from outside, to the challenges
+                    record["cpu_seconds"] = self._watchdog.cpu.sample(self._kernel_pids())
+                    record_run_cpu(plan, record["cpu_seconds"])
                 self._stop_kernel(km, uid)  # nothing of the submission runs while its outputs are read
                 km = None
                 record["outputs"] = self._collect_outputs(workdir, policy.results_bytes)

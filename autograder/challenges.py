@@ -203,6 +203,9 @@ class ChallengePlan:
     inputs: np.ndarray | tuple  # the denoiser's: (x_t, t)
     targets: np.ndarray
     points: float = 0.0
+    #: CPU seconds of the whole graded run (the kernel and every process and thread of the submission),
+    #: measured from outside the sandbox by the execute step (``record_run_cpu``); None: not measured.
+    run_cpu_seconds: float | None = None
 
     @property
     def cases(self) -> list[None]:  # one pseudo-case: the scorer's error paths count len(plan.cases)
@@ -278,6 +281,14 @@ class ChallengePlan:
         r.fraction = r.spec.fraction(r.value)
         r.kind = "passed" if r.fraction >= 1 else "wrong"
         return r
+
+
+def record_run_cpu(plans: dict[str, Any], seconds: float | None) -> None:
+    """Hook for the execute step (trusted): the CPU time of the whole graded run, measured from
+    outside the sandbox (``processes.CpuMeter``), reaches every challenge of the run's plan."""
+    for p in plans.values():
+        if isinstance(p, ChallengePlan):
+            p.run_cpu_seconds = seconds
 
 
 def challenge_plans(course: Course, aid: str, points: dict[str, float] | None = None) -> dict[str, ChallengePlan]:

@@ -12,13 +12,31 @@ An assignment's ``cases.py`` may define ``CHALLENGES``, a list of ``Challenge``.
   outputs the sandbox wrote (``ChallengePlan.score``) and turns it into points by the documented
   thresholds: full marks at or past ``full``, none at or past ``zero``, linear in between.
 - Every failure is an outcome with 0 points and a reason: nothing recorded, unreadable or huge
-  outputs, the fit not implemented / raising / over its CPU time, a model over the parameter budget,
+  outputs, the fit not implemented / raising / over its CPU time, a run over its CPU budget, a model
+  holding more numbers than its budget or an unreadable record of them,
   outputs of the wrong shape or not finite. The verdict shows the rounded metric and the budget used,
   never a test target or a per-sample result.
 
-Budgets are measured by the harness inside the student's process: an honest submission cannot go
-over them unnoticed; a deliberately hostile one could misreport them (the metric itself cannot be
-faked: it is computed here, from targets the sandbox never sees).
+Budgets (issue 27 §1, principle 10):
+
+- **CPU**: the grader measures, from outside the sandbox, the CPU time (user + system) of the whole
+  graded run: the kernel and every process and thread of the submission, from the kernel's start to
+  the end of the notebook (``processes.CpuMeter``, sampled by the sandbox's watchdog; ended children
+  count through their parent's cutime/cstime). The whole run must fit ``cpu_seconds`` plus the
+  challenge's ``allowance_seconds`` (kernel start, imports, the exercises' checks, the predictions;
+  measured on the solution notebooks). Training in an earlier cell, in a thread or a child process,
+  or lazily while predicting all count; patching the student's own clocks changes nothing. The
+  in-sandbox timer around ``fit`` only stops a fit early and is shown for comparison. Not seen: the
+  last sampling interval (0.2 s) of a child whose parent does not wait for it.
+- **Numbers held**: after the last prediction the harness lists every tensor and array reachable
+  from the model (``helpers.challenges.holdings``) as plain data (name, shape, dtype) that this side
+  reads with limits (``holdings_total``) and adds up. That list is still written by code running in
+  the student's process: it is honest against mistakes and the known cheats (buffers, tensor
+  attributes, a model that grows while predicting), but a notebook that patches the harness itself
+  could misreport it; a table read from a global variable of the notebook is not held by the model
+  and is not counted.
+
+The metric itself cannot be faked: it is computed here, from targets the sandbox never sees.
 """
 from __future__ import annotations
 
@@ -43,6 +61,10 @@ METRICS = {"accuracy": True, "mse": False}  # higher is better?
 MAX_CHALLENGE_BYTES = 40_000_000
 #: Purpose string of the held-out denoising noise: its stream is drawn from course/heldout/SECRET.
 _DENOISE_PURPOSE = "10_generative digits_denoiser: steps and noise of the held-out digits"
+#: CPU seconds a graded run may use besides the fit's budget where cases.py gives none (see Challenge).
+DEFAULT_ALLOWANCE = 30.0
+#: The most entries a holdings record may have (one per tensor or array the model holds).
+MAX_HOLDINGS = 100_000
 
 
 @dataclass(frozen=True)
@@ -55,8 +77,13 @@ class Challenge:
     heldout:        the held-out file in ``course/heldout/`` (checked against its MANIFEST)
     metric:         "accuracy" (higher is better) or "mse" (lower is better)
     full, zero:     thresholds: full marks at or past ``full``, 0 at or past ``zero``, linear between
-    max_parameters: the model's budget of parameters
-    cpu_seconds:    the fit's budget of CPU time (one thread)
+    max_parameters: the budget of numbers the model holds: every tensor and numpy array reachable from
+                    it after its last prediction (parameters, buffers, attributes; ``helpers.challenges.holdings``)
+    cpu_seconds:    the fit's budget of CPU time (one thread; stopped in the sandbox past it)
+    allowance_seconds: CPU time the graded run may use besides: the kernel's start, the imports, the
+                    exercises' checks and the predictions (measured on the solution, with margin). The whole
+                    run of the notebook, every process and thread, measured from outside, must fit
+                    ``cpu_seconds + allowance_seconds``
     """
 
     name: str
@@ -67,6 +94,7 @@ class Challenge:
     zero: float
     max_parameters: int
     cpu_seconds: float
+    allowance_seconds: float = DEFAULT_ALLOWANCE
     builds_on: tuple[str, ...] = ()      # as Exercise: the scorer's cascade step reads it
     partial_credit: bool | None = None   # points are proportional by design (the thresholds)
 
@@ -82,7 +110,8 @@ class Challenge:
     def public(self, points: float) -> dict:
         """What students may know (checks.json, and the sandbox's inputs file)."""
         return {"task": self.task, "metric": self.metric, "full": self.full, "zero": self.zero,
-                "max_parameters": self.max_parameters, "cpu_seconds": self.cpu_seconds, "points": points}
+                "max_parameters": self.max_parameters, "cpu_seconds": self.cpu_seconds,
+                "allowance_seconds": self.allowance_seconds, "points": points}
 
     def spec(self, points: float = 0.0) -> Spec:
         return Spec.from_data(self.name, self.public(points))
@@ -237,13 +266,6 @@ class ChallengePlan:
                 raise ValueError
         except (ValueError, TypeError, RecursionError, MemoryError):
             return zero("malformed", "the recorded outputs were unreadable")
-        params, seconds = doc.get("parameters"), doc.get("cpu_seconds")
-        if type(params) is int and type(seconds) in (int, float) and math.isfinite(seconds) and params >= 0:
-            if "error" not in doc:
-                r.used = (f"your model: {params:,} parameters (budget {ch.max_parameters:,}); training took "
-                          f"{seconds:.1f} CPU s (budget {ch.cpu_seconds:g} s)")
-        elif "error" not in doc:
-            return zero("malformed", "the recorded budget figures were unreadable")
         error = doc.get("error")
         if error is not None:
             if error == "not_implemented":
@@ -257,11 +279,29 @@ class ChallengePlan:
             if error == "not_a_module":
                 return zero("error", "your fit did not return an nn.Module")
             return zero("error", "your fit or your model raised an exception")  # its text may echo test data
-        if params > ch.max_parameters:
-            return zero("over_budget", f"the model has {params:,} parameters, over the budget of "
-                                       f"{ch.max_parameters:,}")
-        if seconds > ch.cpu_seconds:
-            return zero("over_budget", f"training took {seconds:.1f} CPU s, over the budget of {ch.cpu_seconds:g} s")
+        run_budget = ch.cpu_seconds + ch.allowance_seconds
+        cpu = self.run_cpu_seconds
+        if cpu is None or not math.isfinite(cpu):
+            return zero("not_run", "the grader could not measure the CPU time of the run")
+        numbers = holdings_total(doc.get("holdings"), doc.get("holdings_complete"))
+        if numbers is None:
+            return zero("malformed", "the record of what your model holds was missing or unreadable")
+        fit = doc.get("cpu_seconds")
+        own = (f"; your fit by its own clock: {fit:.1f} s" if type(fit) in (int, float) and math.isfinite(fit)
+               and 0 <= fit < 1e6 else "")
+        r.used = (f"your model holds {numbers:,} numbers (budget {ch.max_parameters:,}); the graded run used "
+                  f"{cpu:.1f} CPU s (budget {run_budget:g} s: {ch.cpu_seconds:g} s of training + "
+                  f"{ch.allowance_seconds:g} s for the kernel and the checks{own})")
+        if cpu > run_budget:
+            r.used = ""
+            return zero("over_budget", f"the graded run of your notebook used {cpu:.1f} CPU s (every cell, every "
+                                       f"process and thread, measured by the grader), over its budget of "
+                                       f"{run_budget:g} s ({ch.cpu_seconds:g} s of training + "
+                                       f"{ch.allowance_seconds:g} s for the kernel and the checks)")
+        if numbers > ch.max_parameters:
+            r.used = ""
+            return zero("over_budget", f"the model holds {numbers:,} numbers (every tensor and array it holds "
+                                       f"after its last prediction), over the budget of {ch.max_parameters:,}")
         try:
             out = decode(doc.get("output"))
             if not isinstance(out, np.ndarray):
@@ -281,6 +321,24 @@ class ChallengePlan:
         r.fraction = r.spec.fraction(r.value)
         r.kind = "passed" if r.fraction >= 1 else "wrong"
         return r
+
+
+def holdings_total(entries: Any, complete: Any) -> int | None:
+    """How many numbers a holdings record (``helpers.challenges.holdings``: ``[[name, shape, dtype], ...]``)
+    adds up to; None when it is missing, malformed, larger than MAX_HOLDINGS entries, or the walk was
+    not complete. Total: never raises because of what it is given."""
+    if complete is not True or not isinstance(entries, list) or len(entries) > MAX_HOLDINGS:
+        return None
+    total = 0
+    for e in entries:
+        if not (isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[2], str)
+                and isinstance(e[1], list) and len(e[1]) <= 32
+                and all(type(d) is int and 0 <= d < 2 ** 48 for d in e[1])):
+            return None
+        total += math.prod(e[1])
+        if total > 2 ** 62:
+            return None
+    return total
 
 
 def record_run_cpu(plans: dict[str, Any], seconds: float | None) -> None:

@@ -6,10 +6,21 @@ you never had.
 ``fit_digits(X_train, y_train, X_val, y_val)`` is yours: it builds a model, trains it and returns
 it (an ``nn.Module``). ``challenge`` calls it exactly as the grader will, under the stated budget:
 
-- **parameters**: ``sum(p.numel() for p in model.parameters())`` of the returned model;
-- **CPU seconds** of the call (``time.process_time``), on one torch thread, seeded (torch, numpy
-  and ``random`` with seed 0): the figure you see at home is what the grader measures, give or
-  take the speed of the machine. A call that goes over is stopped.
+- **numbers the model holds**: every tensor and numpy array reachable from the returned model after
+  its last prediction (``holdings``: parameters, buffers, and any tensor or array kept in an
+  attribute, a list or dict, a closure or a class attribute), each piece of memory once;
+- **CPU seconds**: the fit runs on one torch thread, seeded (torch, numpy and ``random`` with seed 0),
+  and is stopped when its own CPU time (``time.process_time``) passes ``cpu_seconds``. The grader
+  itself measures, from outside the sandbox, the CPU time of the **whole graded run** of the
+  notebook (the kernel and every process and thread it starts, every cell it runs, the predictions
+  included) and requires it to fit ``cpu_seconds + allowance_seconds``; at home, the report shows
+  this kernel's CPU time so far (``kernel_cpu_seconds``).
+
+In the grader, the holdings are listed by this harness inside the student's process and read by the
+trusted side as plain data (names, shapes, dtypes; never unpickled): they guard against mistakes and
+the known ways around a parameter count (buffers, plain tensor attributes, a model that grows while
+predicting), not against a notebook that patches this harness. The CPU time is the grader's own
+measurement: nothing in the notebook changes it.
 
 The same fit gets the same score every time: during the call, entropy that Python hands out is a
 fixed stream too (``os.urandom``, hence ``secrets``, ``random.SystemRandom``, ``uuid.uuid4`` and
@@ -28,6 +39,7 @@ notebook (generated from the instructor's ``cases.py``).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -80,11 +92,18 @@ class Spec:
     full: float               # full marks from here
     zero: float               # no points from here (linear in between)
     points: float
+    allowance_seconds: float = 0.0  # CPU s the graded run may use besides cpu_seconds (kernel, imports, checks)
 
     @classmethod
     def from_data(cls, name: str, d: dict) -> "Spec":
         return cls(name, str(d["task"]), int(d["max_parameters"]), float(d["cpu_seconds"]), str(d["metric"]),
-                   float(d["full"]), float(d["zero"]), float(d.get("points", 0)))
+                   float(d["full"]), float(d["zero"]), float(d.get("points", 0)),
+                   float(d.get("allowance_seconds", 0)))
+
+    @property
+    def run_seconds(self) -> float:
+        """The CPU budget of the whole graded run of the notebook: the fit's plus the allowance."""
+        return self.cpu_seconds + self.allowance_seconds
 
     def fraction(self, value: float) -> float:
         """Share of the points for a metric value: 1 at or past ``full``, 0 at or past ``zero``, linear between."""
@@ -266,9 +285,118 @@ def run_fit(fit: Callable, args: tuple, cpu_seconds: float) -> FitRun:
         run.error = "over_time"
     if run.error is None and not isinstance(run.model, torch.nn.Module):
         run.error, run.detail = "not_a_module", f"fit returned a {type(run.model).__name__}, not an nn.Module"
-    if run.error is None:
+    if run.error is None:  # the model's parameters; ``holdings`` (what the grader counts) adds the rest
         run.parameters = int(sum(p.numel() for p in run.model.parameters()))
     return run
+
+
+#: How far and how much ``holdings`` walks (objects visited); past either, the record says so.
+HOLDINGS_DEPTH, HOLDINGS_OBJECTS = 64, 100_000
+
+
+def holdings(model: Any) -> tuple[list[list], bool]:
+    """Every tensor and numpy array the model holds, as ``([name, shape, dtype], ...), complete``.
+
+    Reached from the model object: its parameters and buffers (persistent or not) and, recursively,
+    every attribute of every object it holds (``__dict__`` and ``__slots__``, lists, tuples, sets,
+    dict keys and values, the closures of functions it keeps, the class attributes of its own
+    classes), to depth ``HOLDINGS_DEPTH``. One entry per piece of memory: a tensor that is a view
+    counts its whole storage (``shape`` is then the storage's, flat), a tensor met twice counts once.
+    ``complete`` is False when the walk stopped at its depth or object limit."""
+    import torch
+
+    import types
+
+    found: list[list] = []
+    keep: list[Any] = []  # what was visited stays alive: an id is never reused during the walk
+    seen_objects: set[int] = set()
+    seen_memory: set[tuple] = set()
+    complete = True
+    stack: list[tuple[str, Any, int]] = [("model", model, 0)]
+    while stack:
+        name, obj, depth = stack.pop()
+        if isinstance(obj, (str, bytes, int, float, complex, bool, type(None), type)) or id(obj) in seen_objects:
+            continue
+        if len(seen_objects) >= HOLDINGS_OBJECTS or depth > HOLDINGS_DEPTH:
+            complete = False
+            continue
+        seen_objects.add(id(obj))
+        keep.append(obj)
+        if isinstance(obj, types.ModuleType) and getattr(obj, "__spec__", None) is not None:
+            continue  # an imported module (torch.nn.functional...): not the model's; one made by hand is walked
+        if isinstance(obj, torch.Tensor):
+            extra = getattr(obj, "__dict__", None)  # attributes set on a tensor (t.table = ...)
+            if extra:
+                stack += [(f"{name}.{k}", v, depth + 1) for k, v in list(extra.items())]
+            try:
+                storage = obj.untyped_storage()
+                numbers = storage.nbytes() // max(1, obj.element_size())
+                key = ("torch", obj.device.type, storage.data_ptr(), storage.nbytes())
+            except Exception:  # noqa: BLE001 - a tensor without storage (meta, sparse...): its shape
+                numbers, key = obj.numel(), ("tensor", id(obj))
+            if key not in seen_memory:
+                seen_memory.add(key)
+                shape = list(obj.shape) if numbers == obj.numel() else [int(numbers)]
+                found.append([name, shape, str(obj.dtype).replace("torch.", "")])
+            continue
+        if isinstance(obj, np.ndarray):
+            base = obj
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            key = ("numpy", base.__array_interface__["data"][0], base.nbytes)
+            if key not in seen_memory:
+                seen_memory.add(key)
+                found.append([name, list(base.shape), str(base.dtype)])
+            continue
+        children: list[tuple[str, Any]] = []
+        if isinstance(obj, dict):
+            for i, (k, v) in enumerate(list(obj.items())):
+                children += [(f"{name}[{k!r:.40}]", v), (f"{name}.key{i}", k)]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children += [(f"{name}[{i}]", v) for i, v in enumerate(list(obj))]
+        else:
+            if callable(obj) and getattr(obj, "__closure__", None):
+                children += [(f"{name}.<closure>", c.cell_contents) for c in obj.__closure__
+                             if _cell_filled(c)]
+            for attr in ("__defaults__", "__kwdefaults__", "args", "keywords", "func"):  # functions, partials
+                if attr in ("args", "keywords", "func") and not isinstance(obj, functools.partial):
+                    continue
+                value = getattr(obj, attr, None)
+                if value is not None:
+                    children.append((f"{name}.{attr}", value))
+            if hasattr(obj, "__func__"):  # a bound method: its function (closures) and its object
+                children += [(f"{name}.__func__", obj.__func__), (f"{name}.__self__", obj.__self__)]
+            d = getattr(obj, "__dict__", None)
+            if isinstance(d, dict):
+                children += [(f"{name}.{k}", v) for k, v in list(d.items())]
+            for slot in getattr(type(obj), "__slots__", ()) or ():
+                if isinstance(slot, str) and hasattr(obj, slot):
+                    children.append((f"{name}.{slot}", getattr(obj, slot)))
+            if depth == 0 or isinstance(obj, torch.nn.Module):
+                for cls in type(obj).__mro__:  # the classes the student wrote: their class attributes
+                    mod = getattr(cls, "__module__", "") or ""
+                    if mod.split(".")[0] in ("torch", "builtins", "numpy", "helpers", "typing", "abc"):
+                        continue
+                    if id(cls) not in seen_objects:
+                        seen_objects.add(id(cls))
+                        children += [(f"{cls.__name__}.{k}", v) for k, v in list(vars(cls).items())
+                                     if not k.startswith("__")]
+        for child in children:
+            stack.append((child[0], child[1], depth + 1))
+    return found, complete
+
+
+def _cell_filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+        return True
+    except ValueError:
+        return False
+
+
+def holdings_numbers(entries: list[list]) -> int:
+    """How many numbers ``holdings`` entries hold together."""
+    return int(sum(math.prod(shape) for _, shape, _ in entries))
 
 
 def predict(model: Any, inputs: np.ndarray | tuple, batch: int = 250) -> np.ndarray:
@@ -316,8 +444,8 @@ def _graded_run(name: str, fit: Callable, harvest: Harvest) -> None:
     spec = Spec.from_data(name, doc["spec"])
     args, _, _ = task_data(spec.task)
     run = run_fit(fit, args, spec.cpu_seconds)
-    result: dict[str, Any] = {"challenge": name, "parameters": run.parameters,
-                              "cpu_seconds": round(run.cpu_seconds, 3)}
+    # cpu_seconds: the fit's own figure, shown for comparison; the grader measures the whole run from outside
+    result: dict[str, Any] = {"challenge": name, "cpu_seconds": round(run.cpu_seconds, 3)}
     if run.error:
         _write(out, {**result, "error": run.error, "detail": run.detail})
         print(f"{name}: recorded for grading ({run.error})")
@@ -330,6 +458,8 @@ def _graded_run(name: str, fit: Callable, harvest: Harvest) -> None:
         _write(out, {**result, "error": "raised", "detail": f"{type(e).__name__}: {str(e)[:200]}"})
         print(f"{name}: recorded for grading (the model raised)")
         return
+    # after the last prediction: what the model holds then (a model that grew while predicting counts whole)
+    result["holdings"], result["holdings_complete"] = holdings(run.model)
     _write(out, result)
     print(f"{name}: outputs recorded for grading")
 
@@ -350,12 +480,16 @@ def evaluate(spec: Spec, fit: Callable) -> tuple[FitRun, float | None]:
     """Run ``fit`` under the budget and score the model on the validation split (metric or None)."""
     args, X_val, y_val = task_data(spec.task)
     run = run_fit(fit, args, spec.cpu_seconds)
-    if run.error or run.parameters > spec.max_parameters:
+    if run.error:
         return run, None
     try:
         out = predict(run.model, X_val)
     except Exception as e:  # noqa: BLE001 - the student's model: its error is the outcome
         run.error, run.detail = "raised", f"the model raised {type(e).__name__}: {str(e)[:200]}"
+        return run, None
+    found, complete = holdings(run.model)  # as the grader counts: after the last prediction
+    run.parameters = holdings_numbers(found) if complete else spec.max_parameters + 1
+    if run.parameters > spec.max_parameters:
         return run, None
     if out.shape != output_shape(spec.task, len(y_val)) or not np.all(np.isfinite(out)):
         return run, math.nan
@@ -372,10 +506,16 @@ def report(spec: Spec, run: FitRun, value: float | None) -> str:
                 f"{spec.cpu_seconds:g} s: train for fewer epochs or use a smaller model (the grader gives 0 points).")
     if run.error:
         return f"{spec.name}: {run.detail or run.error}; the grader would give 0 points."
-    head = (f"{spec.name}: {run.parameters:,} parameters (budget {spec.max_parameters:,}), "
-            f"{run.cpu_seconds:.1f} CPU s of training (budget {spec.cpu_seconds:g} s).")
+    used = kernel_cpu_seconds()
+    head = (f"{spec.name}: your model holds {run.parameters:,} numbers (budget {spec.max_parameters:,}: every "
+            f"tensor and array it holds after its last prediction), {run.cpu_seconds:.1f} CPU s of training "
+            f"(budget {spec.cpu_seconds:g} s).\n  This kernel has used {used:.1f} CPU s since it started; the "
+            f"grader counts its whole run of your notebook, from a fresh kernel, against {spec.run_seconds:g} s "
+            f"({spec.cpu_seconds:g} s + {spec.allowance_seconds:g} s for the kernel and the checks): run "
+            "'Restart Kernel and Run All Cells' to see that figure.")
     if run.parameters > spec.max_parameters:
-        return head + "\n  Over the parameter budget: the grader gives 0 points. Use fewer or narrower layers."
+        return head + ("\n  Over the parameter budget: the grader gives 0 points. Use fewer or narrower layers, and "
+                       "keep no other tensor (data, a table, an optimizer) on the model.")
     if value is None or not math.isfinite(value):
         return head + (f"\n  The model's outputs are not finite numbers of shape {output_shape(spec.task, 1)[1:]} "
                        "per input (NaN or the wrong shape): the grader gives 0 points.")
@@ -388,6 +528,15 @@ def report(spec: Spec, run: FitRun, value: float | None) -> str:
     if spec.fraction(value) < 1:
         lines.append("  Not full marks yet: try " + _advice(spec.task))
     return "\n".join(lines)
+
+
+def kernel_cpu_seconds() -> float:
+    """CPU time (user + system) of this process since it started, its threads and the child processes it
+    waited for included: at home, the figure the grader measures from outside for the whole run."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _advice(task: str) -> str:

@@ -312,14 +312,18 @@ def test_points_follow_the_documented_thresholds():
 
 # -- the trusted scorer: every bad record is 0 points with a reason ----------------------------------
 
-def _plan(n: int = 20) -> ChallengePlan:
-    ch = Challenge("digits_cnn", "digits_classifier", "digits_test.npz", "accuracy", 0.98, 0.90, 50_000, 40)
+def _plan(n: int = 20, run_cpu: float | None = 33.5) -> ChallengePlan:
+    ch = Challenge("digits_cnn", "digits_classifier", "digits_test.npz", "accuracy", 0.98, 0.90, 50_000, 40,
+                   allowance_seconds=30)
     labels = np.arange(n) % 10
-    return ChallengePlan(ch, np.zeros((n, 1, 28, 28), np.uint8), labels, points=5)
+    return ChallengePlan(ch, np.zeros((n, 1, 28, 28), np.uint8), labels, points=5, run_cpu_seconds=run_cpu)
+
+
+HOLDS = [["model.w", [1000], "float32"], ["model.b", [234], "float32"]]  # 1,234 numbers
 
 
 def _record(output=None, **kw) -> str:
-    doc = {"challenge": "digits_cnn", "parameters": 1234, "cpu_seconds": 3.5, **kw}
+    doc = {"challenge": "digits_cnn", "cpu_seconds": 3.5, "holdings": HOLDS, "holdings_complete": True, **kw}
     if output is not None:
         doc["output"] = encode(output)
     return json.dumps(doc)
@@ -335,7 +339,8 @@ def test_right_and_partly_right_outputs_get_their_points():
     plan = _plan(20)
     full = plan.score(_record(_onehot(plan.targets)))
     assert full.ok and full.score(5) == 5 and "test accuracy 100.0 %" in full.message(5)
-    assert "1,234 parameters" in full.message(5) and "3.5 CPU s" in full.message(5)
+    assert "holds 1,234 numbers" in full.message(5) and "run used 33.5 CPU s (budget 70 s" in full.message(5)
+    assert "by its own clock: 3.5 s" in full.message(5)
     part = plan.score(_record(_onehot(plan.targets, wrong=1)))  # 95 %: 5 * (0.95 - 0.90) / 0.08
     assert not part.ok and part.score(5) == pytest.approx(3.12, abs=0.01) and "95.0 %" in part.message(5)
 
@@ -344,25 +349,78 @@ def test_right_and_partly_right_outputs_get_their_points():
     (None, "did not run"),
     ("{not json", "unreadable"),
     (json.dumps({"challenge": "other"}), "unreadable"),
-    (json.dumps({"challenge": "digits_cnn", "parameters": "many", "cpu_seconds": 1}), "budget figures"),
+    (_record(np.zeros((20, 10)), holdings="many"), "what your model holds was missing or unreadable"),
+    (_record(np.zeros((20, 10)), holdings=None), "what your model holds was missing or unreadable"),
+    (_record(np.zeros((20, 10)), holdings=[["w", [-5], "float32"]]), "what your model holds was missing"),
+    (_record(np.zeros((20, 10)), holdings=[["w", [10 ** 20], "float32"]]), "what your model holds was missing"),
+    (_record(np.zeros((20, 10)), holdings_complete=False), "what your model holds was missing or unreadable"),
     (_record(error="not_implemented"), "not implemented"),
     (_record(error="over_time"), "over its budget of 40 CPU s"),
     (_record(error="raised", detail="ValueError: label 7 of sample 3"), "raised an exception"),
     (_record(error="not_a_module"), "nn.Module"),
     (_record(error="interrupted"), "wall-clock limit for this cell (280 s)"),
-    (_record(np.zeros((20, 10)), parameters=50_001), "over the budget of 50,000"),
-    (_record(np.zeros((20, 10)), cpu_seconds=40.5), "over the budget of 40 s"),
+    (_record(np.zeros((20, 10)), holdings=[["model.table", [1000, 784], "float32"]]),
+     "holds 784,000 numbers .* over the budget of 50,000"),
+    (_record(np.zeros((20, 10)), holdings=HOLDS * 25_000), "over the budget of 50,000"),
     (_record(np.zeros((20, 9))), "expected (20, 10)"),
     (_record(np.full((20, 10), np.nan)), "NaN"),
-    (json.dumps({"challenge": "digits_cnn", "parameters": 1, "cpu_seconds": 1,
+    (json.dumps({"challenge": "digits_cnn", "cpu_seconds": 1, "holdings": HOLDS, "holdings_complete": True,
                  "output": {"kind": "float", "shape": [20, 10], "data": [1]}}), "not plain numbers"),
     ("x" * 2_000_001, "larger than"),
 ])
 def test_every_bad_record_is_zero_points_with_a_reason(raw, reason):
     result = _plan(20).score(raw, max_bytes=2_000_000)
     text = result.message(5)
-    assert result.score(5) == 0 and not result.ok and reason in text, text
+    assert result.score(5) == 0 and not result.ok and (reason in text or re.search(reason, text)), text
     assert "label 7" not in text and "sample 3" not in text  # the fit's own text is never echoed
+
+
+def test_the_whole_runs_cpu_time_measured_outside_decides_the_budget():
+    """The run's CPU time (measured by the execute step, outside the sandbox) must fit the fit's budget
+    plus the allowance (40 + 30 s here), whatever the fit's own clock says; unmeasured is 0 points."""
+    ok = _record(_onehot(np.arange(20) % 10))
+    assert _plan(20, run_cpu=70.0).score(ok).score(5) == 5
+    over = _plan(20, run_cpu=70.5).score(ok)
+    assert over.score(5) == 0 and "the graded run of your notebook used 70.5 CPU s" in over.message(5)
+    assert "over its budget of 70 s (40 s of training + 30 s for the kernel" in over.message(5)
+    lying = _plan(20, run_cpu=250.0).score(_record(_onehot(np.arange(20) % 10), cpu_seconds=0.1))
+    assert lying.score(5) == 0 and "used 250.0 CPU s" in lying.message(5)
+    unmeasured = _plan(20, run_cpu=None).score(ok)
+    assert unmeasured.score(5) == 0 and "could not measure the CPU time" in unmeasured.message(5)
+
+
+def test_holdings_count_every_tensor_and_array_once():
+    """The harness's list: parameters, buffers (non-persistent too), plain tensor and array attributes,
+    tensors in lists, dicts, closures, default arguments, class attributes and on other tensors; a view
+    counts its whole storage; a tensor met twice counts once; imported modules are not walked."""
+    import torch
+    import torch.nn.functional as F
+
+    class Sneaky(torch.nn.Module):
+        TABLE = torch.zeros(7)
+
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)                           # 12
+            self.register_buffer("kept", torch.zeros(100))             # 100
+            self.register_buffer("scratch", torch.zeros(10), persistent=False)  # 10
+            self.table = torch.zeros(1000, 5)                          # 5,000
+            self.window = self.table[:2]                               # the same storage: 0 more
+            self.arrays = {"a": np.zeros((4, 5)), "b": [np.zeros(3)]}  # 23
+            hidden = torch.zeros(11)
+            self.f = lambda x: x + hidden                              # 11
+            self.again = [self.lin.weight]                             # 0 more
+            self.lin.weight.extra = torch.zeros(13)                    # 13
+            self.F = F                                                 # a module: not walked
+
+        def forward(self, x, shift=torch.zeros(17)):                   # 17
+            return x
+
+    found, complete = hc.holdings(Sneaky())
+    assert complete and hc.holdings_numbers(found) == 12 + 100 + 10 + 5000 + 23 + 11 + 13 + 17 + 7, found
+    plain = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.BatchNorm2d(8))
+    found, _ = hc.holdings(plain)  # parameters 96, running mean and var 16, num_batches_tracked 1
+    assert hc.holdings_numbers(found) == 80 + 16 + 16 + 1
 
 
 def test_the_sandbox_gets_inputs_but_never_the_targets():
@@ -469,7 +527,7 @@ def test_at_home_the_report_guides_and_blocking_problems_raise(tmp_path, capsys)
 
     hc.challenge("c", chance, path=tmp_path / "checks.json")
     out = capsys.readouterr().out
-    assert "7,850 parameters" in out and "Validation accuracy" in out and "try " in out and "0.0 / 5 points" in out
+    assert "holds 7,850 numbers" in out and "Validation accuracy" in out and "try " in out and "0.0 / 5 points" in out
     with pytest.raises(hc.ChallengeError, match="not implemented"):
         hc.challenge("c", lambda *a: (_ for _ in ()).throw(NotImplementedError()), path=tmp_path / "checks.json")
     with pytest.raises(hc.ChallengeError, match="Over the parameter budget"):

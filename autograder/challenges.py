@@ -62,7 +62,7 @@ MAX_CHALLENGE_BYTES = 40_000_000
 #: Purpose string of the held-out denoising noise: its stream is drawn from course/heldout/SECRET.
 _DENOISE_PURPOSE = "10_generative digits_denoiser: steps and noise of the held-out digits"
 #: CPU seconds a graded run may use besides the fit's budget where cases.py gives none (see Challenge).
-DEFAULT_ALLOWANCE = 30.0
+DEFAULT_ALLOWANCE = 10.0
 #: The most entries a holdings record may have (one per tensor or array the model holds).
 MAX_HOLDINGS = 100_000
 

@@ -543,7 +543,9 @@ def _graded_outputs(tmp_path: Path, plan: ChallengePlan, fit) -> str:
     harvest.outputs.mkdir(exist_ok=True)
     harvest.input_file(plan.exercise.name).write_text(plan.sandbox_inputs())
     harvest.output_file(plan.exercise.name).write_text("")
+    start = hc.kernel_cpu_seconds()
     hc._graded_run(plan.exercise.name, fit, harvest)
+    plan.run_cpu_seconds = hc.kernel_cpu_seconds() - start  # in this process: the fit and the predictions
     return harvest.output_file(plan.exercise.name).read_text()
 
 

@@ -33,7 +33,7 @@ from helpers import challenges as hc
 from helpers.checking import encode
 
 COURSE = Course(REPO / "course")
-CHALLENGED = ["05_pooling", "07_rnn"]  # H2: 07 states its spec too (10: H3 adds it when its text is final)
+CHALLENGED = ["05_pooling", "07_rnn", "10_generative"]
 
 
 def _all_challenges():
@@ -300,6 +300,9 @@ def test_checks_json_gives_the_public_spec_and_the_notebook_states_it(aid):
         assert f'challenge("{name}",' in text
         assert f"{spec['max_parameters']:,}" in text and f"{spec['cpu_seconds']:g} CPU seconds" in text
         assert f"{spec['points']:g} points" in text
+        whole = spec["cpu_seconds"] + spec["allowance_seconds"]  # issue 27 §1: what the grader counts
+        assert f"**{whole:g} CPU seconds**: the {spec['cpu_seconds']:g} s of training plus {spec['allowance_seconds']:g} s" in text
+        assert "every tensor and\narray it holds after its last prediction" in text and "whole graded run" in text
 
 
 def test_points_follow_the_documented_thresholds():
@@ -530,8 +533,17 @@ def test_at_home_the_report_guides_and_blocking_problems_raise(tmp_path, capsys)
     assert "holds 7,850 numbers" in out and "Validation accuracy" in out and "try " in out and "0.0 / 5 points" in out
     with pytest.raises(hc.ChallengeError, match="not implemented"):
         hc.challenge("c", lambda *a: (_ for _ in ()).throw(NotImplementedError()), path=tmp_path / "checks.json")
-    with pytest.raises(hc.ChallengeError, match="Over the parameter budget"):
-        hc.challenge("c", lambda *a: torch.nn.Linear(784, 100), path=tmp_path / "checks.json")
+    with pytest.raises(hc.ChallengeError, match="(?s)holds 79,510 numbers.*Over the parameter budget"):
+        hc.challenge("c", lambda *a: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 100),
+                                                         torch.nn.Linear(100, 10)), path=tmp_path / "checks.json")
+
+    def tabled(X, y, Xv, yv):  # 7,850 parameters and, as a plain attribute, the training images
+        model = chance(X, y, Xv, yv)
+        model.table = X
+        return model
+
+    with pytest.raises(hc.ChallengeError, match="(?s)holds 6,279,850 numbers.*Over the parameter budget"):
+        hc.challenge("c", tabled, path=tmp_path / "checks.json")
 
 
 # -- every challenge: the reference earns full marks on the held-out set, chance earns nothing ----------

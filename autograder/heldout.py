@@ -217,9 +217,11 @@ def build(source: Path) -> dict[str, str]:
     files = {REPO / "helpers" / "datasets" / SHIPPED_NAME: _npz_bytes(images=images[shipped], labels=labels[shipped]),
              HELDOUT_DIR / DIGITS_TEST: _npz_bytes(images=test_images, labels=labels[held]),
              HELDOUT_DIR / SERIES_TEST: _npz_bytes(inputs=past, targets=future)}
-    HELDOUT_DIR.mkdir(parents=True, exist_ok=True)
+    HELDOUT_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     for path, data in files.items():
         path.write_bytes(data)
+        if path.parent == HELDOUT_DIR:
+            path.chmod(0o600)  # the test data: the instructor's only (the shipped file stays readable)
     digests = {path.name: _sha256(data) for path, data in files.items()}
     MANIFEST.write_text(json.dumps({
         "note": "Instructor-only test data of the graded challenges (autograder/heldout.py). Never "
@@ -229,6 +231,7 @@ def build(source: Path) -> dict[str, str]:
         "shipped_sha256": {SHIPPED_NAME: digests[SHIPPED_NAME]},
         "secret": {SECRET: _sha256(secret)},  # the file only: its bytes never leave course/heldout/
     }, indent=1, sort_keys=True) + "\n")
+    MANIFEST.chmod(0o600)
     return digests
 
 

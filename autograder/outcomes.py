@@ -34,9 +34,11 @@ def _path(course: Course, aid: str, student: str) -> Path:
 
 
 def _write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write an outcome privately (0600, new folders 0700: it names the student's mistakes) and atomically."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
+        f.write(json.dumps(data, indent=1, ensure_ascii=False))
     tmp.replace(path)
 
 

@@ -289,9 +289,12 @@ def visible_checks(course: Course, aid: str) -> dict:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a plan privately (0600 in a 0700 folder: it holds hidden inputs and expected outputs,
+    whoever runs ``python -m autograder.plan`` and under whatever umask) and atomically."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
+        f.write(text)
     os.replace(tmp, path)  # readers see the old plan or the new one, never half of one
 
 

@@ -50,8 +50,9 @@ class SandboxPolicy(Configurable):
     interrupt_timeout = Integer(10, help="After a cell's time limit, how long the kernel has to answer "
                                        "the interrupt (s); one that does not is stopped and the later "
                                        "cells are not run.").tag(config=True)
-    feedback_seconds = Integer(120, help="Longest the feedback page of one submission may take "
-                                         "to render (s).").tag(config=True)
+    feedback_seconds = Integer(120, help="Longest the feedback page of one submission may take to "
+                                         "render (s); past it the submission keeps its score and its "
+                                         "outcome says the page was not made.").tag(config=True)
 
     # -- what comes back from the kernel ---------------------------------------------------------
     output_bytes = Integer(2_000_000, help="Output kept per notebook (streams, rich output, display "

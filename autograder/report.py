@@ -50,6 +50,7 @@ KIND_LABELS = {
     "mutated_input": "the function changed its input",
     "warning": "the function raised a warning the exercise forbids",
     "shortcut": "a library call the exercise forbids",
+    "wrong_dtype": "the right values as the wrong kind of number (floats for indices)",
 }
 #: Side-by-side views shown (the most similar flagged pairs); the table lists every flagged pair.
 MAX_VIEWS = 30

@@ -375,11 +375,13 @@ def test_a_pool_workers_result_crosses_the_pipe_as_a_short_path(tmp_path):
     import pickle
     import select
 
-    from autograder.cluster import Result, _answer_in_a_file, _read_answer
+    from autograder.cluster import Job, Result, _answer_in_a_file, _read_answer
 
-    big = Result("01_perceptron", "alice", {"status": "graded"}, autograded={"a.ipynb": b"x" * 5_000_000})
-    path = _answer_in_a_file(lambda key, job: big, str(tmp_path), "key", None)
+    job = Job("01_perceptron", "alice", {}, {})
+    big = Result("01_perceptron", "alice", {"status": "graded", "score": 1.0}, zero=False,
+                 autograded={"a.ipynb": b"x" * 5_000_000})
+    path = _answer_in_a_file(lambda key, job: big, str(tmp_path), "key", job)
     assert len(pickle.dumps(path, protocol=pickle.HIGHEST_PROTOCOL)) + 4 < select.PIPE_BUF
     assert [p.suffix for p in tmp_path.iterdir()] == [".result"]
-    assert _read_answer(path) == big
+    assert _read_answer(job, path).autograded == big.autograded
     assert list(tmp_path.iterdir()) == []

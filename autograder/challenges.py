@@ -297,7 +297,7 @@ class ChallengePlan:
             return zero("over_budget", f"the graded run of your notebook used {cpu:.1f} CPU s (every cell, every "
                                        f"process and thread, measured by the grader), over its budget of "
                                        f"{run_budget:g} s ({ch.cpu_seconds:g} s of training + "
-                                       f"{ch.allowance_seconds:g} s for the kernel and the checks)")
+                                       f"{ch.allowance_seconds:g} s for the kernel and the checks{own})")
         if numbers > ch.max_parameters:
             r.used = ""
             return zero("over_budget", f"the model holds {numbers:,} numbers (every tensor and array it holds "

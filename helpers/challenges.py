@@ -459,7 +459,10 @@ def _graded_run(name: str, fit: Callable, harvest: Harvest) -> None:
         print(f"{name}: recorded for grading (the model raised)")
         return
     # after the last prediction: what the model holds then (a model that grew while predicting counts whole)
-    result["holdings"], result["holdings_complete"] = holdings(run.model)
+    try:
+        result["holdings"], result["holdings_complete"] = holdings(run.model)
+    except Exception:  # noqa: BLE001 - an attribute that raises when read: the grader says the record is unreadable
+        result["holdings"], result["holdings_complete"] = None, False
     _write(out, result)
     print(f"{name}: outputs recorded for grading")
 

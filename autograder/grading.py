@@ -434,8 +434,14 @@ def canary_problem(course: Course, result: cluster.Result) -> str | None:
         return None
     cause = data.get("reason", "")
     if data.get("status") == outcomes.GRADED:
-        failing = [f"{n}: {c['message']}" for n, e in data.get("exercises", {}).items()
-                   for c in e.get("cases", []) if not c.get("ok")]
+        failing = []
+        for n, e in data.get("exercises", {}).items():
+            got, worth = float(e.get("points") or 0), float(e.get("max_points") or 0)
+            if got >= worth - 1e-9:
+                continue
+            # the first failing case's message; a challenge's partial points may have none
+            said = [c["message"] for c in e.get("cases", []) if not c.get("ok") and c.get("message")]
+            failing.append(f"{n}: {said[0] if said else f'{got:g} of {worth:g} points'}")
         cause = "; ".join([*data.get("events", []), *failing[:2]]) or "no exercise passed"
     setup = _first_setup_error(result, aid)
     if setup:

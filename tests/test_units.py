@@ -385,3 +385,24 @@ def test_a_pool_workers_result_crosses_the_pipe_as_a_short_path(tmp_path):
     assert [p.suffix for p in tmp_path.iterdir()] == [".result"]
     assert _read_answer(job, path).autograded == big.autograded
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_canary_with_partial_points_says_which_exercise_lost_them_and_why():
+    """The canary's message names each exercise below its points, with the first failing case's
+    message, or its points when it has none (a challenge's partial score)."""
+    from autograder import outcomes
+    from autograder.cluster import Result
+    from autograder.course import Course
+    from autograder.grading import canary_problem
+    from conftest import REPO
+
+    course = Course(REPO / "course")
+    worth = course.assignment("07_rnn").points
+    outcome = {"status": outcomes.GRADED, "score": worth - 1.5, "events": [], "exercises": {
+        "rnn_cell": {"points": 2.0, "max_points": 2.0, "cases": [{"ok": True, "message": ""}]},
+        "sine_forecast": {"points": 3.5, "max_points": 5.0, "cases": [{"ok": True, "message": ""}]}}}
+    text = canary_problem(course, Result("07_rnn", "_reference_canary", outcome))
+    assert "sine_forecast: 3.5 of 5 points" in text and "rnn_cell" not in text
+    outcome["exercises"]["rnn_cell"] = {"points": 0.0, "max_points": 2.0,
+                                        "cases": [{"ok": False, "message": "output has the wrong shape"}]}
+    assert "rnn_cell: output has the wrong shape" in canary_problem(course, Result("07_rnn", "_reference_canary", outcome))

@@ -319,10 +319,11 @@ def leaks(files: dict[str, bytes]) -> list[str]:
     # one assignment's answer shown by another's notebook (or helpers/): the check above lets it
     # through, since that notebook's author published the line on purpose
     for aid, secret in solution_lines_by_assignment().items():
-        own = f"{NOTEBOOKS}/{aid}/"
+        own = f"/{NOTEBOOKS}/{aid}/"  # in the folder, or inside the zip (under its top folder)
         for line, (where, shown) in secret.items():
             for path, text in texts.items():
-                if line in text and (path, line) not in flagged and not (shown and path.startswith(own)):
+                inside_own = own in "/" + path.split("!")[-1]
+                if line in text and (path, line) not in flagged and not (shown and inside_own):
                     found.append(f"solution line of {aid} in {path}: {where}")
     hidden = hidden_inputs()
     shipped = {tuple(n) for n in numbers}

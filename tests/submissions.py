@@ -11,6 +11,14 @@ from nbformat.v4 import new_code_cell
 
 from conftest import REPO
 
+#: 01_perceptron's softmax over the wrong axis (columns instead of rows): the wrong answer the
+#: end-to-end tests submit (a catalogued mistake: its verdict names it).
+WRONG_SOFTMAX = """
+def softmax(Z):
+    e = np.exp(Z - Z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+"""
+
 
 def release_notebook(aid: str) -> nbformat.NotebookNode:
     return nbformat.read(REPO / "release" / aid / f"{aid}.ipynb", as_version=4)

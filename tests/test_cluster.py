@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 AID = "01_perceptron"
 SEED = "7"
-WRONG_SOFTMAX = "def softmax(Z):\n    e = np.exp(Z - Z.max(axis=0, keepdims=True))\n    return e / e.sum(axis=0, keepdims=True)\n"
+WRONG_SOFTMAX = subs.WRONG_SOFTMAX
 #: student -> (score, status, words in the reason)
 EXPECTED = {
     "a_correct": ("12", "graded", "ok"),

@@ -18,11 +18,7 @@ import submissions as subs
 from conftest import REPO, copy_course, run_cli, syllabus_ids
 
 AID = "01_perceptron"
-WRONG_SOFTMAX = '''
-def softmax(Z):
-    e = np.exp(Z - Z.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
-'''
+WRONG_SOFTMAX = subs.WRONG_SOFTMAX
 
 pytestmark = pytest.mark.slow
 

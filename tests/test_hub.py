@@ -40,11 +40,7 @@ import hubctl  # noqa: E402
 
 AID = "01_perceptron"
 COURSE_ID = "dl-course"
-WRONG_SOFTMAX = '''
-def softmax(Z):
-    e = np.exp(Z - Z.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
-'''
+WRONG_SOFTMAX = subs.WRONG_SOFTMAX
 
 
 def _why_not() -> str | None:

@@ -26,11 +26,7 @@ from autograder.roster import read_roster
 from conftest import copy_course, run_cli
 
 AID = "01_perceptron"
-WRONG_SOFTMAX = '''
-def softmax(Z):
-    e = np.exp(Z - Z.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
-'''
+WRONG_SOFTMAX = subs.WRONG_SOFTMAX
 
 ROSTER = """student,name,email,canvas_user_id,sis_user_id,sis_login_id,section
 ada,Ada Lovelace,ada@uni.example,2001,S001,alovelace,Section A

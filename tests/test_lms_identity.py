@@ -33,11 +33,7 @@ from conftest import copy_course, run_cli
 
 AID = "01_perceptron"
 OTHER = "02_backprop"
-WRONG_SOFTMAX = '''
-def softmax(Z):
-    e = np.exp(Z - Z.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
-'''
+WRONG_SOFTMAX = subs.WRONG_SOFTMAX
 F = "_assignsubmission_file_"
 EVE = '=HYPERLINK("x.example","Eve")'          # a name a spreadsheet would evaluate
 ROSTER = f"""student,name,email,canvas_user_id,moodle_participant_id,sis_user_id,section

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from helpers.diagnosis import compare, same_values
+from helpers.diagnosis import TINY, compare, same_values
 
 # --------------------------------------------------------------------------- #
 # Layout: the grader's folder inside the sandbox.
@@ -592,8 +592,10 @@ def _drop_contradicted_mistakes(report: ExerciseReport, cases: Sequence[Case], f
     """A known mistake named on one case but contradicted on another is a coincidence: unname it.
 
     A student's code that has mistake M gives M's output on every case. When the output of a failed
-    case differs from M's output there (M ran on that case), the match elsewhere was chance (a small
-    output, a constant), and naming M would mislead: those cases get the generic message instead."""
+    case differs from M's output there (M ran on that case), a match elsewhere on weak evidence (a
+    tiny output, a constant) was probably chance, and naming M would mislead: those cases get the
+    generic message instead. A match on a larger, varied output stays named: the student has M, and
+    another bug besides (softmax over the wrong axis *and* without the max shift)."""
     named = {c["mistake"] for c, case in zip(report.cases, cases)
              if c["kind"] == "known_mistake" and c["mistake"] and not isinstance(case.expected, tuple)}
     if not named:  # (a tuple's mistakes are named item by item: whole outputs can't contradict them)
@@ -610,6 +612,8 @@ def _drop_contradicted_mistakes(report: ExerciseReport, cases: Sequence[Case], f
     for i, record in enumerate(report.cases):
         if record["kind"] != "known_mistake" or record["mistake"] not in contradicted or i not in failed:
             continue
+        if not _weak_evidence(failed[i]):
+            continue
         others = [(m, o) for m, o in cases[i].mistakes if m not in contradicted]
         verdict = compare(failed[i], cases[i].expected, rtol, atol, others, hidden=cases[i].hidden)
         old = record["message"]
@@ -618,6 +622,12 @@ def _drop_contradicted_mistakes(report: ExerciseReport, cases: Sequence[Case], f
         where = "" if in_notebook else ("hidden " if cases[i].hidden else "visible ")
         report.problems = [f"{where}case {i + 1}: {verdict.message}" if p == f"{where}case {i + 1}: {old}" else p
                            for p in report.problems]
+
+
+def _weak_evidence(got: Any) -> bool:
+    """Whether matching ``got`` says little: a tiny output (``TINY`` numbers or fewer) or a constant one."""
+    values = np.asarray(got, dtype=np.float64).reshape(-1)
+    return values.size <= TINY or bool(np.all(values == values[0]))
 
 
 def _same_output(got: Any, wrong: Any, rtol: float, atol: float) -> bool:

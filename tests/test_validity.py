@@ -402,6 +402,14 @@ def test_a_known_mistake_contradicted_by_another_case_is_not_named():
     assert all(c["kind"] == "wrong" for c in report.cases)
     consistent = judge("f", cases, _entries(np.zeros(6), np.ones(6)), rtol=1e-4, atol=1e-6)
     assert all(c["mistake"] == m for c in consistent.cases)
+    # a match on a varied output stays named when another case differs: the student has that
+    # mistake and a second bug (carol's softmax: over the wrong axis and without the max shift)
+    axis = "softmax over the wrong axis"
+    varied = [Case([], np.array([0.1, 0.2, 0.7]) * np.arange(1, 7).reshape(2, 3), [(axis, np.arange(6.0).reshape(2, 3))]),
+              Case([], np.array([[0.5, 0.5, 0.0]] * 2), [(axis, np.array([[0.2, 0.3, 0.5]] * 2))])]
+    two_bugs = judge("softmax", varied, _entries(np.arange(6.0).reshape(2, 3), np.full((2, 3), np.nan)),
+                     rtol=1e-4, atol=1e-6)
+    assert two_bugs.cases[0]["mistake"] == axis and axis in two_bugs.problems[0]
 
 
 @pytest.mark.parametrize("make, words", [

@@ -952,6 +952,9 @@ def probe(address: str, certs: str = "", insecure: bool = False,
         client.close()
 
 
+#: How often a job refused by a worker the scheduler cannot name (it left meanwhile) is sent again.
+MAX_UNNAMED_REFUSALS = 3
+
 class DaskPool:
     """Jobs on a Dask cluster: the bundle scattered once to every worker, one task per job.
 
@@ -1029,6 +1032,7 @@ class DaskPool:
 
         jobs = iter(jobs)
         again: list[Job] = []  # refused by a worker: to be sent to another
+        refusals: dict[tuple[str, str], int] = {}
         inflight: dict[Any, Job] = {}
         alone_since = None
         try:
@@ -1066,12 +1070,20 @@ class DaskPool:
                         continue
                     result = believed(job, data)
                     result.address = self._ran_on(future) if result.refused else ""
-                    if result.refused and result.address:
-                        if result.address not in self.refusing:
+                    if result.refused:
+                        # a refusal is never the submission's outcome: the job goes to another worker.
+                        # The scheduler may no longer name the worker (it left meanwhile): then the job
+                        # is still sent again, a bounded number of times.
+                        if result.address and result.address not in self.refusing:
                             self.refusing[result.address] = result.refused
                             self.warn(f"the Dask worker {result.address} grades nothing more in this run: "
                                       f"{outcomes.clean_text(result.refused)[:300]}")
-                        again.append(job)
+                        key = (job.assignment, job.student)
+                        refusals[key] = refusals.get(key, 0) + 1
+                        if result.address or refusals[key] <= MAX_UNNAMED_REFUSALS:
+                            again.append(job)
+                        else:
+                            yield job, lost(job, "refused by workers the scheduler could not name")
                         continue
                     yield job, result
                 if done or self._grading_workers():

@@ -129,3 +129,40 @@ def test_a_pool_workers_answer_is_a_short_path_to_private_plain_data(tmp_path):
     got = _read_answer(_job("amy"), path)
     assert (got.student, got.outcome["student"], got.autograded) == ("amy", "amy", big.autograded)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refusal_from_a_worker_the_scheduler_cannot_name_is_sent_again_not_recorded():
+    """A worker that refuses and leaves before the scheduler names it: its refusal is never the
+    submission's outcome; the job is sent again, a bounded number of times (CI saw this race)."""
+    from autograder import cluster
+
+    job = cluster.Job("01_perceptron", "alice", {}, {})
+    graded = cluster.Result("01_perceptron", "alice", {"status": "graded", "score": 1.0}, zero=False)
+
+    class Future:
+        def __init__(self, answer):
+            self.answer, self.key = answer, id(self)
+
+        def done(self):
+            return True
+
+        def result(self):
+            return self.answer
+
+    refusal = cluster.result_data(cluster.refused(job, "its canary failed"))
+    answers = iter([refusal, refusal, cluster.result_data(graded)])
+    pool = cluster.DaskPool.__new__(cluster.DaskPool)
+    pool.refusing, pool.warn = {}, lambda text: None
+    pool._grading_workers = lambda: ["tls://a"]
+    pool._ran_on = lambda future: ""  # the scheduler no longer knows the worker
+    sent = []
+    pool._submit = lambda fn, job: sent.append(job) or Future(next(answers))
+    import distributed
+
+    real_wait = distributed.wait
+    distributed.wait = lambda *a, **k: None
+    try:
+        out = list(pool.results(None, [job], lambda job, why: ("lost", why)))
+    finally:
+        distributed.wait = real_wait
+    assert len(sent) == 3 and len(out) == 1 and out[0][1].outcome.get("status") == "graded"

@@ -218,6 +218,9 @@ def _value_message(g: np.ndarray, e: np.ndarray, rtol: float, atol: float, hidde
     return f"{int(wrong.sum())} of {g.size} values differ from the expected ones"
 
 
+_COMPLEMENT = "every value is 1 minus the expected one: a mask, a probability or a comparison inverted?"
+
+
 def _rearranged(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str | None:
     """A message when ``g`` is ``e`` rearranged in a recognisable way (each test is exact, so the
     message is never a guess): transposed, reversed or shifted by one along an axis, the right values
@@ -230,8 +233,7 @@ def _rearranged(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str |
     if len(np.unique(flat)) < flat.size:
         # repeated values (indices, labels, masks): a reversal or a shift can match by chance, and
         # naming it would send the student after the wrong bug
-        return "every value is 1 minus the expected one: a mask, a probability or a comparison inverted?" \
-            if np.all((flat >= 0) & (flat <= 1)) and _close(1.0 - g, e, rtol, atol) else None
+        return _COMPLEMENT if np.all((flat >= 0) & (flat <= 1)) and _close(1.0 - g, e, rtol, atol) else None
     if g.ndim >= 2 and g.shape[-1] == g.shape[-2] and _close(np.swapaxes(g, -1, -2), e, rtol, atol):
         return "the values are transposed, the last two axes swapped: a transposed weight or x.T?"
     for axis in range(g.ndim):
@@ -253,7 +255,7 @@ def _rearranged(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str |
     if len(np.unique(flat)) == flat.size and _close(np.sort(g.reshape(-1)), np.sort(flat), rtol, atol):
         return "the right values in the wrong places: an axis order, an index or a sort order?"
     if np.all((flat >= 0) & (flat <= 1)) and _close(1.0 - g, e, rtol, atol):
-        return "every value is 1 minus the expected one: a mask, a probability or a comparison inverted?"
+        return _COMPLEMENT
     return None
 
 

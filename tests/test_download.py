@@ -2,7 +2,8 @@
 
 Every test runs with a socket guard that refuses any connection to a non-loopback address,
 with proxies unset and the cache in a temporary directory: they pass offline and never
-reach the internet.
+reach the internet. Retries are off (``RETRIES = 0``: pooch waits seconds between tries)
+except in the tests of retrying.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import gzip
 import hashlib
 import io
 import ipaddress
+import os
 import pickle
 import socket
 import struct
@@ -44,6 +46,7 @@ def files_under(root: Path) -> list[Path]:
 def offline_sandbox(monkeypatch, tmp_path):
     """Cache in tmp_path, no mirror or proxy from the environment, loopback-only sockets."""
     monkeypatch.setenv(dl.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(dl, "RETRIES", 0)
     monkeypatch.delenv(dl.BASE_URL_ENV, raising=False)
     for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
@@ -62,13 +65,15 @@ class Server:
     """A tiny HTTP server on 127.0.0.1: ``files`` maps a URL path to bytes.
 
     ``truncate`` paths announce a Content-Length larger than the body, send part of it and
-    close the connection; ``slow`` paths wait before answering.
+    close the connection; ``slow`` paths wait before answering; ``flaky`` maps a path to the
+    number of requests answered "503 Service Unavailable" before it is served.
     """
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncate: set[str] = set()
         self.slow: set[str] = set()
+        self.flaky: dict[str, int] = {}
         self.requests: list[str] = []
         server = self
 
@@ -77,6 +82,10 @@ class Server:
                 server.requests.append(self.path)
                 if self.path in server.slow:
                     time.sleep(1.0)
+                if server.flaky.get(self.path, 0) > 0:
+                    server.flaky[self.path] -= 1
+                    self.send_error(503)
+                    return
                 if self.path not in server.files:
                     self.send_error(404)
                     return
@@ -155,7 +164,7 @@ def test_interrupted_transfer_raises_and_leaves_no_partial_file(server, tmp_path
     server.files["/data.bin"] = PAYLOAD
     server.truncate.add("/data.bin")
     target = tmp_path / "cache" / "data.bin"
-    with pytest.raises(DownloadError, match="interrupted"):
+    with pytest.raises(DownloadError, match="interrupted: received 128,000 of 256,000 bytes"):
         dl.download(server.url + "/data.bin", target, sha256(PAYLOAD), progress=False)
     assert files_under(tmp_path / "cache") == []
 
@@ -180,6 +189,23 @@ def test_http_error_and_timeout(server, tmp_path):
     with pytest.raises(DownloadError, match="timed out"):
         dl.download(server.url + "/slow.bin", tmp_path / "cache" / "s.bin", sha256(PAYLOAD),
                     timeout=0.2, progress=False)
+    assert files_under(tmp_path / "cache") == []
+
+
+def test_failed_download_is_retried(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(dl, "RETRIES", 1)
+    server.files["/data.bin"] = PAYLOAD
+    server.flaky["/data.bin"] = 1
+    target = tmp_path / "cache" / "data.bin"
+    assert dl.download(server.url + "/data.bin", target, sha256(PAYLOAD), progress=False) == target
+    assert target.read_bytes() == PAYLOAD
+    assert server.requests == ["/data.bin"] * 2
+    # Every try failed: the last error is reported, nothing is left.
+    server.flaky["/data.bin"] = 5
+    target.unlink()
+    with pytest.raises(DownloadError, match="HTTP 503"):
+        dl.download(server.url + "/data.bin", target, sha256(PAYLOAD), progress=False)
+    assert server.requests == ["/data.bin"] * 4
     assert files_under(tmp_path / "cache") == []
 
 
@@ -212,13 +238,16 @@ def test_file_becomes_visible_by_atomic_rename_from_same_directory(server, tmp_p
     server.files["/data.bin"] = PAYLOAD
     target = tmp_path / "cache" / "data.bin"
     calls = []
-    real_replace = dl.os.replace
 
-    def spy(src, dst):
-        calls.append((Path(src), Path(dst), target.exists()))
-        real_replace(src, dst)
+    def spy(real):
+        def rename(src, dst, *args, **kwargs):
+            calls.append((Path(src), Path(dst), target.exists()))
+            return real(src, dst, *args, **kwargs)
+        return rename
 
-    monkeypatch.setattr(dl.os, "replace", spy)
+    # pooch renames with shutil.move, i.e. os.rename on one file system; os.replace is spied too
+    for name in ("rename", "replace"):
+        monkeypatch.setattr(os, name, spy(getattr(os, name)))
     dl.download(server.url + "/data.bin", target, sha256(PAYLOAD), progress=False)
     [(src, dst, existed)] = calls
     assert dst == target and src.parent == target.parent and src != target

@@ -4,20 +4,37 @@
     X, y = load_fashion_mnist("test")     # (10000, 28, 28) float32, (10000,) int64
     X, y = load_cifar10("train")          # (50000, 3, 32, 32) float32, (50000,) int64
 
-How a file gets into the cache (``download``):
+How a file gets into the cache (``download`` and ``fetch_dataset``, both on ``pooch``):
 1. If the cache already holds the file and its checksum matches, it is used: no network.
-   A cached file whose checksum does not match is deleted and downloaded again.
-2. Otherwise it is downloaded (``urllib``, with a timeout) into a temporary file in the same
-   directory, its size and published checksum are verified, and only then is it renamed into
-   place (``os.replace``, atomic on one file system). A failed, partial or corrupt download is
-   deleted, never used, and reported as a ``DownloadError`` that says what to do instead.
+2. Otherwise it is downloaded into a temporary file in the same directory, its published
+   checksum is verified, and only then is it renamed into place (atomic on one file system).
+   A failed or corrupt download is deleted, never used, and reported as a ``DownloadError``
+   that says what to do instead.
+
+What pooch does: the cache folder and its per-file registry of md5/sha256 checksums
+(``pooch.create``), the download over HTTP(S) with a timeout and a progress bar
+(``pooch.HTTPDownloader``, on ``requests``), the temporary file, its check and its rename, and
+``RETRIES`` more tries after a network error or a checksum mismatch (waiting 1 s, then 2 s).
+
+What stays ours, because pooch does not do it, or not the way the course needs:
+- the cache directory: ``cache_dir``, else ``$DL_COURSE_DATA``, else ``~/.cache/dl-course``, with
+  one subfolder per data set (pooch's ``env`` would replace the whole path and override an
+  explicit ``cache_dir``);
+- a cached file whose checksum does not match is deleted when it cannot be replaced (pooch
+  keeps it and tries again at every call);
+- only http(s) URLs (pooch would also follow ftp://, sftp:// and doi:);
+- errors: pooch raises ``requests`` exceptions and a ``ValueError``; students get one
+  ``DownloadError`` that says what went wrong and what to do offline;
+- the data set registry (files, official URLs, published checksums), the mirror layout and the
+  parsers of the downloaded formats.
 
 Where things live:
 - cache directory: ``$DL_COURSE_DATA`` or ``~/.cache/dl-course`` (argument ``cache_dir``);
   a file is stored as ``<cache>/<dataset>/<filename>``.
-- mirror: ``$DL_COURSE_BASE_URL`` or the argument ``base_url`` replaces the official URLs;
-  the mirror must have the cache's layout, ``<base_url>/<dataset>/<filename>``. A filled cache
-  directory served with ``python -m http.server`` is such a mirror (handy for a classroom).
+- mirror: ``$DL_COURSE_BASE_URL`` or the argument ``base_url`` replaces the official URLs (it
+  becomes pooch's base URL); the mirror must have the cache's layout,
+  ``<base_url>/<dataset>/<filename>``. A filled cache directory served with
+  ``python -m http.server`` is such a mirror (handy for a classroom).
 
 Offline? The course never needs these: ``helpers.data.load_digits()`` gives 9,000 real MNIST
 digits that ship with the course.
@@ -25,25 +42,20 @@ digits that ship with the course.
 from __future__ import annotations
 
 import gzip
-import http.client
-import io
 import os
 import pickle
+import re
 import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from helpers.data.shipped import file_checksum
-
 CACHE_ENV = "DL_COURSE_DATA"
 BASE_URL_ENV = "DL_COURSE_BASE_URL"
 DEFAULT_TIMEOUT = 30.0  # seconds without any data before a download is abandoned
+RETRIES = 2  # more tries after a failed download (pooch waits 1 s, then 2 s, between them)
 
 OFFLINE_HINT = (
     "Offline? Use the data that ship with the course instead: "
@@ -146,69 +158,8 @@ def download(
     new is left at ``path`` or beside it.
     """
     path = Path(path)
-    algorithm = _algorithm(checksum)
-    if path.is_file():
-        if file_checksum(path, algorithm) == checksum:
-            return path
-        path.unlink()  # corrupt or stale cached copy: never use it
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _fetch(url, out, timeout, progress, desc=path.name)
-            out.flush()
-            os.fsync(out.fileno())
-        actual = file_checksum(tmp, algorithm)
-        if actual != checksum:
-            raise DownloadError(
-                f"The file downloaded from {url} is corrupt: its {algorithm} is {actual}, "
-                f"expected {checksum}. It was deleted. Try again later or from another mirror "
-                f"(${BASE_URL_ENV}). {OFFLINE_HINT}"
-            )
-        os.replace(tmp, path)
-    except DownloadError as e:
-        raise DownloadError(f"{e}\nOr fetch {url} by hand (e.g. in a browser) and save it as "
-                            f"{path}: it is checked before it is used.") from e.__cause__
-    finally:
-        tmp.unlink(missing_ok=True)  # after a successful os.replace there is nothing to remove
-    return path
-
-
-def _fetch(url: str, out: io.BufferedIOBase, timeout: float, progress: bool, desc: str) -> None:
-    """Stream ``url`` into ``out``; raise ``DownloadError`` on any network failure or short read."""
-    from tqdm.auto import tqdm
-
-    if not url.startswith(("http://", "https://")):
-        raise DownloadError(f"Only http(s) URLs can be downloaded, got {url!r}.")
-    opener = urllib.request.build_opener()  # reads the proxy settings of the environment now
-    try:
-        with opener.open(url, timeout=timeout) as response:
-            expected = response.headers.get("Content-Length")
-            expected = int(expected) if expected is not None else None
-            received = 0
-            with tqdm(total=expected, unit="B", unit_scale=True, desc=desc,
-                      disable=not progress, leave=False) as bar:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-    except urllib.error.HTTPError as e:
-        raise DownloadError(
-            f"Downloading {url} failed: the server answered HTTP {e.code} {e.reason}. "
-            f"The file may have moved: try a mirror (${BASE_URL_ENV}). {OFFLINE_HINT}"
-        ) from e
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise DownloadError(
-            f"Could not download {url}: {reason}. Check your internet connection (or proxy "
-            f"settings) and try again, or set ${BASE_URL_ENV} to a mirror. {OFFLINE_HINT}"
-        ) from e
-    if expected is not None and received != expected:
-        raise DownloadError(
-            f"The download of {url} was interrupted: received {received:,} of {expected:,} "
-            f"bytes. The partial file was deleted; try again. {OFFLINE_HINT}"
-        )
+    cache = _pooch(path.parent, "", {path.name: checksum}, {path.name: url})
+    return _fetch(cache, path.name, timeout, progress)
 
 
 def fetch_dataset(
@@ -233,14 +184,75 @@ def fetch_dataset(
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     base_url = base_url if base_url is not None else os.environ.get(BASE_URL_ENV)
     checksums = dict(checksums or {})
-    paths = {}
-    for remote in REGISTRY[name]:
-        url = f"{base_url.rstrip('/')}/{name}/{remote.filename}" if base_url else remote.url
-        checksum = checksums.get(remote.filename, remote.checksum)
-        paths[remote.filename] = download(
-            url, root / name / remote.filename, checksum, timeout=timeout, progress=progress
-        )
-    return paths
+    files = REGISTRY[name]
+    cache = _pooch(
+        root / name,
+        f"{base_url.rstrip('/')}/{name}/" if base_url else "",
+        {f.filename: checksums.get(f.filename, f.checksum) for f in files},
+        {} if base_url else {f.filename: f.url for f in files},  # a mirror replaces them all
+    )
+    return {f.filename: _fetch(cache, f.filename, timeout, progress) for f in files}
+
+
+def _pooch(folder: Path, base_url: str, checksums: dict[str, str], urls: dict[str, str]):
+    """A pooch cache in ``folder`` of the files in ``checksums`` (name -> md5/sha256 hex);
+    a file is fetched from ``urls[name]`` if given, else from ``base_url + name``."""
+    import pooch  # imported when needed: ``import helpers.data`` stays light
+
+    registry = {name: f"{_algorithm(c)}:{c}" for name, c in checksums.items()}
+    return pooch.create(folder, base_url, registry=registry, urls=urls, retry_if_failed=RETRIES)
+
+
+def _fetch(cache, filename: str, timeout: float, progress: bool) -> Path:
+    """``cache.fetch(filename)`` with the course's rules (module docstring); return its path."""
+    import pooch
+    import requests
+
+    url, path = cache.get_url(filename), Path(cache.path) / filename
+    try:
+        if not url.startswith(("http://", "https://")):
+            raise DownloadError(f"Only http(s) URLs can be downloaded, got {url!r}.")
+        downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+        cache.fetch(filename, downloader=downloader)
+    except (DownloadError, requests.RequestException, ValueError) as e:
+        known_hash = cache.registry[filename]
+        algorithm, checksum = known_hash.split(":")
+        if path.is_file() and pooch.file_hash(str(path), alg=algorithm) != checksum:
+            path.unlink()  # a corrupt or stale cached copy that was not replaced: never use it
+        raise DownloadError(f"{_explain(e, url, known_hash)}\nOr fetch {url} by hand (e.g. in a "
+                            f"browser) and save it as {path}: it is checked before it is used.") from e
+    return path
+
+
+def _explain(error: Exception, url: str, known_hash: str) -> str:
+    """What went wrong with downloading ``url`` and what to do, from pooch's or requests' error.
+
+    ``known_hash`` is pooch's form of the checksum, ``"<algorithm>:<hex>"``.
+    """
+    import requests
+
+    if isinstance(error, DownloadError):
+        return str(error)
+    cause = error
+    while cause.__cause__ or cause.__context__:  # e.g. ConnectionRefusedError, IncompleteRead
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, ValueError):  # pooch: "... expected <known> but got <actual>. ..."
+        algorithm, checksum = known_hash.split(":")
+        actual = (re.findall(r"but got (\w+)", str(error)) or ["different"])[0]
+        return (f"The file downloaded from {url} is corrupt: its {algorithm} is {actual}, "
+                f"expected {checksum}. It was deleted. Try again later or from another mirror "
+                f"(${BASE_URL_ENV}). {OFFLINE_HINT}")
+    if isinstance(error, requests.HTTPError):
+        return (f"Downloading {url} failed: the server answered HTTP {error.response.status_code} "
+                f"{error.response.reason}. The file may have moved: try a mirror "
+                f"(${BASE_URL_ENV}). {OFFLINE_HINT}")
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        received = (f"received {cause.partial:,} of {cause.partial + cause.expected:,} bytes"
+                    if isinstance(getattr(cause, "expected", None), int) else cause)
+        return (f"The download of {url} was interrupted: {received}. The partial file was "
+                f"deleted; try again. {OFFLINE_HINT}")
+    return (f"Could not download {url}: {cause}. Check your internet connection (or proxy "
+            f"settings) and try again, or set ${BASE_URL_ENV} to a mirror. {OFFLINE_HINT}")
 
 
 # --------------------------------------------------------------------------------------------

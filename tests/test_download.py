@@ -280,6 +280,16 @@ def test_fetch_dataset_uses_mirror_layout_and_env_vars(server, tmp_path, monkeyp
         dl.fetch_dataset("imagenet")
 
 
+def test_explicit_cache_dir_wins_over_env_var(server, tmp_path):
+    text = b"To be, or not to be\n"
+    server.files["/tinyshakespeare/input.txt"] = text
+    paths = dl.fetch_dataset("tinyshakespeare", cache_dir=tmp_path / "mine", base_url=server.url,
+                             checksums={"input.txt": sha256(text)}, progress=False)
+    assert paths["input.txt"] == tmp_path / "mine" / "tinyshakespeare" / "input.txt"
+    assert paths["input.txt"].read_bytes() == text
+    assert files_under(tmp_path / "cache") == [], "$DL_COURSE_DATA must not be used"
+
+
 def test_registry_pins_published_checksums():
     assert dl.REGISTRY["mnist"][0].checksum == "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
     assert dl.REGISTRY["cifar10"][0].checksum == "c58f30108f718f92721af3b95e74349a"

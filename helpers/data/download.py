@@ -17,12 +17,11 @@ What pooch does: the cache folder and its per-file registry of md5/sha256 checks
 ``RETRIES`` more tries after a network error or a checksum mismatch (waiting 1 s, then 2 s).
 
 What stays ours, because pooch does not do it, or not the way the course needs:
-- the cache directory: ``cache_dir``, else ``$DL_COURSE_DATA``, else ``~/.cache/dl-course``, with
-  one subfolder per data set (pooch's ``env`` would replace the whole path and override an
-  explicit ``cache_dir``);
+- the cache directory and its layout (below): pooch's ``env`` would replace the whole path,
+  per-data-set subfolder included, and override an explicit ``cache_dir``;
 - a cached file whose checksum does not match is deleted when it cannot be replaced (pooch
   keeps it and tries again at every call);
-- only http(s) URLs (pooch would also follow ftp://, sftp:// and doi:);
+- only http(s) URLs, refused with a clear message (pooch also knows ftp://, sftp:// and doi:);
 - errors: pooch raises ``requests`` exceptions and a ``ValueError``; students get one
   ``DownloadError`` that says what went wrong and what to do offline;
 - the data set registry (files, official URLs, published checksums), the mirror layout and the

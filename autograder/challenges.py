@@ -1,7 +1,7 @@
 """Model-design challenges on the trusted side: declared in cases.py, graded on held-out data.
 
 An assignment's ``cases.py`` may define ``CHALLENGES``, a list of ``Challenge``. Its graded cell is
-``challenge("<name>", <fit>)`` (``helpers.challenges``). The design (issue 19):
+``challenge("<name>", <fit>)`` (``helpers.grading.challenges``). The design (issue 19):
 
 - **The grader retrains within the budget**, in the sandbox, on the students' own training split:
   nothing but the notebook travels with a submission, the CPU-time budget is measured on the
@@ -29,7 +29,7 @@ Budgets (issue 27 §1, principle 10):
   in-sandbox timer around ``fit`` only stops a fit early and is shown for comparison. Not seen: the
   last sampling interval (0.2 s) of a child whose parent does not wait for it.
 - **Numbers held**: after the last prediction the harness lists every tensor and array reachable
-  from the model (``helpers.challenges.holdings``) as plain data (name, shape, dtype) that this side
+  from the model (``helpers.grading.challenges.holdings``) as plain data (name, shape, dtype) that this side
   reads with limits (``holdings_total``) and adds up. That list is still written by code running in
   the student's process: it is honest against mistakes and the known cheats (buffers, tensor
   attributes, a model that grows while predicting), but a notebook that patches the harness itself
@@ -52,15 +52,12 @@ import numpy as np
 
 from autograder.course import Course, CourseError
 from autograder.heldout import heldout_secret, load_heldout, secret_seed
-from helpers.challenges import Spec, metric_value, noised_at_steps, output_shape
-from helpers.checking import EncodingError, decode
+from helpers.grading.challenges import Spec
+from helpers.grading.checking import EncodingError, decode
+from helpers.grading.tasks import TASKS, Task, get_task
 
-TASKS = ("digits_classifier", "digits_denoiser", "sine_forecaster")
-METRICS = {"accuracy": True, "mse": False}  # higher is better?
 #: Largest outputs document read per challenge (bytes): 1,000 images of 28 x 28 floats fit easily.
 MAX_CHALLENGE_BYTES = 40_000_000
-#: Purpose string of the held-out denoising noise: its stream is drawn from course/heldout/SECRET.
-_DENOISE_PURPOSE = "10_generative digits_denoiser: steps and noise of the held-out digits"
 #: CPU seconds a graded run may use besides the fit's budget where cases.py gives none (see Challenge).
 DEFAULT_ALLOWANCE = 10.0
 #: The most entries a holdings record may have (one per tensor or array the model holds).
@@ -72,13 +69,13 @@ class Challenge:
     """One graded model-design challenge (cases.py's ``CHALLENGES``).
 
     name:           the grade_id of its graded cell and the first argument of ``challenge(name, fit)``
-    task:           what the model does (``helpers.challenges.task_data``): digits_classifier,
-                    digits_denoiser or sine_forecaster
+    task:           what the model does: a task of ``helpers.grading.tasks`` (digits_classifier,
+                    digits_denoiser, sine_forecaster...), which also fixes the metric
     heldout:        the held-out file in ``course/heldout/`` (checked against its MANIFEST)
-    metric:         "accuracy" (higher is better) or "mse" (lower is better)
+    metric:         the task's metric, named to be read in cases.py (checked: it must be the task's)
     full, zero:     thresholds: full marks at or past ``full``, 0 at or past ``zero``, linear between
     max_parameters: the budget of numbers the model holds: every tensor and numpy array reachable from
-                    it after its last prediction (parameters, buffers, attributes; ``helpers.challenges.holdings``)
+                    it after its last prediction (parameters, buffers, attributes; ``helpers.grading.challenges.holdings``)
     cpu_seconds:    the fit's budget of CPU time (one thread; stopped in the sandbox past it)
     allowance_seconds: CPU time the graded run may use besides: the kernel's start, the imports, the
                     exercises' checks and the predictions (measured on the solution, with margin). The whole
@@ -100,12 +97,19 @@ class Challenge:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise CourseError(f"challenge {self.name!r}: unknown task {self.task!r} (one of {TASKS})")
-        if self.metric not in METRICS:
-            raise CourseError(f"challenge {self.name!r}: unknown metric {self.metric!r}")
-        if (self.full > self.zero) != METRICS[self.metric]:
+            raise CourseError(f"challenge {self.name!r}: unknown task {self.task!r} (one of {sorted(TASKS)})")
+        task = self.kind
+        if self.metric != task.metric:
+            raise CourseError(f"challenge {self.name!r}: task {self.task!r} is scored by {task.metric!r}, "
+                              f"not {self.metric!r}")
+        if (self.full > self.zero) != task.higher_is_better:
             raise CourseError(f"challenge {self.name!r}: for {self.metric}, full must be "
-                              f"{'above' if METRICS[self.metric] else 'below'} zero")
+                              f"{'above' if task.higher_is_better else 'below'} zero")
+
+    @property
+    def kind(self) -> Task:
+        """The task object (``helpers.grading.tasks``)."""
+        return get_task(self.task)
 
     def public(self, points: float) -> dict:
         """What students may know (checks.json, and the sandbox's inputs file)."""
@@ -132,27 +136,19 @@ def load_challenges(cases_file: Path) -> dict[str, Challenge]:
     return out
 
 
-def heldout_set(ch: Challenge, heldout_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def heldout_set(ch: Challenge, heldout_dir: Path) -> tuple[Any, Any]:
     """(inputs given to the sandbox, targets kept here) of a challenge's held-out file in
-    ``heldout_dir`` (the course's ``heldout/``).
-
-    digits_classifier: uint8 images (N, 1, 28, 28), labels (N,)
-    digits_denoiser:   (x_t (N, 1, 28, 28) float32, t (N,) int64): each test digit noised to one step
-                       of the schedule (``helpers.challenges.noised_at_steps``; steps and noise drawn from
-                       the instructor's secret), clean images (N, 1, 28, 28) in [0, 1]
-    sine_forecaster:   past windows (N, 40) float32, the next values (N, 10)"""
+    ``heldout_dir`` (the course's ``heldout/``): the task's ``heldout`` of the file's arrays, with a
+    generator drawn from the instructor's secret where the task draws (``Task.heldout_purpose``)."""
+    task = ch.kind
     data = load_heldout(ch.heldout, heldout_dir)
-    if ch.task == "digits_classifier":
-        return data["images"][:, None], data["labels"].astype(np.int64)
-    if ch.task == "digits_denoiser":
-        clean = (data["images"][:, None].astype(np.float32) / np.float32(255.0))
-        rng = np.random.default_rng(secret_seed(heldout_secret(heldout_dir), _DENOISE_PURPOSE))
-        return noised_at_steps(clean, rng), clean
-    return data["inputs"].astype(np.float32), data["targets"].astype(np.float32)
+    purpose = task.heldout_purpose
+    rng = np.random.default_rng(secret_seed(heldout_secret(heldout_dir), purpose) if purpose else 0)
+    return task.heldout(data, rng)
 
 
 def _inputs_data(arr: np.ndarray | tuple) -> dict | list:
-    """Held-out inputs as the sandbox reads them (``helpers.challenges.decode_images``): integers
+    """Held-out inputs as the sandbox reads them (``helpers.grading.challenges.decode_images``): integers
     where they are (uint8 pixels, scale 255; int64 steps), else floats rounded to 6 significant
     digits; a tuple of arrays (the denoiser's (x_t, t)) as a list."""
     if isinstance(arr, tuple):
@@ -212,7 +208,7 @@ class ChallengeResult:
         got = self.score(points)
         mark = "✔" if self.ok else ("~" if got > 0 else "✘")
         s = self.spec
-        better = "higher" if s.metric == "accuracy" else "lower"
+        better = "higher" if get_task(s.task).higher_is_better else "lower"
         rule = (f"full marks from {s.describe(s.full)}, none at {s.describe(s.zero)}, proportional between; "
                 f"{better} is better")
         if self.value is None:
@@ -230,7 +226,7 @@ class ChallengePlan:
 
     exercise: Challenge
     inputs: np.ndarray | tuple  # the denoiser's: (x_t, t)
-    targets: np.ndarray
+    targets: Any                # what the task's score compares with (labels, images, seeds...)
     points: float = 0.0
     #: CPU seconds of the whole graded run (the kernel and every process and thread of the submission),
     #: measured from outside the sandbox by the execute step (``record_run_cpu``); None: not measured.
@@ -310,13 +306,19 @@ class ChallengePlan:
             return zero("malformed", "the model's outputs are not plain numbers")
         except Exception:  # noqa: BLE001 - deep, huge, odd: this challenge's failure, never the batch's
             return zero("malformed", "the model's outputs are not plain numbers")
-        want = output_shape(ch.task, len(self.targets))
+        task = ch.kind
+        want = task.output_shape(len(self.targets))
         if out.shape != want:
             return zero("wrong", f"the model's outputs have shape {tuple(out.shape)}, expected {want} "
                                  f"({want[1:]} per input)")
         if not np.all(np.isfinite(out)):
             return zero("wrong", "the model's outputs hold NaN or infinite values")
-        value = metric_value(ch.metric, out, self.targets)
+        try:
+            value = float(task.score(out, self.targets))
+        except Exception:  # noqa: BLE001 - outputs the task cannot score (e.g. an action out of range)
+            return zero("wrong", "the model's outputs could not be scored")
+        if not math.isfinite(value):
+            return zero("wrong", "the model's outputs could not be scored")
         r.value = round(value, 4) if ch.metric == "accuracy" else float(f"{value:.4g}")
         r.fraction = r.spec.fraction(r.value)
         r.kind = "passed" if r.fraction >= 1 else "wrong"
@@ -324,7 +326,7 @@ class ChallengePlan:
 
 
 def holdings_total(entries: Any, complete: Any) -> int | None:
-    """How many numbers a holdings record (``helpers.challenges.holdings``: ``[[name, shape, dtype], ...]``)
+    """How many numbers a holdings record (``helpers.grading.challenges.holdings``: ``[[name, shape, dtype], ...]``)
     adds up to; None when it is missing, malformed, larger than MAX_HOLDINGS entries, or the walk was
     not complete. Total: never raises because of what it is given."""
     if complete is not True or not isinstance(entries, list) or len(entries) > MAX_HOLDINGS:
@@ -405,5 +407,5 @@ def heldout_files(course: Course, aids: list[str]) -> list[Path]:
     noise is drawn from the secret at grading time, so SECRET travels too where a denoiser is graded."""
     found = [ch for aid in aids for ch in load_challenges(course.cases_file(aid)).values()]
     names = sorted({ch.heldout for ch in found})
-    secret = [course.root / "heldout" / "SECRET"] if any(ch.task == "digits_denoiser" for ch in found) else []
+    secret = [course.root / "heldout" / "SECRET"] if any(ch.kind.heldout_purpose for ch in found) else []
     return [course.root / "heldout" / "MANIFEST.json", *secret, *(course.root / "heldout" / n for n in names)] if names else []

@@ -1,7 +1,7 @@
 """nbgrader's Execute step, run in the sandbox with the grader's inputs.
 
 Before the kernel starts, the trusted process writes, for every exercise, the
-inputs of this run's plan into the grader's folder (``helpers.contract.Harvest``).
+inputs of this run's plan into the grader's folder (``helpers.grading.contract.Harvest``).
 The restored test cells call ``check(name, func)``, which in the sandbox only calls
 the student's function and records what happened. After the run, ``TrustedScores``
 judges those records against the same plan. Every limit comes from
@@ -32,7 +32,7 @@ from autograder import sandbox
 from autograder.plan import ExercisePlan, load_plan
 from autograder.policy import SandboxPolicy
 from autograder.settings import GradingSettings, course_from_config
-from helpers.contract import Harvest
+from helpers.grading.contract import Harvest
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from helpers.checking import Contract
-from helpers.contract import check_dtype_spec
+from helpers.grading.checking import Contract
+from helpers.grading.contract import check_dtype_spec
 
 #: Tolerances used unless an exercise says otherwise. Chosen so that a correct
 #: answer computed in float32, or in another (stable) order, passes, while the
@@ -78,7 +78,7 @@ class Exercise:
         check_dtype_spec(self.dtype)
 
     def contract(self) -> Contract:
-        """What the text promises beyond the outputs, as judged by ``helpers.checking``."""
+        """What the text promises beyond the outputs, as judged by ``helpers.grading.checking``."""
         return Contract(pure=self.pure, silent=self.silent, forbidden=tuple(self.forbidden), dtype=self.dtype)
 
     def visible_cases(self, seed: int | None = None) -> list[dict[str, Any]]:

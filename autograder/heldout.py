@@ -52,7 +52,6 @@ MANIFEST = HELDOUT_DIR / "MANIFEST.json"
 SOURCE_SHA256 = "0217e13bd0668deb198aa7d305edbf0331eb89f8a6e7dd226e03d1aa3a9bd4ef"  # mnist10k.npz
 SHIPPED_NAME = "mnist9k.npz"
 DIGITS_TEST = "digits_test.npz"
-SERIES_TEST = "series_test.npz"
 SECRET = "SECRET"  # the instructor's secret: 32 random bytes, in course/heldout/ only
 SECRET_BYTES = 32
 _OLD_TEST_FRACTION, _OLD_SEED = 0.2, 0  # the split the course used before the challenges
@@ -207,16 +206,18 @@ def build(source: Path) -> dict[str, str]:
     with np.load(io.BytesIO(raw)) as f:
         images, labels = f["images"], f["labels"]
     shipped, held = split_digits(images, labels)
-    from helpers.challenges import FORECAST_NOISE, forecast_windows
-    from helpers.data import noisy_sines
+    from helpers.grading.tasks import TASKS, get_task
 
     secret = heldout_secret(HELDOUT_DIR, create=True)
     test_images = perturb_heldout(images[held], images, secret)
-    past, future = forecast_windows(noisy_sines(n_series=200, length=200, seed=secret_seed(secret),
-                                                noise=FORECAST_NOISE))
     files = {REPO / "helpers" / "datasets" / SHIPPED_NAME: _npz_bytes(images=images[shipped], labels=labels[shipped]),
-             HELDOUT_DIR / DIGITS_TEST: _npz_bytes(images=test_images, labels=labels[held]),
-             HELDOUT_DIR / SERIES_TEST: _npz_bytes(inputs=past, targets=future)}
+             HELDOUT_DIR / DIGITS_TEST: _npz_bytes(images=test_images, labels=labels[held])}
+    for name in sorted(TASKS):  # each task with a held-out file of its own builds it from the held-out digits
+        made = get_task(name).heldout_file()
+        if made is not None:
+            fname, make = made
+            files[HELDOUT_DIR / fname] = _npz_bytes(**make(test_images, labels[held],
+                                                           lambda purpose: secret_seed(secret, purpose)))
     HELDOUT_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     for path, data in files.items():
         path.write_bytes(data)
@@ -227,7 +228,7 @@ def build(source: Path) -> dict[str, str]:
         "note": "Instructor-only test data of the graded challenges (autograder/heldout.py). Never "
                 "release, bundle or copy it into helpers/. Built from mnist10k.npz (sha256 "
                 f"{SOURCE_SHA256}); MNIST: LeCun, Cortes, Burges, CC BY-SA 3.0.",
-        "sha256": {DIGITS_TEST: digests[DIGITS_TEST], SERIES_TEST: digests[SERIES_TEST]},
+        "sha256": {p.name: digests[p.name] for p in files if p.parent == HELDOUT_DIR},
         "shipped_sha256": {SHIPPED_NAME: digests[SHIPPED_NAME]},
         "secret": {SECRET: _sha256(secret)},  # the file only: its bytes never leave course/heldout/
     }, indent=1, sort_keys=True) + "\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.course import Course
-from helpers.contract import clean_text  # noqa: F401 - the one definition; imported from here too
+from helpers.grading.contract import clean_text  # noqa: F401 - the one definition; imported from here too
 
 GRADED = "graded"
 NOT_GRADED = "not graded"

@@ -28,10 +28,10 @@ from typing import Any
 import helpers
 from autograder.course import Course, CourseError
 from autograder.exercises import Exercise
-from helpers.contract import (Case, Contract, case_data, case_from_data, decode, dtype_problem, encode,
+from helpers.grading.contract import (Case, Contract, case_data, case_from_data, decode, dtype_problem, encode,
                               encode_inputs, inputs_document, rounded)
 
-#: What a planned case is: the judge's case (``helpers.contract.Case``).
+#: What a planned case is: the judge's case (``helpers.grading.contract.Case``).
 PlannedCase = Case
 
 PLANS_DIR = "plans"
@@ -98,7 +98,7 @@ def _check_names(aid: str, name: str, fn: Any, inputs: dict[str, Any]) -> None:
 
 
 def _plan_case(aid: str, ex: Exercise, reference: Any, inputs: dict[str, Any], hidden: bool) -> Case:
-    from helpers.checking import call_case  # the reference is called as the student's function is
+    from helpers.grading.checking import call_case  # the reference is called as the student's function is
 
     _check_names(aid, ex.name, reference, inputs)
     enc = encode_inputs(inputs)
@@ -145,7 +145,7 @@ def compute_plan(course: Course, aid: str, seed: int | None) -> dict[str, Exerci
 
 
 def plan_data(plans: dict[str, ExercisePlan], aid: str, seed: int | None, sources: str) -> dict:
-    """A plan as plain JSON data (floats rounded to ``helpers.contract.SIGNIFICANT_DIGITS``)."""
+    """A plan as plain JSON data (floats rounded to ``helpers.grading.contract.SIGNIFICANT_DIGITS``)."""
     exercises = {}
     for name, p in plans.items():
         spec = ExerciseSpec.of(p.exercise) if isinstance(p.exercise, Exercise) else p.exercise

@@ -9,7 +9,7 @@ The sandbox (``autograder.sandbox``), the execute step (``autograder.execute``),
 (``autograder.scoring``) and the feedback step (``autograder.grading``) read their limits from
 here; the README's table of limits is checked against these defaults and the course's config
 (``tests/test_readme_limits.py``). The limits on encoded values themselves (``MAX_ELEMENTS``,
-``MAX_DEPTH``) are part of the data format: ``helpers.contract``.
+``MAX_DEPTH``) are part of the data format: ``helpers.grading.contract``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from traitlets import Integer
 from traitlets.config import Configurable
 
-from helpers.contract import MAX_RESULTS_BYTES
+from helpers.grading.contract import MAX_RESULTS_BYTES
 
 
 def _mb(default: int, help: str) -> Integer:
@@ -93,7 +93,7 @@ def readme_block() -> str:
     rows = ["| `c.SandboxPolicy.` | default | what it bounds |", "|---|---|---|"]
     for name, trait in SandboxPolicy.class_traits(config=True).items():
         rows.append(f"| `{name}` | {_shown(name, trait.default_value)} | {trait.help} |")
-    fixed = (f"Fixed by the data format (`helpers/contract.py`): at most "
+    fixed = (f"Fixed by the data format (`helpers/grading/contract.py`): at most "
              f"{contract.MAX_ELEMENTS // 1_000_000} million numbers per value, tuples nested at most "
              f"{contract.MAX_DEPTH} deep. Collecting (`autograder/collect.py`): at most "
              f"{collect.MAX_NOTEBOOK_MB} MB per file, {collect.MAX_ZIP_MB} MB in all for a zip.")

@@ -16,7 +16,7 @@ from typing import Any
 from autograder import nbgrader_api
 from autograder.course import Course, CourseError
 from autograder.plan import visible_checks
-from helpers.checking import CHECKS_FILE, rounded
+from helpers.grading.checking import CHECKS_FILE, rounded
 
 #: Two checks.json agree when every number agrees to this tolerance (another CPU's libm or SIMD
 #: kernels change the last bits of a float; a changed reference or case changes far more).
@@ -25,7 +25,7 @@ ATOL = 1e-10
 
 
 def checks_json_text(course: Course, aid: str) -> str:
-    """checks.json: sorted, indented, floats rounded (``helpers.checking.SIGNIFICANT_DIGITS``)."""
+    """checks.json: sorted, indented, floats rounded (``helpers.grading.checking.SIGNIFICANT_DIGITS``)."""
     return readable_json(rounded(visible_checks(course, aid))) + "\n"
 
 

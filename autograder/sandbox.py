@@ -29,7 +29,7 @@ from traitlets import Integer, Unicode
 
 import helpers
 from autograder.policy import SandboxPolicy
-from helpers.contract import HARVEST_ENV, Harvest
+from helpers.grading.contract import HARVEST_ENV, Harvest
 
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot start here."""
@@ -63,7 +63,7 @@ def sandbox_command(workdir: Path, limits: SandboxPolicy, env: dict[str, str], u
              ``kernel/`` (connection file, ipc sockets; bound read-write),
              ``work/`` (the assignment's public files; bound read-only into the
              kernel's working folder, a size-limited tmpfs),
-             the grader's folder (``helpers.contract.Harvest``): ``inputs/`` (read-only)
+             the grader's folder (``helpers.grading.contract.Harvest``): ``inputs/`` (read-only)
              and ``outputs/<exercise>.json`` (each file bound read-write: no new files
              can be created on the host).
     env:     the complete environment inside (everything else is cleared).

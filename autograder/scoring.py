@@ -3,7 +3,7 @@
 ``TrustedScores`` replaces nbgrader's ``SaveAutoGrades``: instead of believing a
 test cell because it printed no error, it reads the plain numeric outputs the
 sandbox wrote and judges them against the reference's outputs on the same inputs
-with the contract's ``judge`` (``helpers.contract``, as the student's ``check``
+with the contract's ``judge`` (``helpers.grading.contract``, as the student's ``check``
 does), writes the points into nbgrader's
 gradebook through nbgrader's API, and replaces the test cell's output with the
 trusted verdict (which feedback then shows). Hidden inputs and expected values
@@ -22,7 +22,7 @@ from autograder.outcomes import clean_text
 from autograder.plan import ExercisePlan, load_plan
 from autograder.policy import SandboxPolicy
 from autograder.settings import GradingSettings, course_from_config
-from helpers.contract import (CASE_KINDS, MAX_RESULTS_BYTES, SHORTCUT_POLICIES, ExerciseReport,  # noqa: F401
+from helpers.grading.contract import (CASE_KINDS, MAX_RESULTS_BYTES, SHORTCUT_POLICIES, ExerciseReport,  # noqa: F401
                               cascade_message, judge, read_results)
 
 

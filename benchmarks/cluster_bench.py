@@ -125,7 +125,7 @@ def ours(tmp: Path, folder: Path, n: int, label: str, *flags: str) -> dict:
 # -- stock nbgrader ---------------------------------------------------------------------------
 
 def _literal(enc: dict, framework: str) -> str:
-    """Python source for an encoded value (``helpers.checking`` encoding: arrays, tuples, scalars)."""
+    """Python source for an encoded value (``helpers.grading.checking`` encoding: arrays, tuples, scalars)."""
     if "tuple" in enc:
         return "(" + "".join(_literal(e, framework) + ", " for e in enc["tuple"]) + ")"
     if "data" in enc and "shape" in enc:

@@ -2,7 +2,7 @@
 
 Light at import time (no torch import, no data loading, no seeding). Submodules:
 
-- ``helpers.checking``  -- ``check(name, func)``, the call every graded test cell makes
+- ``helpers.grading.checking``  -- ``check(name, func)``, the call every graded test cell makes
 - ``helpers.seeding``   -- ``seed_everything(seed)``
 - ``helpers.data``      -- shipped real data (digits, names), downloads, synthetic sets
 - ``helpers.gradcheck`` -- finite-difference gradient checks for numpy and torch
@@ -14,7 +14,7 @@ Light at import time (no torch import, no data loading, no seeding). Submodules:
 - ``helpers.demos``     -- the ipywidgets demos of notebook 03 (wiring only)
 - ``helpers.metrics``   -- ``report(name, value, target=...)``: figures a notebook reaches
 """
-from helpers.checking import check
+from helpers.grading.checking import check
 from helpers.seeding import seed_everything
 
 __all__ = ["check", "seed_everything"]

@@ -330,7 +330,7 @@ def hidden_numbers(course: Path, seed: int = SEED) -> set[str]:
     """Every hidden case's input and expected values as a page would print them (``.4g``, at
     least four significant digits, so that no ordinary number of the page matches by chance)."""
     from autograder.plan import grading_plan
-    from helpers.checking import encode
+    from helpers.grading.checking import encode
 
     def floats(obj):
         if isinstance(obj, dict):

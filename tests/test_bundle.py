@@ -211,7 +211,7 @@ def hidden_inputs(seeds: tuple[int, ...] = (0, 1, 2026, 987654321)) -> dict[tupl
     """{numbers of a hidden input: where} for every hidden case of every assignment and seed
     (the informative ones: see ``_informative``)."""
     from autograder.reference import load_exercises
-    from helpers.checking import encode_inputs
+    from helpers.grading.checking import encode_inputs
 
     course = Course(REPO / "course")
     seed_file = course.root / ".grading_seed"
@@ -236,7 +236,7 @@ def _informative(data: list) -> bool:
 
 
 def _number_lists(obj) -> list[list]:
-    """The ``data`` of every encoded array inside a JSON value (``helpers.checking.encode``)
+    """The ``data`` of every encoded array inside a JSON value (``helpers.grading.checking.encode``)
     that is informative, and any other list of such floats."""
     if isinstance(obj, list) and obj and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj):
         return [obj] if _informative(obj) else []
@@ -362,7 +362,7 @@ def test_the_bundle_holds_the_student_edition_of_every_syllabus_assignment(built
         assert {f"{NOTEBOOKS}/{a['id']}/{a['id']}.ipynb", f"{NOTEBOOKS}/{a['id']}/checks.json"} <= names
         assert f"{NOTEBOOKS}/{a['id']}/{a['id']}.ipynb" in built["files"]["README.md"].decode()
     for f in ("README.md", "run", "LICENSE", "pyproject.toml", "environment.yml", ".gitignore", "BUNDLE.json",
-              "helpers/__init__.py", "helpers/checking.py", "helpers/datasets/PROVENANCE.md",
+              "helpers/__init__.py", "helpers/grading/checking.py", "helpers/datasets/PROVENANCE.md",
               "helpers/datasets/mnist9k.npz"):
         assert f in names, f
     assert (built["folder"] / "run").stat().st_mode & 0o111
@@ -526,10 +526,10 @@ def test_the_bundle_takes_whatever_the_committed_syllabus_lists(tmp_path):
     assert not any("cases.py" in n or n.startswith(("source_notebooks", "course")) for n in names)
     assert "Title of 11_new" in next(f for f in files if f.path == "README.md").data.decode()
     # an uncommitted edit is not bundled, and the instructor is told
-    (course.root.parent / "helpers" / "checking.py").write_text("# edited\n")
+    (course.root.parent / "helpers" / "grading" / "checking.py").write_text("# edited\n")
     files, warnings = build_files(course)
-    assert b"# edited" not in next(f for f in files if f.path == "helpers/checking.py").data
-    assert any("helpers/checking.py has uncommitted changes" in w for w in warnings)
+    assert b"# edited" not in next(f for f in files if f.path == "helpers/grading/checking.py").data
+    assert any("helpers/grading/checking.py has uncommitted changes" in w for w in warnings)
 
 
 def test_an_assignment_without_a_committed_release_is_one_clear_error(tmp_path):

@@ -28,9 +28,10 @@ from autograder.challenges import (Challenge, ChallengePlan, cell_timeouts, chal
 from autograder.course import Course, CourseError
 from autograder.heldout import HELDOUT_DIR, HeldoutError, load_heldout
 from conftest import REPO, copy_course, run_cli, syllabus_ids
-from helpers.contract import Harvest
-from helpers import challenges as hc
-from helpers.checking import encode
+from helpers.grading.contract import Harvest
+from helpers.grading import challenges as hc
+from helpers.grading.tasks import digits as dg, forecast as fc, get_task
+from helpers.grading.checking import encode
 
 COURSE = Course(REPO / "course")
 CHALLENGED = ["05_pooling", "07_rnn", "10_generative"]
@@ -81,8 +82,8 @@ def test_no_heldout_series_window_is_in_the_students_data():
 
     test = {np.round(w, 5).tobytes() for w in load_heldout("series_test.npz")["inputs"].astype(np.float64)}
     assert len(test) == 800
-    (X, _, Xv, _), _, _ = hc.task_data("sine_forecaster")
-    others = [hc.forecast_windows(noisy_sines(n_series=100, length=200, seed=s, noise=hc.FORECAST_NOISE))[0]
+    X, _, Xv, _ = get_task("sine_forecaster").fit_arguments()
+    others = [fc.forecast_windows(noisy_sines(n_series=100, length=200, seed=s, noise=fc.FORECAST_NOISE))[0]
               for s in range(2, 50)]
     for arr in [X.numpy(), Xv.numpy(), *others]:
         assert not ({np.round(w, 5).tobytes() for w in arr.astype(np.float64)} & test)
@@ -95,7 +96,7 @@ def _regenerating_seeds(inputs: np.ndarray, seeds) -> list[int]:
     full window is compared only when that value is among the held-out first values."""
     from helpers.data import noisy_sines
 
-    n_series, length, step = 200, 200, hc.FORECAST_WINDOW + hc.FORECAST_HORIZON
+    n_series, length, step = 200, 200, fc.FORECAST_WINDOW + fc.FORECAST_HORIZON
     starts = np.arange(0, length - step + 1, step)
     t = np.arange(length, dtype=np.float64)[starts]
     heldout = {np.ascontiguousarray(w, dtype=np.float32).tobytes() for w in inputs}
@@ -107,9 +108,9 @@ def _regenerating_seeds(inputs: np.ndarray, seeds) -> list[int]:
         amplitude = rng.uniform(0.5, 1.5, size=(n_series, 1))
         phase = rng.uniform(0.0, 2 * np.pi, size=(n_series, 1))
         noise = rng.normal(size=(n_series, length))[:, starts]
-        head = (amplitude * np.sin(2 * np.pi * t / period + phase) + hc.FORECAST_NOISE * noise).astype(np.float32)
+        head = (amplitude * np.sin(2 * np.pi * t / period + phase) + fc.FORECAST_NOISE * noise).astype(np.float32)
         for r, c in zip(*np.nonzero(np.isin(head, firsts))):
-            window = noisy_sines(n_series, length, seed, hc.FORECAST_NOISE)[r, starts[c]:starts[c] + hc.FORECAST_WINDOW]
+            window = noisy_sines(n_series, length, seed, fc.FORECAST_NOISE)[r, starts[c]:starts[c] + fc.FORECAST_WINDOW]
             if window.astype(np.float32).tobytes() in heldout:
                 found.append(seed)
                 break
@@ -120,7 +121,7 @@ def test_the_seed_search_finds_a_set_drawn_from_a_small_seed():
     """The detector below can fail: windows drawn with seed 4,321 are found among seeds 4,300..4,339."""
     from helpers.data import noisy_sines
 
-    drawn = hc.forecast_windows(noisy_sines(n_series=200, length=200, seed=4321, noise=hc.FORECAST_NOISE))[0]
+    drawn = fc.forecast_windows(noisy_sines(n_series=200, length=200, seed=4321, noise=fc.FORECAST_NOISE))[0]
     assert _regenerating_seeds(drawn[::7], range(4300, 4340)) == [4321]
 
 
@@ -141,8 +142,8 @@ def test_heldout_series_are_rebuilt_from_the_secret_byte_for_byte():
     assert len(secret) == SECRET_BYTES == 32
     manifest = json.loads((HELDOUT_DIR / "MANIFEST.json").read_text())
     assert manifest["secret"] == {SECRET: hashlib.sha256(secret).hexdigest()}
-    past, future = hc.forecast_windows(noisy_sines(n_series=200, length=200, seed=secret_seed(secret),
-                                                   noise=hc.FORECAST_NOISE))
+    past, future = fc.forecast_windows(noisy_sines(n_series=200, length=200, seed=secret_seed(secret),
+                                                   noise=fc.FORECAST_NOISE))
     data = load_heldout("series_test.npz")
     assert np.array_equal(past, data["inputs"]) and np.array_equal(future, data["targets"])
     assert secret_seed(secret, "other use") != secret_seed(secret)
@@ -442,10 +443,10 @@ def test_the_denoisers_test_digits_are_noised_from_the_secret():
     doc = json.loads(plan.sandbox_inputs())
     x_t, t = hc.decode_images(doc["inputs"])
     assert x_t.shape == (1000, 1, 28, 28) and x_t.dtype == np.float32 and t.dtype == np.int64
-    assert dict(zip(*np.unique(t, return_counts=True))) == {s: 250 for s in hc.DENOISE_STEPS}
+    assert dict(zip(*np.unique(t, return_counts=True))) == {s: 250 for s in dg.DENOISE_STEPS}
     assert np.array_equal(plan.targets * 255, load_heldout("digits_test.npz")["images"][:, None].astype(np.float32))
     for seed in range(2000):
-        assert not np.array_equal(hc.noised_at_steps(plan.targets[:50], np.random.default_rng(seed))[1], t[:50])
+        assert not np.array_equal(dg.noised_at_steps(plan.targets[:50], np.random.default_rng(seed))[1], t[:50])
 
 
 def test_challenge_cells_get_a_timeout_that_fits_their_budget():
@@ -570,7 +571,7 @@ def _constant_model(task: str):
             self.w = torch.nn.Parameter(torch.zeros(1))
 
         def forward(self, x, *more):  # more: the denoiser's steps t
-            return torch.zeros(hc.output_shape(task, len(x))) + self.w
+            return torch.zeros(get_task(task).output_shape(len(x))) + self.w
 
     return lambda *args: Constant()
 

@@ -1,4 +1,4 @@
-"""Unit tests of the checking API (helpers.checking): encoding, comparison, messages."""
+"""Unit tests of the checking API (helpers.grading.checking): encoding, comparison, messages."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.checking import (CheckFailed, EncodingError, check, compare, decode, encode, encode_inputs,
+from helpers.grading.checking import (CheckFailed, EncodingError, check, compare, decode, encode, encode_inputs,
                               run_visible_checks, to_numpy)
 
 

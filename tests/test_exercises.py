@@ -17,7 +17,7 @@ from autograder.plan import grading_plan
 from autograder.reference import load_exercises
 from autograder.scoring import score_exercise
 from conftest import REPO, syllabus_ids
-from helpers.checking import resolve_callables, run_case
+from helpers.grading.checking import resolve_callables, run_case
 import json
 
 COURSE = Course(REPO / "course")

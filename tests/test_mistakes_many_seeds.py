@@ -29,7 +29,7 @@ from autograder.plan import ExercisePlan, PlannedCase
 from autograder.reference import load_exercises, reference_function
 from autograder.scoring import score_exercise
 from conftest import REPO, syllabus_ids
-from helpers.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case
+from helpers.grading.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case
 
 COURSE = Course(REPO / "course")
 SEEDS = range(int(os.environ.get("MANY_SEEDS", "200")))

@@ -24,7 +24,7 @@ import pytest
 from autograder.plan import grading_plan
 from autograder.scoring import score_exercise
 from conftest import REPO
-from helpers.checking import resolve_callables, run_case
+from helpers.grading.checking import resolve_callables, run_case
 
 MUTANTS_DIR = Path(__file__).resolve().parent / "mutants"
 SEED = 4242
@@ -117,7 +117,7 @@ def test_most_mutants_are_told_what_is_probably_wrong(key):
 def test_the_generic_patterns_match_the_diagnosis_messages():
     import numpy as np
 
-    from helpers.diagnosis import compare
+    from helpers.grading.diagnosis import compare
 
     scattered = np.arange(9.0).reshape(3, 3) ** 1.3
     wrong = scattered.copy()

@@ -12,9 +12,9 @@ from autograder.plan import grading_plan
 from autograder.reference import load_exercises, load_reference
 from autograder.sanitize import FEEDBACK_CSP, harden_feedback_html, neutralise_images
 from autograder.scoring import CASE_KINDS, score_exercise
-from helpers.contract import MAX_RESULTS_BYTES as MAX_OUTPUT_BYTES
+from helpers.grading.contract import MAX_RESULTS_BYTES as MAX_OUTPUT_BYTES
 from conftest import REPO
-from helpers.checking import call_case, encode
+from helpers.grading.checking import call_case, encode
 
 COURSE = Course(REPO / "course")
 AID, NAME = "01_perceptron", "softmax"

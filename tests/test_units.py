@@ -23,7 +23,7 @@ from autograder import collect, export, outcomes
 from autograder.course import Course
 from autograder.plan import ExercisePlan, ExerciseSpec, plan_data, plans_from_data, visible_part
 from autograder.scoring import score_exercise
-from helpers.contract import (BAD_INPUT, INTERRUPTED, NOT_IMPLEMENTED, RAISED, Case, Contract, Harvest,
+from helpers.grading.contract import (BAD_INPUT, INTERRUPTED, NOT_IMPLEMENTED, RAISED, Case, Contract, Harvest,
                               encode, encode_inputs, error_entry, judge, read_results, results_document)
 
 

@@ -14,7 +14,7 @@ from autograder.plan import ExercisePlan, PlannedCase, grading_plan
 from autograder.reference import load_exercises, load_reference
 from autograder.scoring import CASE_KINDS, ExerciseResult, TrustedScores, name_cascades, score_exercise
 from conftest import REPO, syllabus_ids
-from helpers.checking import (Contract, compare, contract_problems, decode, encode, encode_inputs,
+from helpers.grading.checking import (Contract, compare, contract_problems, decode, encode, encode_inputs,
                               resolve_callables, run_case, run_visible_checks)
 
 COURSE = Course(REPO / "course")
@@ -323,7 +323,7 @@ def test_none_inputs_round_trip():
 
 # -- 6. validity v3 (issue 26): non-finite values, dtype contracts, coincidences, rearrangements ----
 
-from helpers.contract import Case, Contract as _Contract, judge  # noqa: E402
+from helpers.grading.contract import Case, Contract as _Contract, judge  # noqa: E402
 
 
 def _entries(*outputs):

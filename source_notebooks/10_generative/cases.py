@@ -349,7 +349,7 @@ EXERCISES = [
 # --------------------------------------------------------------------------- #
 # Issue 19: the model-design challenge of section 6 (autograder/challenges.py). The grader
 # retrains the student's fit_denoiser in the sandbox and gives it the 1,000 held-out test digits,
-# 250 at each of the steps t = 10, 25, 40, 60 of the notebook's schedule (helpers.challenges.
+# 250 at each of the steps t = 10, 25, 40, 60 of the notebook's schedule (helpers.grading.challenges.
 # noised_at_steps), with the steps' order and the noise drawn from course/heldout/SECRET; the clean
 # digits stay outside. Thresholds: the reference (a 9,201-parameter convolutional denoiser told the
 # noise level, 3 epochs, about 12 CPU s) reaches an MSE of 0.018 on validation (standard error of a

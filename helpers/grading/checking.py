@@ -12,7 +12,7 @@ When the trusted grader runs a submission (inside its sandbox) it sets
 ``check`` then only *calls* the student's function on those inputs and writes
 what each call recorded (``run_case``) there as plain JSON. The judging happens
 outside the student's process (``autograder.scoring``), with the same ``judge``
-(``helpers.contract``), so students and the grader judge alike.
+(``helpers.grading.contract``), so students and the grader judge alike.
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 # The contract's names that notebooks' helpers and tests use through this module.
-from helpers.contract import (BAD_INPUT, HARVEST_ENV, INTERRUPTED, NONE_INPUT, NOT_IMPLEMENTED, RAISED,  # noqa: F401
+from helpers.grading.contract import (BAD_INPUT, HARVEST_ENV, INTERRUPTED, NONE_INPUT, NOT_IMPLEMENTED, RAISED,  # noqa: F401
                               SIGNIFICANT_DIGITS, Case, Contract, case_from_data, EncodingError, ExerciseReport, Harvest,
                               cascade_message, contract_problems, decode, encode, encode_inputs, error_entry,
                               judge, results_document, rounded, to_numpy)
-from helpers.diagnosis import Verdict, compare  # noqa: F401
+from helpers.grading.diagnosis import Verdict, compare  # noqa: F401
 
 CHECKS_FILE = "checks.json"
 
@@ -181,7 +181,7 @@ def run_case(func: Callable, inputs: list, framework: str, watch: Sequence[Any] 
     """Call ``func`` on one case and record what happened: an entry of the contract.
 
     Returns ``{"output": encoded}`` or ``{"error": code, "detail": "Type: text"}`` (codes:
-    ``helpers.contract.ERROR_CODES``), plus the facts the contracts are judged on:
+    ``helpers.grading.contract.ERROR_CODES``), plus the facts the contracts are judged on:
     ``"mutated"``: indices of the arguments that differ after the call (changed in place);
     ``"warnings"``: ``[[category, text], ...]`` raised during the call;
     ``"used"``: indices into ``watch`` (resolved library callables) that were called.
@@ -267,7 +267,7 @@ def visible_cases(spec: dict) -> list[Case]:
 
 def run_visible_checks(name: str, func: Callable, *, path: str | os.PathLike | None = None,
                        _depth: int = 0) -> ExerciseReport:
-    """Run the visible cases of ``name`` on ``func`` and judge them (``helpers.contract.judge``).
+    """Run the visible cases of ``name`` on ``func`` and judge them (``helpers.grading.contract.judge``).
 
     When the exercise fails and builds on earlier exercises (``builds_on`` in checks.json),
     those of the student's functions (looked up where ``func`` was defined) are checked too,

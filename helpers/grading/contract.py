@@ -1,6 +1,6 @@
 """The grading contract: what crosses the sandbox wall, and how one exercise is judged.
 
-Both sides use this one module. The student's ``check`` (``helpers.checking``) judges the
+Both sides use this one module. The student's ``check`` (``helpers.grading.checking``) judges the
 visible cases of ``checks.json`` in the notebook; the trusted grader (``autograder.scoring``)
 judges every case of a grading plan from what the sandbox wrote. Both call ``judge``.
 
@@ -9,7 +9,7 @@ judges every case of a grading plan from what the sandbox wrote. Both call ``jud
   the only thing the kernel may write for the grader).
 - **Encoding** (``encode``/``decode``): values cross the wall as plain JSON numbers, never code,
   with limits on size (``MAX_ELEMENTS``) and nesting (``MAX_DEPTH``).
-- **Entries** (``run_case`` in ``helpers.checking`` writes them): per case, ``{"output": value}`` or
+- **Entries** (``run_case`` in ``helpers.grading.checking`` writes them): per case, ``{"output": value}`` or
   ``{"error": code, "detail": text}`` (``ERROR_CODES``), plus the facts contracts are judged on
   (``"mutated"``, ``"warnings"``, ``"used"``).
 - **Verdicts** (``judge`` → ``ExerciseReport``): one record per case with a kind (``CASE_KINDS``).
@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from helpers.diagnosis import TINY, compare, same_values
+from helpers.grading.diagnosis import TINY, compare, same_values
 
 # --------------------------------------------------------------------------- #
 # Layout: the grader's folder inside the sandbox.

@@ -1,7 +1,7 @@
 """Comparing an output with the expected one, and naming the likely mistake.
 
 ``compare`` is the core of every verdict: the student's ``check`` (visible cases) and
-the trusted grader (all cases) both reach it through ``helpers.contract.judge``.
+the trusted grader (all cases) both reach it through ``helpers.grading.contract.judge``.
 Messages for hidden cases give no size or value derived from the hidden inputs.
 """
 from __future__ import annotations

@@ -13,6 +13,9 @@ Light at import time (no torch import, no data loading, no seeding). Submodules:
 - ``helpers.lr_finder`` -- the learning-rate range test and loss curves of a small net on the digits
 - ``helpers.demos``     -- the ipywidgets demos of notebook 03 (wiring only)
 - ``helpers.metrics``   -- ``report(name, value, target=...)``: figures a notebook reaches
+- ``helpers.grading``   -- what grading runs (``check``, the challenge harness, diagnoses): not for reading
+
+``check(name, func)`` (``helpers.grading.checking``) is the call every graded test cell makes.
 """
 from helpers.grading.checking import check
 from helpers.seeding import seed_everything

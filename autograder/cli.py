@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from autograder.course import Course, CourseError
-from autograder.sandbox import SandboxUnavailable
+from autograder.sandbox.kernel import SandboxUnavailable
 
 
 def _private_results() -> None:
@@ -41,7 +41,7 @@ def _assignments(course: Course, aid: str | None) -> list[str]:
 
 
 def cmd_release(course: Course, args: argparse.Namespace) -> int:
-    from autograder.release import check_release, release
+    from autograder.authoring.release import check_release, release
 
     aids = _assignments(course, args.assignment)
     if args.check:
@@ -56,7 +56,7 @@ def cmd_release(course: Course, args: argparse.Namespace) -> int:
     release(course, aids)
     print(f"released {', '.join(aids)} into {course.release_dir}")
     if getattr(args, "exchange", None) is not None:
-        from autograder.exchange import publish
+        from autograder.exchange.instructor import publish
 
         outbound = publish(course, aids, args.exchange or None)
         print(f"published {', '.join(aids)} to the exchange: {outbound} (students: Assignments tab, Fetch)")
@@ -64,8 +64,8 @@ def cmd_release(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_grade(course: Course, args: argparse.Namespace) -> int:
-    from autograder.export import export_csv, summary_table
-    from autograder.grading import GradeOptions, grade, hand_to_course_owner, lost_submissions
+    from autograder.results.export import export_csv, summary_table
+    from autograder.grading.batch import GradeOptions, grade, hand_to_course_owner, lost_submissions
 
     _private_results()
     opts = GradeOptions(workers=args.workers, seed=args.seed, unsafe_no_sandbox=args.unsafe_no_sandbox,
@@ -75,8 +75,8 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
         course.assignment(args.assignment)
     start = time.monotonic()
     if args.roster or args.lms or args.lms_assignment or args.lms_times:
-        from autograder import lms
-        from autograder.roster import read_roster
+        from autograder.lms import intake as lms
+        from autograder.intake.roster import read_roster
 
         if not args.roster:
             raise CourseError("--lms, --lms-assignment and --lms-times need --roster FILE (who each LMS user is "
@@ -104,13 +104,13 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(course: Course, args: argparse.Namespace) -> int:
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     _private_results()
     nb_api = nbgrader_api.api(course)
     for aid in _assignments(course, args.assignment):
         nbgrader_api.check_result(nb_api.generate_feedback(aid, force=True), f"feedback for {aid}")
-    from autograder.grading import hand_to_course_owner
+    from autograder.grading.batch import hand_to_course_owner
 
     hand_to_course_owner(course)
     print(f"feedback written to {course.root / 'feedback'}")
@@ -118,7 +118,7 @@ def cmd_feedback(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_export(course: Course, args: argparse.Namespace) -> int:
-    from autograder.export import export_csv
+    from autograder.results.export import export_csv
 
     _private_results()
     if args.format == "csv":
@@ -126,8 +126,8 @@ def cmd_export(course: Course, args: argparse.Namespace) -> int:
             raise CourseError("--roster and --lms-assignment are for --format canvas|moodle")
         print(f"grades written to {export_csv(course, Path(args.to) if args.to else None)}")
         return 0
-    from autograder import lms_export
-    from autograder.roster import read_roster
+    from autograder.lms import export as lms_export
+    from autograder.intake.roster import read_roster
 
     roster = read_roster(Path(args.roster)) if args.roster else None
     to = Path(args.to) if args.to else course.root / "exports" / args.format
@@ -149,7 +149,7 @@ def cmd_export(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(course: Course, args: argparse.Namespace) -> int:
-    from autograder.bundle import NOTEBOOKS, bundle
+    from autograder.authoring.bundle import NOTEBOOKS, bundle
 
     where, files, warnings = bundle(course, Path(args.to) if args.to else None, args.rev)
     for w in warnings:
@@ -165,8 +165,8 @@ def cmd_bundle(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_report(course: Course, args: argparse.Namespace) -> int:
-    from autograder.report import build_report, write_report
-    from autograder.similarity import THRESHOLD
+    from autograder.results.report import build_report, write_report
+    from autograder.results.similarity import THRESHOLD
 
     _private_results()
     threshold = THRESHOLD if args.threshold is None else args.threshold
@@ -182,7 +182,7 @@ def cmd_report(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_collect(course: Course, args: argparse.Namespace) -> int:
-    from autograder import exchange
+    from autograder.exchange import instructor as exchange
 
     taken, refused = exchange.collect(course, args.exchange, args.assignment, check_owner=not args.trust_names)
     for r in refused:
@@ -199,9 +199,9 @@ def cmd_collect(course: Course, args: argparse.Namespace) -> int:
     if not args.grade:
         print(f"\n{len(taken)} submission(s) in {folder}. Grade them with:\n  autograder grade {folder}")
         return 0
-    from autograder.collect import Refusal
-    from autograder.export import export_csv, summary_table
-    from autograder.grading import GradeOptions, grade
+    from autograder.intake.collect import Refusal
+    from autograder.results.export import export_csv, summary_table
+    from autograder.grading.batch import GradeOptions, grade
 
     _private_results()  # grading on submit: the same private run as `autograder grade`
     opts = GradeOptions(workers=args.workers, unsafe_no_sandbox=args.unsafe_no_sandbox, assignment=args.assignment,
@@ -210,7 +210,7 @@ def cmd_collect(course: Course, args: argparse.Namespace) -> int:
     results = grade(course, folder, opts)
     print(summary_table(course, results))
     out = export_csv(course, None)
-    from autograder.grading import hand_to_course_owner
+    from autograder.grading.batch import hand_to_course_owner
 
     hand_to_course_owner(course)
     print(f"\nGrades: {out}. Return the feedback with: autograder return")
@@ -218,7 +218,7 @@ def cmd_collect(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_return(course: Course, args: argparse.Namespace) -> int:
-    from autograder.exchange import return_feedback
+    from autograder.exchange.instructor import return_feedback
 
     done = return_feedback(course, args.exchange, args.assignment)
     for r in done:
@@ -230,7 +230,7 @@ def cmd_return(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_certs(course: Course, args: argparse.Namespace) -> int:
-    from autograder.cluster import make_certificates
+    from autograder.run.cluster import make_certificates
 
     folder = Path(args.folder)
     make_certificates(folder, days=args.days)
@@ -250,7 +250,7 @@ on the instructor's machines only.
 
 
 def cmd_new(course: Course, args: argparse.Namespace) -> int:
-    from autograder.scaffold import cmd_new
+    from autograder.authoring.scaffold import cmd_new
 
     return cmd_new(course, args)
 

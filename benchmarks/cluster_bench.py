@@ -273,10 +273,13 @@ def part_c(tmp: Path, repeats: int = 3) -> dict:
     from nbgrader.apps import NbGraderAPI
 
     import submissions as subs
-    from autograder import cluster, grading, nbgrader_api, sanitize
+    from autograder.run import cluster
+    from autograder.grading import batch as grading
+    from autograder.store import gradebook as nbgrader_api
+    from autograder.pipeline import sanitize
     from autograder.course import Course
-    from autograder.execute import SandboxedExecute
-    from autograder.scoring import TrustedScores
+    from autograder.pipeline.execute import SandboxedExecute
+    from autograder.pipeline.scoring import TrustedScores
     from conftest import copy_course
 
     course = Course(copy_course(tmp / "floor"))
@@ -356,7 +359,7 @@ CUTS = [
      "deterministic torch without importing the compiler')"),
     ("Every new gradebook (the course's, and each batch's template for the workers) ran nbgrader's "
      "`alembic heads` in a subprocess to stamp its version; the same head is now read in-process "
-     "(`autograder.nbgrader_api.alembic_head`). And jsonschema, imported with nbformat by every "
+     "(`autograder.store.gradebook.alembic_head`). And jsonschema, imported with nbformat by every "
      "grading process, built the RFC 3987 grammar for its \"iri\" format at import; no notebook schema "
      "uses it, and it is no longer loaded (`autograder/__init__.py`).",
      "`alembic heads` 3 s → 0.15 s per new gradebook, the import 1.2 s → 0 per process; (a) ours with "

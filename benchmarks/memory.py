@@ -36,7 +36,7 @@ def bench_memory(sizes: tuple[int, ...] = (10, 40, 100), workers: int = 2) -> li
     import submissions as subs
     from conftest import copy_course
 
-    from autograder import processes
+    from autograder.sandbox import processes
 
     rows = []
     for n in sizes:

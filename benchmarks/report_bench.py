@@ -64,10 +64,10 @@ def build_class(root: Path, n: int, seed: int = 0) -> Path:
 
     import report_class as rc
     import submissions as subs
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
     from autograder.course import Course
-    from autograder.grading import ensure_in_gradebook
-    from autograder.plan import grading_plan
+    from autograder.grading.batch import ensure_in_gradebook
+    from autograder.authoring.plan import grading_plan
     from conftest import copy_course
 
     warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own, creating submissions
@@ -112,7 +112,7 @@ def build_class(root: Path, n: int, seed: int = 0) -> Path:
 
 def bench_report(n: int = 300) -> dict:
     """Seconds for each step of the report on ``n`` synthetic submissions."""
-    from autograder import report
+    from autograder.results import report
     from autograder.course import Course
 
     with tempfile.TemporaryDirectory() as tmp:

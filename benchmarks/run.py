@@ -114,7 +114,7 @@ def bench_ops() -> list[dict]:
     import torch.nn.functional as F
 
     from autograder.course import Course
-    from autograder.reference import load_reference
+    from autograder.authoring.reference import load_reference
 
     course = Course(REPO / "course")
     rng = np.random.default_rng(0)

@@ -32,9 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from autograder.course import Course  # noqa: E402
-from autograder.plan import ExercisePlan, PlannedCase  # noqa: E402
-from autograder.reference import load_exercises, load_reference  # noqa: E402
-from autograder.scoring import score_exercise  # noqa: E402
+from autograder.authoring.plan import ExercisePlan, PlannedCase  # noqa: E402
+from autograder.authoring.reference import load_exercises, load_reference  # noqa: E402
+from autograder.pipeline.scoring import score_exercise  # noqa: E402
 from helpers.grading.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case  # noqa: E402
 
 #: Case kinds that are specific by themselves (a contract the text states, judged).

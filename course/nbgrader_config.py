@@ -6,9 +6,9 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
                                     GetGrades, IgnorePattern, LimitOutput)
 
-from autograder.execute import SandboxedExecute
-from autograder.sanitize import FeedbackOutputs, StudentContent
-from autograder.scoring import TrustedScores
+from autograder.pipeline.execute import SandboxedExecute
+from autograder.pipeline.sanitize import FeedbackOutputs, StudentContent
+from autograder.pipeline.scoring import TrustedScores
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -34,7 +34,7 @@ c.OverwriteCells.add_missing_cells = True
 c.SandboxedExecute.skip_tags = ["demo"]
 
 # Every limit of a graded submission (time, memory, processes, output) is a SandboxPolicy
-# setting (autograder/policy.py lists them all, with their defaults). A cell that runs past its
+# setting (autograder/config.py lists them all, with their defaults). A cell that runs past its
 # limit is interrupted; the cells after the notebook's limit are not run.
 c.SandboxPolicy.cell_timeout = 60
 c.SandboxPolicy.notebook_timeout = 600
@@ -58,14 +58,14 @@ c.Autograde.autograde_preprocessors = [
 ]
 
 # Late submissions (a due date per assignment in syllabus.toml; the submission time from nbgrader's
-# exchange or a timestamp.txt) lose 10 % of their score per started day late (autograder/late.py).
-c.AssignLatePenalties.plugin_class = "autograder.late.PerDayPenalty"
+# exchange or a timestamp.txt) lose 10 % of their score per started day late (autograder/pipeline/late.py).
+c.AssignLatePenalties.plugin_class = "autograder.pipeline.late.PerDayPenalty"
 c.PerDayPenalty.percent_per_day = 10
 
 # Feedback never shows hidden tests, student HTML/JS that could run, or outputs computed from
-# hidden inputs: the student's source and the trusted verdicts only (autograder.sanitize).
+# hidden inputs: the student's source and the trusted verdicts only (autograder.pipeline.sanitize).
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, StudentContent, FeedbackOutputs,
                                     CSSHTMLHeaderPreprocessor]
 
 # `nbgrader export` writes the same grades CSV (with outcomes) as `autograder export`.
-c.ExportApp.plugin_class = "autograder.export.OutcomeCsvExport"
+c.ExportApp.plugin_class = "autograder.results.export.OutcomeCsvExport"

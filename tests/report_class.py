@@ -329,7 +329,7 @@ def graded_class(tmp: Path) -> dict:
 def hidden_numbers(course: Path, seed: int = SEED) -> set[str]:
     """Every hidden case's input and expected values as a page would print them (``.4g``, at
     least four significant digits, so that no ordinary number of the page matches by chance)."""
-    from autograder.plan import grading_plan
+    from autograder.authoring.plan import grading_plan
     from helpers.grading.checking import encode
 
     def floats(obj):

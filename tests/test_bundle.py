@@ -39,7 +39,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.bundle import NOTEBOOKS, build_files, bundle, student_dependencies
+from autograder.authoring.bundle import NOTEBOOKS, build_files, bundle, student_dependencies
 from autograder.course import Course, CourseError
 from conftest import REPO, run_cli, syllabus_ids
 
@@ -210,7 +210,7 @@ def instructor_digests() -> dict[str, str]:
 def hidden_inputs(seeds: tuple[int, ...] = (0, 1, 2026, 987654321)) -> dict[tuple, str]:
     """{numbers of a hidden input: where} for every hidden case of every assignment and seed
     (the informative ones: see ``_informative``)."""
-    from autograder.reference import load_exercises
+    from autograder.authoring.reference import load_exercises
     from helpers.grading.checking import encode_inputs
 
     course = Course(REPO / "course")
@@ -409,7 +409,7 @@ def test_the_leak_check_is_not_fooled_by_formatting(built):
     assert f"solution line in notes/pixels.npy: {solution[1]}" in found
     assert "cases.py line in notes/x.py" in found
     assert f"hidden input in the bundle: {hidden[1]}" in found
-    assert "notes/renamed.txt has the bytes of autograder/bundle.py" in found
+    assert "notes/renamed.txt has the bytes of autograder/authoring/bundle.py" in found
     assert leaks({"clean/README.md": b"nothing here"}) == []
 
 

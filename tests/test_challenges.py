@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 import submissions as subs
-from autograder.challenges import (Challenge, ChallengePlan, cell_timeouts, challenge_plans, load_challenges,
+from autograder.authoring.challenges import (Challenge, ChallengePlan, cell_timeouts, challenge_plans, load_challenges,
                                    visible_specs)
 from autograder.course import Course, CourseError
-from autograder.heldout import HELDOUT_DIR, HeldoutError, load_heldout
+from autograder.authoring.heldout import HELDOUT_DIR, HeldoutError, load_heldout
 from conftest import REPO, copy_course, run_cli, syllabus_ids
 from helpers.grading.contract import Harvest
 from helpers.grading import challenges as hc
@@ -135,7 +135,7 @@ def test_heldout_series_cannot_be_regenerated_from_small_seeds():
 def test_heldout_series_are_rebuilt_from_the_secret_byte_for_byte():
     """Same secret, same series: the file is the build's draw from the secret (so a rebuild after a
     checkout gives the same bytes), and the secret is listed in the manifest and has 256 bits."""
-    from autograder.heldout import SECRET, SECRET_BYTES, heldout_secret, secret_seed
+    from autograder.authoring.heldout import SECRET, SECRET_BYTES, heldout_secret, secret_seed
     from helpers.data import noisy_sines
 
     secret = heldout_secret()
@@ -156,7 +156,7 @@ PUBLIC_DIGITS = REPO.parent / "shared" / "data" / "mnist10k.npz"  # the public 1
 def public_digits():
     """(images (10000, 28, 28) uint8, labels, held-out sources' indices, shipped indices) of the public
     digits the held-out ones were made from; skipped where ../shared/data is not on this machine."""
-    from autograder.heldout import split_digits
+    from autograder.authoring.heldout import split_digits
 
     if not PUBLIC_DIGITS.is_file():
         pytest.skip(f"{PUBLIC_DIGITS} (the public digits) is not on this machine")
@@ -167,7 +167,7 @@ def public_digits():
 
 
 def _nearest(queries: np.ndarray, public: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from autograder.heldout import public_distances
+    from autograder.authoring.heldout import public_distances
 
     d = public_distances(queries, public)
     return d.argmin(1), d.min(1)
@@ -178,7 +178,7 @@ def test_no_heldout_digit_is_near_a_public_one(public_digits):
     pixels in [0, 1]) from every one of the 10,000 public digits, its own source included (about the
     5th percentile of a public digit's distance to its nearest other one): no exact or near copy.
     The same measure finds every unperturbed source at distance 0 (the check can fail)."""
-    from autograder.heldout import MIN_PUBLIC_DISTANCE
+    from autograder.authoring.heldout import MIN_PUBLIC_DISTANCE
 
     images, labels, held, _ = public_digits
     test = load_heldout("digits_test.npz")
@@ -220,7 +220,7 @@ def test_heldout_digits_are_the_secrets_perturbations(public_digits):
     """Same secret, same digits: the file's images are perturb_heldout's draws from the secret (the
     first 50, which take the stream's first draws), each still a digit of its source's class; and no
     small seed gives the first digit's perturbation (the draws come from the 256-bit secret)."""
-    from autograder.heldout import heldout_secret, perturb_digit, perturb_heldout
+    from autograder.authoring.heldout import heldout_secret, perturb_digit, perturb_heldout
 
     images, _, held, _ = public_digits
     test = load_heldout("digits_test.npz")["images"]
@@ -252,7 +252,8 @@ def test_heldout_lives_outside_what_students_and_the_sandbox_get():
     assert here == {"MANIFEST.json", *manifest["sha256"], *manifest["secret"]}, "every held-out file is in the manifest"
     assert {ch.heldout for _, ch in _all_challenges()} <= set(manifest["sha256"])
     assert not list((REPO / "release").rglob("*heldout*")) and not list((REPO / "helpers").rglob("*heldout*"))
-    from autograder import sandbox  # the sandbox binds helpers/ and the Python installation, never course/
+    from autograder.sandbox import kernel as sandbox
+    # the sandbox binds helpers/ and the Python installation, never course/
     import helpers
 
     assert not str(HELDOUT_DIR.resolve()).startswith(str(Path(helpers.__file__).resolve().parent))
@@ -579,7 +580,7 @@ def _constant_model(task: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("aid, name", [pytest.param(aid, ch.name, id=ch.name) for aid, ch in _all_challenges()])
 def test_reference_earns_full_marks_and_a_blank_model_none(tmp_path, aid, name):
-    from autograder.reference import load_reference
+    from autograder.authoring.reference import load_reference
 
     plan = challenge_plans(COURSE, aid)[name]
     fit = next(v for k, v in load_reference(COURSE.source_notebook(aid)).items() if k.startswith("fit_"))

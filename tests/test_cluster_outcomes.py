@@ -17,7 +17,7 @@ AID = "01_perceptron"
 
 
 def _job(student="amy"):
-    from autograder import cluster
+    from autograder.run import cluster
 
     return cluster.Job(AID, student, {}, {"seed": 1})
 
@@ -35,7 +35,7 @@ def _answer(**over):
 
 
 def test_an_answer_is_data_for_the_job_that_was_sent():
-    from autograder import cluster
+    from autograder.run import cluster
 
     result = cluster.from_data(_job("amy"), _answer())
     assert (result.assignment, result.student) == (AID, "amy")
@@ -58,7 +58,8 @@ def test_an_answer_is_data_for_the_job_that_was_sent():
     (_answer(gradebook={"timestamp": "yesterday", "notebooks": {}}), "not a date"),
 ])
 def test_a_malformed_answer_is_that_submissions_outcome(answer, words):
-    from autograder import cluster, outcomes
+    from autograder.run import cluster
+    from autograder.store import outcomes
 
     with pytest.raises(cluster.MalformedAnswer, match=None) as info:
         cluster.from_data(_job(), answer)
@@ -104,7 +105,7 @@ def test_feedback_too_slow_keeps_the_score_and_says_why(tmp_path):
     assert "feedback page not made: rendering it took more than 2 s" in row["reason"], row
     assert "internal error" not in row["reason"] and "_FeedbackTooSlow" not in row["reason"]
     assert not (course / "feedback" / "amy" / AID).exists()
-    from autograder import outcomes
+    from autograder.store import outcomes
     from autograder.course import Course
 
     assert outcomes.read(Course(course), AID, "amy")["feedback"] is False  # a rerun makes the page again
@@ -117,7 +118,7 @@ def test_a_pool_workers_answer_is_a_short_path_to_private_plain_data(tmp_path):
     import pickle
     import select
 
-    from autograder.cluster import Result, _answer_in_a_file, _read_answer
+    from autograder.run.cluster import Result, _answer_in_a_file, _read_answer
 
     big = Result(AID, "mallory", {"status": "graded", "score": 1.0}, zero=False,
                  autograded={"a.ipynb": b"x" * 5_000_000})
@@ -134,7 +135,7 @@ def test_a_pool_workers_answer_is_a_short_path_to_private_plain_data(tmp_path):
 def test_a_refusal_from_a_worker_the_scheduler_cannot_name_is_sent_again_not_recorded():
     """A worker that refuses and leaves before the scheduler names it: its refusal is never the
     submission's outcome; the job is sent again, a bounded number of times (CI saw this race)."""
-    from autograder import cluster
+    from autograder.run import cluster
 
     job = cluster.Job("01_perceptron", "alice", {}, {})
     graded = cluster.Result("01_perceptron", "alice", {"status": "graded", "score": 1.0}, zero=False)

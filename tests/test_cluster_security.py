@@ -35,7 +35,8 @@ ROGUE = textwrap.dedent('''
     """A worker holding the cluster's certificate, whose task function lies."""
     import os
 
-    from autograder import cluster, outcomes
+    from autograder.run import cluster
+    from autograder.store import outcomes
 
     honest = getattr(cluster, "_honest_remote", cluster.remote)  # Dask imports a preload twice
     cluster._honest_remote = honest
@@ -86,7 +87,7 @@ def _wait_for(predicate, timeout: float, what: str):
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
     """A TLS scheduler on 127.0.0.1 (scheduler file), the course's certificates and another authority's."""
-    from autograder.cluster import make_certificates
+    from autograder.run.cluster import make_certificates
 
     base = tmp_path_factory.mktemp("tls")
     certs, foreign = base / "certs", base / "foreign"
@@ -229,7 +230,7 @@ def test_a_rogue_worker_with_the_certificate_is_believed_only_as_data_for_its_jo
     assert (rows["victim"]["score"], rows["victim"]["status"]) == ("12", "graded"), rows["victim"]
     assert (rows["mallory"]["score"], rows["mallory"]["status"]) == ("0", "not graded"), rows["mallory"]
     assert rows["mallory"]["reason"] == "forged"  # its own forged answer, applied to its own job
-    from autograder import outcomes
+    from autograder.store import outcomes
     from autograder.course import Course
 
     assert outcomes.read(Course(course), AID, "mallory")["student"] == "mallory"

@@ -109,7 +109,7 @@ def test_run_update_rule_counts_state_arrays_and_steps():
 
 @pytest.fixture(scope="module")
 def reference():
-    from autograder.reference import load_reference
+    from autograder.authoring.reference import load_reference
 
     return load_reference(REPO / "source_notebooks" / "03_optimisation" / "03_optimisation.ipynb")
 

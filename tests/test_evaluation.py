@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from autograder.course import Course
-from autograder.reference import load_reference
+from autograder.authoring.reference import load_reference
 from conftest import REPO
 from helpers import evaluation, seeding
 from helpers.data import load_digits

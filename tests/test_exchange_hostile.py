@@ -64,7 +64,7 @@ def users():
 def klass(users):
     """A course owned by the instructor (private) and an exchange laid out as `release --exchange`
     leaves it. Returns paths and names."""
-    from autograder import exchange
+    from autograder.exchange import instructor as exchange
     from autograder.course import Course
 
     base = Path(tempfile.mkdtemp(prefix="exchange-hostile-"))
@@ -129,13 +129,13 @@ def _when(ago_s: float = 0) -> dt.datetime:
 
 
 def _entry_name(student: str, when: dt.datetime, rnd: str = "r") -> str:
-    from autograder.exchange import nbgrader_time
+    from autograder.exchange.instructor import nbgrader_time
 
     return f"{student}+{AID}+{nbgrader_time(when)}+{rnd}"
 
 
 def submit(inbound: Path, name: str, notebook: bytes, stamp: str) -> None:
-    """What ``nbgrader submit`` (autograder.exchange.PrivateSubmit) leaves, written by the student."""
+    """What ``nbgrader submit`` (autograder.exchange.plugins.PrivateSubmit) leaves, written by the student."""
     entry = inbound / name
     entry.mkdir(0o750)  # group and setgid from the inbound
     for fname, data in [(f"{AID}.ipynb", notebook), ("timestamp.txt", stamp.encode()),
@@ -151,7 +151,7 @@ def _notebook(who: str) -> bytes:
 
 def run_collect(course: str, root: str):
     """``exchange.collect`` (as whoever calls it): what was taken, refused, and installed."""
-    from autograder import exchange
+    from autograder.exchange import instructor as exchange
     from autograder.course import Course
 
     taken, refused = exchange.collect(Course(Path(course)), root, AID)
@@ -186,7 +186,7 @@ def cli(argv: list[str]) -> subprocess.CompletedProcess:
 def test_an_unreadable_entry_is_that_students_outcome_and_the_class_is_collected(klass):
     u, inbound = klass["users"], klass["inbound"]
     alice, bob = u["alice"], u["bob"]
-    from autograder.exchange import nbgrader_time
+    from autograder.exchange.instructor import nbgrader_time
 
     now = _when(5)
     as_user(alice, submit, inbound, _entry_name(alice, now), _notebook("alice"), nbgrader_time(now))
@@ -207,7 +207,7 @@ def test_an_unreadable_entry_is_that_students_outcome_and_the_class_is_collected
 # -- every kind of hostile entry at once --------------------------------------------------------------
 
 def test_each_hostile_entry_is_its_own_outcome_and_everyone_else_is_collected(klass):
-    from autograder.exchange import CLOCK_TOLERANCE_S, _utc, nbgrader_time
+    from autograder.exchange.instructor import CLOCK_TOLERANCE_S, _utc, nbgrader_time
 
     u, inbound, source = klass["users"], klass["inbound"], klass["source"]
     now = _when(5)
@@ -268,7 +268,7 @@ def test_a_file_of_another_user_inside_an_entry_is_refused(klass):
     """What a hard link to the instructor's file looks like once the student has removed the
     link again (one link left, after collect opened it): a file in the entry that the entry's
     owner does not own is refused; the owner is read from the opened file's handle."""
-    from autograder.exchange import nbgrader_time
+    from autograder.exchange.instructor import nbgrader_time
 
     u, inbound = klass["users"], klass["inbound"]
     now = _when(5)
@@ -311,7 +311,7 @@ def race(a: str, b: str, ready: int, seconds: float) -> None:
 def collect_many(course: str, root: str, racer: str, honest: str, real: bytes, secret: bytes,
                  rounds: int, seconds: float) -> dict:
     """``rounds`` collects (at most ``seconds``): the racer's outcome of each, checked."""
-    from autograder import exchange
+    from autograder.exchange import instructor as exchange
     from autograder.course import Course
 
     c = Course(Path(course))
@@ -345,7 +345,7 @@ def collect_many(course: str, root: str, racer: str, honest: str, real: bytes, s
 def test_a_student_racing_collect_with_a_link_never_gets_the_instructors_file(klass):
     """The issue's attack: 39 of 150 collects took the instructor's source notebook as the
     racer's submission when the entry was checked once and read again through its path."""
-    from autograder.exchange import nbgrader_time
+    from autograder.exchange.instructor import nbgrader_time
 
     u, inbound, source = klass["users"], klass["inbound"], klass["source"]
     racer, honest = u["eve"], u["alice"]

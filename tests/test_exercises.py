@@ -13,9 +13,9 @@ import nbformat
 import pytest
 
 from autograder.course import Course
-from autograder.plan import grading_plan
-from autograder.reference import load_exercises
-from autograder.scoring import score_exercise
+from autograder.authoring.plan import grading_plan
+from autograder.authoring.reference import load_exercises
+from autograder.pipeline.scoring import score_exercise
 from conftest import REPO, syllabus_ids
 from helpers.grading.checking import resolve_callables, run_case
 import json
@@ -50,7 +50,7 @@ def _harvest_like(plan, fn):
 
 @pytest.mark.parametrize("aid, name", _exercise_params())
 def test_reference_passes_every_case(aid, name):
-    from autograder.reference import load_reference
+    from autograder.authoring.reference import load_reference
 
     plan = grading_plan(COURSE.root, aid, SEED)[name]
     ref = load_reference(COURSE.source_notebook(aid))[name]
@@ -72,7 +72,7 @@ def test_each_known_mistake_loses_the_points_and_is_named(aid, name, message):
 def test_test_cells_match_cases_and_points_match_syllabus(aid):
     nb = nbformat.read(COURSE.source_notebook(aid), as_version=4)
     exercises = load_exercises(COURSE.cases_file(aid))
-    from autograder.challenges import load_challenges  # issue 19: challenges are graded cells too
+    from autograder.authoring.challenges import load_challenges  # issue 19: challenges are graded cells too
 
     exercises = {**exercises, **load_challenges(COURSE.cases_file(aid))}
     graded = {}

@@ -96,7 +96,7 @@ def test_an_unsupported_or_unreachable_gradebook_is_one_clear_error(tmp_path, mo
 def test_sqlite_gradebook_uses_write_ahead_logging(tmp_path, monkeypatch):
     import sqlite3
 
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
     from autograder.course import Course
 
     monkeypatch.delenv("GRADEBOOK_URL", raising=False)
@@ -145,7 +145,7 @@ def test_a_bad_due_date_is_one_clear_error(tmp_path, line, words):
 
 
 def test_due_dates_reach_the_gradebook(backend):
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     course, _ = backend
     _set_due(course.root, "01_perceptron", 'due = "2026-12-15T23:59:00Z"')
@@ -162,7 +162,7 @@ def _writer(course_root: str, index: int, barrier, errors) -> None:
     Gradebook connection, one submission and its grades per transaction)."""
     from pathlib import Path
 
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
     from autograder.course import Course
 
     course = Course(Path(course_root))
@@ -182,7 +182,7 @@ def _writer(course_root: str, index: int, barrier, errors) -> None:
 
 @pytest.mark.slow
 def test_sixteen_parallel_writers_lose_nothing(backend):
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     course, _ = backend
     with nbgrader_api.gradebook(course) as gb:  # the coordinator registers assignment and students first

@@ -186,7 +186,7 @@ def _set_due(course: Path, when: dt.datetime) -> None:
 def _hostile_entries(hub: dict, inbound: Path, student: str) -> dict[str, str]:
     """As ``student``: two inbound entries newer than their submission, one unreadable (0700)
     and one a symbolic link to the instructor's source folder. Returns {kind: entry name}."""
-    from autograder.exchange import nbgrader_time
+    from autograder.exchange.instructor import nbgrader_time
 
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
     names = {"unreadable": f"{student}+{AID}+{nbgrader_time(later)}+u",
@@ -378,7 +378,7 @@ def test_grading_the_collected_submissions(loop):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     rows = subs.read_grades(hub["course"] / "exports" / "grades.csv")
     assert rows[(hub["alice"], AID)]["score"] == "12"
-    # softmax (2 points) wrong, and a day late: 10 % of his 10 points off (autograder.late.PerDayPenalty)
+    # softmax (2 points) wrong, and a day late: 10 % of his 10 points off (autograder.pipeline.late.PerDayPenalty)
     assert rows[(hub["bob"], AID)]["score"] == "9" and "late: 1 point(s) off" in rows[(hub["bob"], AID)]["reason"]
 
 
@@ -403,7 +403,7 @@ def test_students_fetch_their_own_feedback_with_their_score(loop):
     assert r.stdout.count("returned ") == 2
     alice_page, bob_page = loop["feedback"][hub["alice"]], loop["feedback"][hub["bob"]]
     assert re.search(r"Score: 12\.0 / 12\.0", alice_page)
-    assert re.search(r"Score: 9\.0 / 12\.0", bob_page)  # 10 points, one day late: 10 % off (autograder.late)
+    assert re.search(r"Score: 9\.0 / 12\.0", bob_page)  # 10 points, one day late: 10 % off (autograder.pipeline.late)
     assert hub["bob"] not in alice_page and hub["alice"] not in bob_page
     feedback = hub["hub"].exchange / COURSE_ID / "feedback"
     assert oct(feedback.stat().st_mode & 0o777) == "0o711"  # no listing: names are secret HMACs
@@ -438,7 +438,7 @@ def test_only_the_instructor_has_formgrader(loop):
 # -- collection rules, without a hub (fast) ----------------------------------------------------------
 
 def _inbound_entry(inbound: Path, student: str, when: dt.datetime, notebook: str = "{}", rnd: str = "r") -> Path:
-    from autograder.exchange import nbgrader_time
+    from autograder.exchange.instructor import nbgrader_time
 
     entry = inbound / f"{student}+{AID}+{nbgrader_time(when)}+{rnd}"
     entry.mkdir(parents=True)
@@ -450,7 +450,7 @@ def _inbound_entry(inbound: Path, student: str, when: dt.datetime, notebook: str
 
 @pytest.mark.parametrize("kind", ["folder link", "notebook link", "hard link"])
 def test_collect_refuses_links_at_any_level(tmp_path, kind):
-    from autograder import exchange
+    from autograder.exchange import instructor as exchange
     from autograder.course import Course
 
     course = Course(copy_course(tmp_path))
@@ -475,7 +475,7 @@ def test_collect_refuses_links_at_any_level(tmp_path, kind):
 
 
 def test_collect_takes_each_students_latest_and_keeps_its_time(tmp_path):
-    from autograder import exchange
+    from autograder.exchange import instructor as exchange
     from autograder.course import Course
 
     course = Course(copy_course(tmp_path))
@@ -499,7 +499,7 @@ def test_collect_takes_each_students_latest_and_keeps_its_time(tmp_path):
 def test_a_submission_changed_after_its_recorded_time_counts_when_it_changed(tmp_path):
     """timestamp.txt is written by the student's process: an old time with files changed now
     (their inode change time, which a user cannot set back) counts as submitted now."""
-    from autograder import exchange
+    from autograder.exchange import instructor as exchange
     from autograder.course import Course
 
     course = Course(copy_course(tmp_path))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import submissions as subs
-from autograder import processes
+from autograder.sandbox import processes
 from conftest import REPO, copy_course, run_cli
 from test_collect_safety import hostile_zip
 
@@ -212,8 +212,8 @@ def test_an_interrupted_batch_resumed_gives_the_same_csv(uninterrupted, tmp_path
 
 def test_twenty_forced_regrades_give_identical_scores(tmp_path):
     from autograder.course import Course
-    from autograder.export import export_csv
-    from autograder.grading import GradeOptions, grade
+    from autograder.results.export import export_csv
+    from autograder.grading.batch import GradeOptions, grade
 
     course = Course(copy_course(tmp_path))
     folder = tmp_path / "subs"

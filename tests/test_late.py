@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.late import PerDayPenalty
+from autograder.pipeline.late import PerDayPenalty
 
 
 @pytest.mark.parametrize("seconds, expected", [(0, None), (1, 1.0), (86400, 1.0), (86401, 2.0), (9 * 86400 + 1, 10.0),

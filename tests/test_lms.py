@@ -1,6 +1,6 @@
 """Real LMS exports in, LMS grade files out.
 
-The fixtures follow each LMS's own naming (see autograder/lms.py):
+The fixtures follow each LMS's own naming (see autograder/lms/intake.py):
 Moodle's "Download all submissions" zip, one folder per participant
 ``<Full Name>_<participant id>_assignsubmission_file_/`` (and ``..._onlinetext_/``), and
 Canvas's "Download Submissions" zip, flat ``<lastfirst>_[late_]<user id>_<submission id>_<name>``
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 import submissions as subs
-from autograder import lms
+from autograder.lms import intake as lms
 from autograder.course import Course, CourseError
-from autograder.roster import read_roster
+from autograder.intake.roster import read_roster
 from conftest import copy_course, run_cli
 
 AID = "01_perceptron"

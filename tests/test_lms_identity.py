@@ -321,7 +321,7 @@ def test_no_crafted_name_or_file_name_moves_an_entry_to_another_user():
     true user or refused, never as anyone else; an honest name is always read."""
     import random
 
-    from autograder import lms
+    from autograder.lms import intake as lms
 
     rng = random.Random(27)
     aids = {AID, OTHER}

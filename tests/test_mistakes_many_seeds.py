@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from autograder.course import Course
-from autograder.plan import ExercisePlan, PlannedCase
-from autograder.reference import load_exercises, reference_function
-from autograder.scoring import score_exercise
+from autograder.authoring.plan import ExercisePlan, PlannedCase
+from autograder.authoring.reference import load_exercises, reference_function
+from autograder.pipeline.scoring import score_exercise
 from conftest import REPO, syllabus_ids
 from helpers.grading.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.plan import grading_plan
-from autograder.scoring import score_exercise
+from autograder.authoring.plan import grading_plan
+from autograder.pipeline.scoring import score_exercise
 from conftest import REPO
 from helpers.grading.checking import resolve_callables, run_case
 
@@ -85,7 +85,7 @@ def is_specific(line: str) -> bool:
 
 
 def test_the_mutant_files_name_real_assignments_and_exercises():
-    from autograder.reference import load_exercises
+    from autograder.authoring.reference import load_exercises
     from conftest import syllabus_ids
 
     assert _files(), "no mutant files"

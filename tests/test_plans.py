@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from autograder.course import Course, CourseError
-from autograder.plan import SHARED_CACHE_ENV, ensure_plan, load_plan, plan_path
+from autograder.authoring.plan import SHARED_CACHE_ENV, ensure_plan, load_plan, plan_path
 
 pytestmark = pytest.mark.slow
 AID = "00_pytorch_basics"
@@ -37,7 +37,7 @@ def test_no_reference_code_runs_in_the_grading_process(course):
 
     ensure_plan(course, AID, 4)
 
-    probe = ("import sys; from autograder.course import Course; from autograder.plan import load_plan; "
+    probe = ("import sys; from autograder.course import Course; from autograder.authoring.plan import load_plan; "
              f"load_plan(Course({str(course.root)!r}), {AID!r}, 4); "
              "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import re
 
-from autograder import policy
-from autograder.policy import SandboxPolicy
+from autograder import config as policy
+from autograder.config import SandboxPolicy
 from conftest import REPO
 
 README = (REPO / "README.md").read_text()
@@ -12,7 +12,7 @@ CONFIG = (REPO / "course" / "nbgrader_config.py").read_text()
 
 
 def test_the_readme_table_is_generated_from_the_policy():
-    assert policy.readme_block() in README, "run `python -m autograder.policy --readme` and commit README.md"
+    assert policy.readme_block() in README, "run `python -m autograder.config --readme` and commit README.md"
 
 
 def test_every_limit_is_documented_and_the_course_uses_the_defaults_it_shows():
@@ -26,8 +26,8 @@ def test_every_limit_is_documented_and_the_course_uses_the_defaults_it_shows():
 def test_the_policy_reaches_the_sandbox_and_the_execute_step(tmp_path):
     from traitlets.config import Config
 
-    from autograder import sandbox
-    from autograder.execute import SandboxedExecute
+    from autograder.sandbox import kernel as sandbox
+    from autograder.pipeline.execute import SandboxedExecute
 
     config = Config()
     config.SandboxPolicy.memory_mb = 1234

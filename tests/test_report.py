@@ -22,11 +22,11 @@ import pytest
 
 import report_class as rc
 import submissions as subs
-from autograder import outcomes
+from autograder.store import outcomes
 from autograder.course import Assignment, Course
-from autograder.report import (SubmissionRow, analyse_assignment, build_report, render_html, report_dict,
+from autograder.results.report import (SubmissionRow, analyse_assignment, build_report, render_html, report_dict,
                                to_csv, to_json)
-from autograder.similarity import THRESHOLD, Document, boilerplate_hashes, compare_documents, student_cells, \
+from autograder.results.similarity import THRESHOLD, Document, boilerplate_hashes, compare_documents, student_cells, \
     solution_cells
 from conftest import REPO, copy_course, run_cli
 
@@ -133,7 +133,7 @@ def test_outcomes_without_per_case_data_are_named_not_guessed():
 
 
 def report_of(*assignments):
-    from autograder.report import CourseReport
+    from autograder.results.report import CourseReport
 
     return CourseReport("course", list(assignments))
 
@@ -217,7 +217,7 @@ def test_report_reads_outcome_files_gradebook_lateness_and_refusals(tmp_path):
     """build_report on a course whose outcome files and gradebook were written by hand."""
     import datetime as dt
 
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     course = Course(copy_course(tmp_path))
     due = dt.datetime(2026, 11, 20, 12, 0)
@@ -358,7 +358,7 @@ def test_outcome_files_record_each_case(graded_class):
 
 
 def outcomes_kinds():
-    from autograder.scoring import CASE_KINDS
+    from autograder.pipeline.scoring import CASE_KINDS
 
     return CASE_KINDS
 
@@ -421,15 +421,15 @@ def test_malformed_outcome_fields_do_not_break_the_report():
 
 
 def test_every_way_a_case_can_fail_has_a_name_on_the_page():
-    from autograder.report import KIND_LABELS
-    from autograder.scoring import CASE_KINDS
+    from autograder.results.report import KIND_LABELS
+    from autograder.pipeline.scoring import CASE_KINDS
 
     assert set(CASE_KINDS) - {"passed"} <= set(KIND_LABELS), "a new case kind needs its words in KIND_LABELS"
 
 
 def test_the_csv_shows_a_student_controlled_formula_as_text(monkeypatch):
     """An example cell (a reason, a file name) that starts like a formula is written as text (issue 27 §3)."""
-    from autograder import report as report_mod
+    from autograder.results import report as report_mod
 
     rows = [{"assignment": "01_perceptron", "section": "not_graded", "exercise": "", "item": "refused",
              "count": 1, "total": 3, "value": 0.5, "example": "=HYPERLINK(\"http://x\",\"click\")"},

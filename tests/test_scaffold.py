@@ -18,7 +18,7 @@ import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
 import submissions as subs
-from autograder import scaffold
+from autograder.authoring import scaffold
 from autograder.cli import main
 from autograder.course import Course, CourseError
 from conftest import copy_course, run_cli

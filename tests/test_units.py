@@ -19,10 +19,12 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograder import collect, export, outcomes
+from autograder.intake import collect
+from autograder.results import export
+from autograder.store import outcomes
 from autograder.course import Course
-from autograder.plan import ExercisePlan, ExerciseSpec, plan_data, plans_from_data, visible_part
-from autograder.scoring import score_exercise
+from autograder.authoring.plan import ExercisePlan, ExerciseSpec, plan_data, plans_from_data, visible_part
+from autograder.pipeline.scoring import score_exercise
 from helpers.grading.contract import (BAD_INPUT, INTERRUPTED, NOT_IMPLEMENTED, RAISED, Case, Contract, Harvest,
                               encode, encode_inputs, error_entry, judge, read_results, results_document)
 
@@ -132,7 +134,7 @@ def test_a_new_gradebook_gets_nbgraders_alembic_head_without_a_subprocess(tmp_pa
     from nbgrader.api import Gradebook
     from nbgrader.dbutil import _temp_alembic_ini
 
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     nbgrader_api._venv_on_path()
     with _temp_alembic_ini(f"sqlite:///{tmp_path / 'probe.db'}") as ini:  # what nbgrader itself would ask
@@ -166,7 +168,7 @@ def test_importing_autograder_keeps_jsonschemas_iri_grammar_unloaded_and_noteboo
 def test_export_rows_come_from_the_gradebook_and_the_outcomes(course):
     from nbgrader.api import Gradebook
 
-    from autograder.nbgrader_api import _venv_on_path
+    from autograder.store.gradebook import _venv_on_path
 
     _venv_on_path()  # nbgrader runs alembic from PATH
     with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}") as gb:
@@ -279,7 +281,7 @@ def _stopped_after(limit: float) -> tuple[float, bool]:
     raised after the block ended (it must not be)."""
     import time
 
-    from autograder.grading import _FeedbackTooSlow, _time_limit
+    from autograder.grading.batch import _FeedbackTooSlow, _time_limit
 
     start = time.monotonic()
     try:
@@ -338,8 +340,8 @@ def test_a_kernels_number_is_used_only_while_it_names_the_kernel():
     import sys
     import time
 
-    from autograder import processes
-    from autograder.execute import SandboxedExecute
+    from autograder.sandbox import processes
+    from autograder.pipeline.execute import SandboxedExecute
 
     kernel = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
                                "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"])
@@ -375,7 +377,7 @@ def test_a_pool_workers_result_crosses_the_pipe_as_a_short_path(tmp_path):
     import pickle
     import select
 
-    from autograder.cluster import Job, Result, _answer_in_a_file, _read_answer
+    from autograder.run.cluster import Job, Result, _answer_in_a_file, _read_answer
 
     job = Job("01_perceptron", "alice", {}, {})
     big = Result("01_perceptron", "alice", {"status": "graded", "score": 1.0}, zero=False,
@@ -390,10 +392,10 @@ def test_a_pool_workers_result_crosses_the_pipe_as_a_short_path(tmp_path):
 def test_a_canary_with_partial_points_says_which_exercise_lost_them_and_why():
     """The canary's message names each exercise below its points, with the first failing case's
     message, or its points when it has none (a challenge's partial score)."""
-    from autograder import outcomes
-    from autograder.cluster import Result
+    from autograder.store import outcomes
+    from autograder.run.cluster import Result
     from autograder.course import Course
-    from autograder.grading import canary_problem
+    from autograder.grading.batch import canary_problem
     from conftest import REPO
 
     course = Course(REPO / "course")

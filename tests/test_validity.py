@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from autograder.course import Course
-from autograder.exercises import Exercise
-from autograder.plan import ExercisePlan, PlannedCase, grading_plan
-from autograder.reference import load_exercises, load_reference
-from autograder.scoring import CASE_KINDS, ExerciseResult, TrustedScores, name_cascades, score_exercise
+from autograder.authoring.exercises import Exercise
+from autograder.authoring.plan import ExercisePlan, PlannedCase, grading_plan
+from autograder.authoring.reference import load_exercises, load_reference
+from autograder.pipeline.scoring import CASE_KINDS, ExerciseResult, TrustedScores, name_cascades, score_exercise
 from conftest import REPO, syllabus_ids
 from helpers.grading.checking import (Contract, compare, contract_problems, decode, encode, encode_inputs,
                               resolve_callables, run_case, run_visible_checks)
@@ -385,7 +385,7 @@ def test_a_dtype_contract_is_validated_and_the_reference_must_keep_it():
     with pytest.raises(ValueError):
         Exercise("x", lambda rng: {}, dtype="integer")
     from autograder.course import CourseError
-    from autograder.plan import _plan_case
+    from autograder.authoring.plan import _plan_case
     ex = Exercise("f", lambda rng: {"x": np.ones(3)}, dtype="int")
     with pytest.raises(CourseError, match="dtype"):
         _plan_case("00_x", ex, lambda x: x * 2.0, {"x": np.ones(3)}, hidden=False)

@@ -115,7 +115,7 @@ def proxy_command() -> str:
 def _runs_as(user: str, python: str) -> bool:
     """Whether ``user`` can run ``python`` and import the course's packages with it."""
     try:
-        probe = ("import importlib.util as u, jupyterhub, nbgrader, autograder.exchange; "
+        probe = ("import importlib.util as u, jupyterhub, nbgrader, autograder.exchange.plugins; "
                  "assert u.find_spec('helpers') and u.find_spec('torch')")  # found, not imported: fast
         r = subprocess.run([python, "-c", probe], user=user,
                            capture_output=True, cwd="/", timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": "/"})
@@ -175,7 +175,7 @@ def prepare_exchange(hub: Hub) -> None:
     created before any student could create a folder of that name."""
     import pwd
 
-    from autograder.exchange import ROOT_MODE
+    from autograder.exchange.plugins import ROOT_MODE
 
     try:
         owner = pwd.getpwnam(hub.instructor)
@@ -281,7 +281,7 @@ def add_students(hub: Hub, names: list[str]) -> dict[str, str]:
     random password; return {name: password}. Existing users are only added to the group."""
     import pwd
 
-    from autograder.collect import STUDENT_ID
+    from autograder.intake.collect import STUDENT_ID
 
     subprocess.run(["groupadd", "-f", hub.students_group], check=True)
     passwords = {}

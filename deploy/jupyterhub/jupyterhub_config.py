@@ -10,7 +10,7 @@ run by hand with ``HUB_STATE=... jupyterhub -f deploy/jupyterhub/jupyterhub_conf
     login        HUB_AUTHENTICATOR=pam (default): the users' system passwords. =native:
                  NativeAuthenticator (students sign up, the instructor approves at
                  /hub/authorize). OAuth/LTI: see README "Running a class on JupyterHub".
-    exchange     $NBGRADER_EXCHANGE, permissions fixed by autograder.exchange (students cannot
+    exchange     $NBGRADER_EXCHANGE, permissions fixed by autograder.exchange.instructor (students cannot
                  list or read each other's submissions).
     culling      jupyterhub-idle-culler stops servers idle for $HUB_CULL_IDLE_S (default 1 h).
     state        $HUB_STATE: the hub's sqlite database, cookie secret, logs, proxy pid.

@@ -5,7 +5,7 @@
     loader = digits_loader("train", batch_size=64, seed=0)  # batches of (B, 1, 28, 28), (B,)
 
 The course's *test* digits (1,000 more) are not shipped: the instructor holds them to grade the
-challenges (``autograder.heldout``). Choose hyper-parameters on "val"; "test" is an older name of the
+challenges (``autograder.authoring.heldout``). Choose hyper-parameters on "val"; "test" is an older name of the
 same validation split, kept so that older notebooks run. With the defaults the split is fixed (the
 first 8,000 shipped digits train, the last 1,000 validate); another ``val_fraction`` or ``seed`` gives
 a stratified split of the 9,000 instead. The same arguments give the same samples in the same order

@@ -32,7 +32,7 @@ In your notebook, the model is then scored on the *validation* split (the points
 there are an estimate: the grade uses the held-out test set, which only the instructor has). Under the
 grader (``AUTOGRADER_HARVEST`` set), the same call runs inside the sandbox, the model's outputs on
 the test inputs are written as plain numbers, and the grader computes the metric with the test
-targets, which never enter the sandbox (``autograder.challenges``).
+targets, which never enter the sandbox (``autograder.authoring.challenges``).
 
 Each challenge's public specification (task, budget, thresholds) is in ``checks.json`` beside the
 notebook (generated from the instructor's ``cases.py``).

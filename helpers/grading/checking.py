@@ -11,7 +11,7 @@ When the trusted grader runs a submission (inside its sandbox) it sets
 ``AUTOGRADER_HARVEST`` to a folder holding the inputs it chose for this run.
 ``check`` then only *calls* the student's function on those inputs and writes
 what each call recorded (``run_case``) there as plain JSON. The judging happens
-outside the student's process (``autograder.scoring``), with the same ``judge``
+outside the student's process (``autograder.pipeline.scoring``), with the same ``judge``
 (``helpers.grading.contract``), so students and the grader judge alike.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The grading contract: what crosses the sandbox wall, and how one exercise is judged.
 
 Both sides use this one module. The student's ``check`` (``helpers.grading.checking``) judges the
-visible cases of ``checks.json`` in the notebook; the trusted grader (``autograder.scoring``)
+visible cases of ``checks.json`` in the notebook; the trusted grader (``autograder.pipeline.scoring``)
 judges every case of a grading plan from what the sandbox wrote. Both call ``judge``.
 
 - **Layout** (``Harvest``): the folder the grader gives the sandbox: ``inputs/<exercise>.json``
@@ -285,7 +285,7 @@ def _raised_text(entry: dict, hidden: bool) -> str:
 
 @dataclass(frozen=True)
 class Contract:
-    """What an exercise's text promises beyond its outputs (see ``autograder.exercises.Exercise``).
+    """What an exercise's text promises beyond its outputs (see ``autograder.authoring.exercises.Exercise``).
 
     pure:      the inputs must not be modified in place.
     silent:    no warning may be raised (numerically stable code raises none).

@@ -8,7 +8,7 @@ Default tolerances (rtol 1e-4, atol 1e-6): a float32 answer passes.
 import numpy as np
 import torch
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 # -- inputs ----------------------------------------------------------------------------------

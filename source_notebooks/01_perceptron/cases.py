@@ -5,7 +5,7 @@ outputs come from the reference (the solution cells of 01_perceptron.ipynb).
 """
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 def _matrix(rng, scale=3.0):

@@ -9,7 +9,7 @@ far more. Random inputs are continuous, so no ReLU input is ever exactly 0.
 """
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 def _sig(x):

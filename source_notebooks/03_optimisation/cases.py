@@ -10,7 +10,7 @@ Default tolerances throughout: the reference is float64 and a float32 answer is 
 """
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 def _shape(rng):

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 def _out(d, k, p, s):

@@ -11,7 +11,7 @@ most random ones, so that "=" instead of "+=" in a backward pass shows.
 """
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 def _windows(x, k, s):
@@ -299,11 +299,11 @@ EXERCISES = [
 
 
 # --------------------------------------------------------------------------- #
-# Issue 19: the model-design challenge of section 7 (autograder/challenges.py). The grader
+# Issue 19: the model-design challenge of section 7 (autograder/authoring/challenges.py). The grader
 # retrains the student's fit_digits in the sandbox; the 1,000 held-out test digits' labels stay outside.
 # Thresholds: the reference uses only what 04-05 teach (three conv 3x3 + max-pool blocks and a dense
 # head, 29,066 parameters, Adam one-cycle, 8 epochs, about 15 CPU s here): 98.3 % on validation.
-# The held-out digits are secret perturbations of public MNIST digits (issue 27, autograder/heldout.py:
+# The held-out digits are secret perturbations of public MNIST digits (issue 27, autograder/authoring/heldout.py:
 # rotated up to 10 degrees, rescaled, elastically distorted, shifted up to 1 px): harder than
 # validation, more so for models that are not shift-tolerant. Measured (H10): the reference 97.1 %
 # held-out (99.2 % on the unperturbed digits); a 3,106-parameter two-conv CNN, 3 epochs: 92.5 %
@@ -314,7 +314,7 @@ EXERCISES = [
 # a model of the reference's quality gets full marks without luck (it was 97.5 % before the digits
 # were perturbed); one standard error is worth 0.44 points between the lines (5 points over 6 %).
 # --------------------------------------------------------------------------- #
-from autograder.challenges import Challenge  # noqa: E402
+from autograder.authoring.challenges import Challenge  # noqa: E402
 
 CHALLENGES = [
     Challenge("digits_cnn", task="digits_classifier", heldout="digits_test.npz", metric="accuracy",

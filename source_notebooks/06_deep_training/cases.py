@@ -13,7 +13,7 @@ biases for the residual block.
 import numpy as np
 import torch
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 # -- inputs -------------------------------------------------------------------------------

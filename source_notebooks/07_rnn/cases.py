@@ -9,7 +9,7 @@ non-zero (a forgotten bias shows), T >= 3 (a state not carried shows).
 """
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 def _sig(z):
@@ -317,7 +317,7 @@ EXERCISES = [
 
 
 # --------------------------------------------------------------------------- #
-# Issue 19: the model-design challenge of section 9 (autograder/challenges.py). The grader
+# Issue 19: the model-design challenge of section 9 (autograder/authoring/challenges.py). The grader
 # retrains the student's fit_forecaster in the sandbox and gives it the 800 held-out test windows
 # (course/heldout/series_test.npz, series drawn from the 256-bit secret course/heldout/SECRET);
 # their futures stay outside.
@@ -329,7 +329,7 @@ EXERCISES = [
 # zero = 0.14 at the linear map: a model of the reference's quality is never graded by luck, and
 # one standard error is worth 0.02 points between the lines.
 # --------------------------------------------------------------------------- #
-from autograder.challenges import Challenge  # noqa: E402
+from autograder.authoring.challenges import Challenge  # noqa: E402
 
 CHALLENGES = [
     Challenge("sine_forecast", task="sine_forecaster", heldout="series_test.npz", metric="mse",

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 # -- attention ------------------------------------------------------------------------------

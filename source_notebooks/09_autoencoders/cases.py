@@ -7,7 +7,7 @@ numpy on float64 inputs, and a float32 answer is still far inside them.
 """
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 def _sig(a):

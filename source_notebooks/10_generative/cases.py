@@ -15,7 +15,7 @@ the notebook's training cell shows where `detach()` goes and why.
 """
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 
 def _softplus(a):
@@ -347,7 +347,7 @@ EXERCISES = [
 
 
 # --------------------------------------------------------------------------- #
-# Issue 19: the model-design challenge of section 6 (autograder/challenges.py). The grader
+# Issue 19: the model-design challenge of section 6 (autograder/authoring/challenges.py). The grader
 # retrains the student's fit_denoiser in the sandbox and gives it the 1,000 held-out test digits,
 # 250 at each of the steps t = 10, 25, 40, 60 of the notebook's schedule (helpers.grading.challenges.
 # noised_at_steps), with the steps' order and the noise drawn from course/heldout/SECRET; the clean
@@ -356,7 +356,7 @@ EXERCISES = [
 # 1,000-digit figure: 0.0005, so full marks at 0.021 leave about 6 of them); the mean training digit
 # scores 0.067, the clipped rescaled noisy input 0.12, an all-zero output about 0.1.
 # --------------------------------------------------------------------------- #
-from autograder.challenges import Challenge  # noqa: E402
+from autograder.authoring.challenges import Challenge  # noqa: E402
 
 CHALLENGES = [
     Challenge("digits_denoiser", task="digits_denoiser", heldout="digits_test.npz", metric="mse",

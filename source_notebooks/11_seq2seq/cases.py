@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 IGNORE = -100
 

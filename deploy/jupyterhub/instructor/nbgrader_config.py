@@ -13,7 +13,7 @@ c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 load_subconfig(os.path.join(os.environ["COURSE_ROOT"], "nbgrader_config.py"))  # noqa: F821
 
 from autograder.course import Course  # noqa: E402
-from autograder.exchange import FACTORY  # noqa: E402
+from autograder.exchange.plugins import FACTORY  # noqa: E402
 
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", c.Exchange.root)
 for _kind, _cls in FACTORY.items():

@@ -77,7 +77,7 @@ class Task:
 
     def heldout_file(self) -> tuple[str, Any] | None:
         """``(file name, build)`` when the task has a held-out file of its own, written by
-        ``python -m autograder.heldout build``: ``build(digits, labels, seed_for) -> {name: array}``
+        ``python -m autograder.authoring.heldout build``: ``build(digits, labels, seed_for) -> {name: array}``
         gets the instructor's held-out digits ((N, 28, 28) uint8, perturbed; (N,) labels) and
         ``seed_for(purpose) -> int``, a seed drawn from the instructor's secret for that purpose
         (``numpy.random.default_rng(seed_for("<file>: what"))``). Only the secret makes the file. None (the default): the task reads a file another task or the digits build."""

@@ -17,11 +17,11 @@ from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import SaveAutoGrades
 from traitlets import Bool, Enum
 
-from autograder import outcomes
-from autograder.outcomes import clean_text
-from autograder.plan import ExercisePlan, load_plan
-from autograder.policy import SandboxPolicy
-from autograder.settings import GradingSettings, course_from_config
+from autograder.store import outcomes
+from autograder.store.outcomes import clean_text
+from autograder.authoring.plan import ExercisePlan, load_plan
+from autograder.config import SandboxPolicy
+from autograder.config import GradingSettings, course_from_config
 from helpers.grading.contract import (CASE_KINDS, MAX_RESULTS_BYTES, SHORTCUT_POLICIES, ExerciseReport,  # noqa: F401
                               cascade_message, judge, read_results)
 
@@ -31,7 +31,7 @@ def score_exercise(plan: ExercisePlan, raw: str | None, shortcut_policy: str = "
     """Judge the raw text the sandbox wrote for one exercise (None: nothing written), with the
     contract's ``judge``. Total: whatever the text holds (malformed, deep, huge, overflowing),
     every case ends passed or failed with a reason; nothing here raises because of it."""
-    if not isinstance(plan, ExercisePlan):  # hook (issue 19): a challenge judges itself (autograder/challenges.py)
+    if not isinstance(plan, ExercisePlan):  # hook (issue 19): a challenge judges itself (autograder/authoring/challenges.py)
         return plan.score(raw, max_bytes)
     ex = plan.exercise
     entries, problem = read_results(raw, ex.name, max_bytes)

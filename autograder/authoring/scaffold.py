@@ -143,7 +143,7 @@ def cases_source(aid: str) -> str:
         """
         import numpy as np
 
-        from autograder.exercises import Exercise
+        from autograder.authoring.exercises import Exercise
 
 
         def _{EXAMPLE}_inputs(rng):

@@ -27,11 +27,11 @@ sandbox) and listed in the manifest. No code holds a seed of the held-out series
 release nor this repository's code can regenerate them (a seed search over small integers finds
 nothing: ``tests/test_challenges.py``).
 
-``python -m autograder.heldout build ../shared/data/mnist10k.npz`` rebuilds the files (byte for
+``python -m autograder.authoring.heldout build ../shared/data/mnist10k.npz`` rebuilds the files (byte for
 byte given the secret and the same numpy and scipy: fixed order, no timestamps, every random draw
 from the secret) and ``MANIFEST.json``;
 ``load_heldout(name)`` reads a held-out set after checking its sha256 against the manifest. The labels are read only by the
-trusted scorer (``autograder.challenges``); the sandbox receives images only.
+trusted scorer (``autograder.authoring.challenges``); the sandbox receives images only.
 """
 from __future__ import annotations
 
@@ -225,7 +225,7 @@ def build(source: Path) -> dict[str, str]:
             path.chmod(0o600)  # the test data: the instructor's only (the shipped file stays readable)
     digests = {path.name: _sha256(data) for path, data in files.items()}
     MANIFEST.write_text(json.dumps({
-        "note": "Instructor-only test data of the graded challenges (autograder/heldout.py). Never "
+        "note": "Instructor-only test data of the graded challenges (autograder/authoring/heldout.py). Never "
                 "release, bundle or copy it into helpers/. Built from mnist10k.npz (sha256 "
                 f"{SOURCE_SHA256}); MNIST: LeCun, Cortes, Burges, CC BY-SA 3.0.",
         "sha256": {p.name: digests[p.name] for p in files if p.parent == HELDOUT_DIR},
@@ -246,7 +246,7 @@ def load_heldout(name: str, directory: Path = HELDOUT_DIR) -> dict[str, np.ndarr
         expected = manifest["sha256"][name]
     except (OSError, ValueError, KeyError) as e:
         raise HeldoutError(f"the held-out set {name!r} is not in {directory}/MANIFEST.json ({type(e).__name__}); "
-                           "rebuild it: python -m autograder.heldout build ../shared/data/mnist10k.npz") from None
+                           "rebuild it: python -m autograder.authoring.heldout build ../shared/data/mnist10k.npz") from None
     path = directory / name
     try:
         raw = path.read_bytes()
@@ -264,6 +264,6 @@ def load_heldout(name: str, directory: Path = HELDOUT_DIR) -> dict[str, np.ndarr
 
 if __name__ == "__main__":  # pragma: no cover - instructor tool
     if len(sys.argv) != 3 or sys.argv[1] != "build":
-        sys.exit("usage: python -m autograder.heldout build PATH/TO/mnist10k.npz")
+        sys.exit("usage: python -m autograder.authoring.heldout build PATH/TO/mnist10k.npz")
     for fname, digest in build(Path(sys.argv[2])).items():
         print(f"{fname}  sha256 {digest}")

@@ -28,7 +28,7 @@ from traitlets import List as TList
 from traitlets import Integer, Unicode
 
 import helpers
-from autograder.policy import SandboxPolicy
+from autograder.config import SandboxPolicy
 from helpers.grading.contract import HARVEST_ENV, Harvest
 
 class SandboxUnavailable(RuntimeError):
@@ -233,13 +233,13 @@ class Watchdog(threading.Thread):
         super().__init__(daemon=True, name="sandbox-watchdog")
         self.limits, self.workdir, self.pids, self.kill, self.interval = limits, workdir, pids, kill, interval
         self.reason: str | None = None
-        from autograder.processes import CpuMeter
+        from autograder.sandbox.processes import CpuMeter
 
         self.cpu = CpuMeter()
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        from autograder.processes import rss_bytes
+        from autograder.sandbox.processes import rss_bytes
 
         mb = 1024 * 1024
         while not self._stop_event.wait(self.interval):

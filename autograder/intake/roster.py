@@ -28,7 +28,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.collect import STUDENT_ID
+from autograder.intake.collect import STUDENT_ID
 from autograder.course import CourseError
 
 ALIASES = {

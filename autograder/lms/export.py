@@ -32,10 +32,13 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import export, lms, nbgrader_api, outcomes
-from autograder.bundle import ZIP_TIME
+from autograder.results import export
+from autograder.lms import intake as lms
+from autograder.store import gradebook as nbgrader_api
+from autograder.store import outcomes
+from autograder.authoring.bundle import ZIP_TIME
 from autograder.course import Course, CourseError
-from autograder.roster import Roster
+from autograder.intake.roster import Roster
 
 CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 MOODLE_COLUMNS = ["Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade",

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import nbformat
 
 from autograder.course import CourseError
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 REFERENCE_TAG = "reference"
 

@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from autograder import nbgrader_api
+from autograder.store import gradebook as nbgrader_api
 from autograder.course import Course, CourseError
-from autograder.plan import visible_checks
+from autograder.authoring.plan import visible_checks
 from helpers.grading.checking import CHECKS_FILE, rounded
 
 #: Two checks.json agree when every number agrees to this tolerance (another CPU's libm or SIMD

@@ -1,6 +1,6 @@
 """Grading plans: every case of an assignment and what the reference returns, computed once.
 
-A plan is computed by ``python -m autograder.plan`` in a subprocess of its own, the only place
+A plan is computed by ``python -m autograder.authoring.plan`` in a subprocess of its own, the only place
 that runs the reference (the source notebook's solution cells, which import torch and change its
 global state), and cached as rounded, indented JSON beside the course's other runtime state::
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import helpers
 from autograder.course import Course, CourseError
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 from helpers.grading.contract import (Case, Contract, case_data, case_from_data, decode, dtype_problem, encode,
                               encode_inputs, inputs_document, rounded)
 
@@ -76,7 +76,7 @@ class ExercisePlan:
 
 
 # --------------------------------------------------------------------------- #
-# Computing a plan (runs the reference: only in ``python -m autograder.plan``).
+# Computing a plan (runs the reference: only in ``python -m autograder.authoring.plan``).
 # --------------------------------------------------------------------------- #
 
 
@@ -118,7 +118,7 @@ def _plan_case(aid: str, ex: Exercise, reference: Any, inputs: dict[str, Any], h
 def compute_plan(course: Course, aid: str, seed: int | None) -> dict[str, ExercisePlan]:
     """Run the reference on every case, in this process: the visible cases, then (for a seed)
     the hidden ones. Called by ``main`` (the subprocess) and by tests that need no cache."""
-    from autograder.reference import load_exercises, reference_function
+    from autograder.authoring.reference import load_exercises, reference_function
 
     plans = {}
     for name, ex in load_exercises(course.cases_file(aid)).items():
@@ -250,7 +250,7 @@ def ensure_plan(course: Course, aid: str, seed: int | None) -> Path:
     path = plan_path(course, aid, seed, sources)
     if _current(path, sources):
         return path
-    cmd = [sys.executable, "-m", "autograder.plan", str(course.root), aid, "--sources", sources]
+    cmd = [sys.executable, "-m", "autograder.authoring.plan", str(course.root), aid, "--sources", sources]
     if seed is not None:
         cmd += ["--seed", str(int(seed))]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=str(course.root))
@@ -283,14 +283,14 @@ def grading_plan(course_root: Path, aid: str, seed: int) -> dict[str, ExercisePl
 
 def visible_checks(course: Course, aid: str) -> dict:
     """The content of an assignment's checks.json."""
-    from autograder.challenges import visible_specs  # hook (issue 19): the challenges' public specs
+    from autograder.authoring.challenges import visible_specs  # hook (issue 19): the challenges' public specs
 
     return {**visible_part(json.loads(ensure_plan(course, aid, None).read_text())), **visible_specs(course, aid)}
 
 
 def _write(path: Path, text: str) -> None:
     """Write a plan privately (0600 in a 0700 folder: it holds hidden inputs and expected outputs,
-    whoever runs ``python -m autograder.plan`` and under whatever umask) and atomically."""
+    whoever runs ``python -m autograder.authoring.plan`` and under whatever umask) and atomically."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
@@ -299,10 +299,10 @@ def _write(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m autograder.plan COURSE AID [--seed S]``: compute one plan file."""
-    from autograder.release import readable_json
+    """``python -m autograder.authoring.plan COURSE AID [--seed S]``: compute one plan file."""
+    from autograder.authoring.release import readable_json
 
-    p = argparse.ArgumentParser(prog="python -m autograder.plan", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m autograder.authoring.plan", description=main.__doc__)
     p.add_argument("course")
     p.add_argument("assignment")
     p.add_argument("--seed", type=int)

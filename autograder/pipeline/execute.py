@@ -5,7 +5,7 @@ inputs of this run's plan into the grader's folder (``helpers.grading.contract.H
 The restored test cells call ``check(name, func)``, which in the sandbox only calls
 the student's function and records what happened. After the run, ``TrustedScores``
 judges those records against the same plan. Every limit comes from
-``autograder.policy.SandboxPolicy``. What happened (timeouts,
+``autograder.config.SandboxPolicy``. What happened (timeouts,
 a dead kernel, the time limit) is recorded in ``resources["autograder"]``. A kernel that does not
 answer the interrupt after a cell's time limit is stopped: every later cell would wait its whole
 limit behind the stuck one.
@@ -28,10 +28,10 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, List, Unicode
 
-from autograder import sandbox
-from autograder.plan import ExercisePlan, load_plan
-from autograder.policy import SandboxPolicy
-from autograder.settings import GradingSettings, course_from_config
+from autograder.sandbox import kernel as sandbox
+from autograder.authoring.plan import ExercisePlan, load_plan
+from autograder.config import SandboxPolicy
+from autograder.config import GradingSettings, course_from_config
 from helpers.grading.contract import Harvest
 
 
@@ -69,9 +69,9 @@ class SandboxedExecute(Execute):
         record = resources.setdefault("autograder", {"events": []})
         seed = settings.resolved_seed(course)
         plan = load_plan(course, info["assignment"], seed)
-        # Hook (issue 19): the assignment's model-design challenges (autograder/challenges.py) join the
+        # Hook (issue 19): the assignment's model-design challenges (autograder/authoring/challenges.py) join the
         # plan: the sandbox gets their test inputs only, the scorer keeps their targets.
-        from autograder.challenges import cell_timeouts, challenge_plans, record_run_cpu
+        from autograder.authoring.challenges import cell_timeouts, challenge_plans, record_run_cpu
         plan = {**plan, **challenge_plans(course, info["assignment"])}
         self.timeout_func = cell_timeouts(plan, lambda: self.timeout)  # a challenge cell trains: its budget
         record["plan"], record["seed"] = plan, seed  # the scorer judges against exactly this plan
@@ -128,7 +128,7 @@ class SandboxedExecute(Execute):
 
     def start_new_kernel_client(self):
         """Once the kernel answers: lock its folder and start watching its resources."""
-        from autograder import processes
+        from autograder.sandbox import processes
 
         pid = getattr(getattr(self._km_ref, "provisioner", None), "pid", None)  # launched, not yet answering
         self._kernel_process = (pid, processes.start_time(pid)) if pid else None
@@ -141,7 +141,7 @@ class SandboxedExecute(Execute):
 
     def _kernel_pids(self) -> set[int]:
         """Every process of this submission: the sandbox's uid (as root), else the kernel's tree."""
-        from autograder import processes
+        from autograder.sandbox import processes
 
         pid, started = getattr(self, "_kernel_process", None) or (None, None)
         # Once the kernel has exited and been reaped, its number may belong to another process: never that one.
@@ -152,7 +152,7 @@ class SandboxedExecute(Execute):
         return pids
 
     def _kill_kernel(self) -> None:
-        from autograder import processes
+        from autograder.sandbox import processes
 
         for pid in self._kernel_pids():
             try:
@@ -203,7 +203,7 @@ class SandboxedExecute(Execute):
         env = sandbox.kernel_env(workdir)
         km = sandbox.SandboxedKernelManager(config=self.config, transport="ipc",
                                            ip=str(workdir / "kernel" / "ipc"))
-        km.client_class = "autograder.sandbox.BoundedKernelClient"
+        km.client_class = "autograder.sandbox.kernel.BoundedKernelClient"
         km.connection_file = str(workdir / "kernel" / "connection.json")
         km.log_path = str(workdir / "kernel.log")
         km.uid = uid

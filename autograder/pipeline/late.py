@@ -4,7 +4,7 @@ nbgrader itself offers only "none" and "zero". ``PerDayPenalty`` takes ``percent
 the notebook's score for every started day after the due date (set per assignment in
 ``course/syllabus.toml``), up to the whole score. Configure in ``course/nbgrader_config.py``::
 
-    c.AssignLatePenalties.plugin_class = "autograder.late.PerDayPenalty"
+    c.AssignLatePenalties.plugin_class = "autograder.pipeline.late.PerDayPenalty"
     c.PerDayPenalty.percent_per_day = 10      # 0 turns penalties off
 """
 from __future__ import annotations

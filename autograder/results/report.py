@@ -7,7 +7,7 @@ visible and on hidden cases, the *misconception table* (the catalogued mistakes 
 students' outputs matched, most common first, with an example message), the other ways
 cases failed, outcomes and events (not graded and why, timeouts, kernel deaths), late
 submissions, and the pairs of submissions whose solution code is similar
-(``autograder.similarity``). ``render_html``, ``to_csv`` and ``to_json`` write it.
+(``autograder.results.similarity``). ``render_html``, ``to_csv`` and ``to_json`` write it.
 
 The page needs nothing but itself: the plots are inline SVG drawn by matplotlib (text as
 paths, no fonts to fetch), there is no script, and a Content-Security-Policy forbids any
@@ -32,11 +32,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from autograder import nbgrader_api, outcomes
+from autograder.store import gradebook as nbgrader_api
+from autograder.store import outcomes
 from autograder.course import Assignment, Course, CourseError
-from autograder.export import safe_cell
-from autograder.scoring import CASE_KINDS
-from autograder.similarity import MIN_OVERLAP, THRESHOLD, SimilarityResult, assignment_similarity
+from autograder.results.export import safe_cell
+from autograder.pipeline.scoring import CASE_KINDS
+from autograder.results.similarity import MIN_OVERLAP, THRESHOLD, SimilarityResult, assignment_similarity
 
 NO_SUBMISSION = "no submission"
 #: What each failing kind of case is called on the page (``passed`` and ``known_mistake`` have their own columns).
@@ -92,7 +93,7 @@ def load_rows(course: Course, aids: list[str]) -> tuple[list[SubmissionRow], lis
     Returns (rows in student order per assignment, refused entries ``{name, assignment, reason}``)."""
     from nbgrader.api import MissingEntry
 
-    from autograder.export import grade_rows
+    from autograder.results.export import grade_rows
 
     url = course.db_url
     if url.startswith("sqlite") and not Path(url.split(":///", 1)[-1].split("?", 1)[0]).is_file():

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.config import MAX_NOTEBOOK_MB, MAX_ZIP_MB
 from autograder.course import Course, CourseError
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
-MAX_NOTEBOOK_MB = 50
-MAX_ZIP_MB = 2000
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from autograder import collect, outcomes
+from autograder.intake import collect
+from autograder.store import outcomes
+from autograder.config import MAX_NOTEBOOK_MB
 from autograder.course import Course, CourseError
-from autograder.roster import ID_COLUMNS, Person, Roster
+from autograder.intake.roster import ID_COLUMNS, Person, Roster
 
 MOODLE, CANVAS = "moodle", "canvas"
 LMSES = (MOODLE, CANVAS)
@@ -276,7 +278,7 @@ def _release_grade_ids(course: Course) -> dict[str, set[str]]:
 def _looks_like(path: Path, ids: dict[str, set[str]]) -> str | None:
     """The assignment whose graded cells a notebook carries (most grade ids in common), if any."""
     try:
-        nb = json.loads(collect.read_regular(path, collect.MAX_NOTEBOOK_MB * 1024 * 1024))
+        nb = json.loads(collect.read_regular(path, MAX_NOTEBOOK_MB * 1024 * 1024))
         have = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.get("cells", [])
                 if isinstance(c, dict) and isinstance(c.get("metadata"), dict)
                 and isinstance(c["metadata"].get("nbgrader"), dict)}
@@ -529,7 +531,7 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
         folder = layout / student / aid
         folder.mkdir(parents=True)
         for name, path in copies:
-            data = collect.read_regular(path, collect.MAX_NOTEBOOK_MB * 1024 * 1024)
+            data = collect.read_regular(path, MAX_NOTEBOOK_MB * 1024 * 1024)
             (folder / name).write_bytes(data)
         if sub_notes:
             notes[(student, aid)] = sub_notes
@@ -654,7 +656,7 @@ def grade_export(course: Course, export: Path, roster: Roster, lms: str | None, 
     import dataclasses
     import sys
 
-    from autograder.grading import grade
+    from autograder.grading.batch import grade
 
     with tempfile.TemporaryDirectory(prefix="lms-") as tmp:
         batch = prepare(course, export, roster, lms, assignment, Path(tmp), times)

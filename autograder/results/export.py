@@ -18,7 +18,8 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin
 
-from autograder import nbgrader_api, outcomes
+from autograder.store import gradebook as nbgrader_api
+from autograder.store import outcomes
 from autograder.course import Course
 
 COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason"]

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from autograder import outcomes
+from autograder.store import outcomes
 from autograder.course import Course, CourseError
 
 #: The only files of the course folder itself shipped to a worker (never the gradebook, the seed, a
@@ -79,7 +79,7 @@ class Bundle:
     template: the template gradebook (a sqlite file's bytes);
     key: a digest of all of it (names the staged copy on a worker);
     plans: the run's plan files, ``(assignment, seed, content)``: written where the staged
-           course's plan cache looks for them (``autograder.plan.plan_path``);
+           course's plan cache looks for them (``autograder.authoring.plan.plan_path``);
     canaries: ``(assignment, notebook)``, the reference solution as a submission: every worker
            grades it before its first submission of that assignment (``grading.grade_checked``).
     """
@@ -383,7 +383,7 @@ def template_gradebook(course: Course, aids: list[str], path: Path) -> None:
 
     from nbgrader.api import Gradebook
 
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     with nbgrader_api.gradebook(course) as src:
         course_id = course.config().CourseDirectory.get("course_id", "default_course")
@@ -411,7 +411,7 @@ def extensions(course: Course, keys: Iterable[tuple[str, str]]) -> dict[tuple[st
     """The extensions (seconds) the gradebook gives these (assignment, student) pairs, if any."""
     from nbgrader.api import MissingEntry
 
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     found = {}
     with nbgrader_api.gradebook(course) as gb:
@@ -480,7 +480,7 @@ def staged(bundle: Bundle) -> Path:
 def _install_plan(course: Course, aid: str, seed: int, content: bytes) -> None:
     """Put a plan file where this process's plan cache looks for it (unless one is there: the
     cache names a plan by the digest of its sources, so the one there is the same)."""
-    from autograder import plan
+    from autograder.authoring import plan
 
     if not hasattr(plan, "plan_path"):  # a plan module that keeps plans in memory only
         return
@@ -601,7 +601,7 @@ def write_gradebook(course: Course, result: Result) -> None:
 
     A grade keeps its manual score; it needs manual grading when the worker says so or when a
     grader already gave one (what nbgrader's SaveAutoGrades decides in place)."""
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     entries = result.gradebook
     aid, student = result.assignment, result.student

@@ -43,17 +43,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgrader.exchange.default.release_assignment import ExchangeReleaseAssignment
-from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
-from nbgrader.exchange.default.submit import ExchangeSubmit
-
-ROOT_MODE = 0o1777
-COURSE_MODE = 0o755
-INBOUND_MODE = stat.S_ISGID | stat.S_ISVTX | 0o733
-SUBMISSION_DIR_MODE = 0o750
-SUBMISSION_FILE_MODE = 0o640
-FEEDBACK_DIR_MODE = 0o711
-FEEDBACK_FILE_MODE = 0o644
+from autograder.exchange.plugins import (COURSE_MODE, FACTORY, FEEDBACK_DIR_MODE, FEEDBACK_FILE_MODE, INBOUND_MODE,
+                                         ROOT_MODE, SUBMISSION_DIR_MODE, SUBMISSION_FILE_MODE)
 
 #: Files read from a submission besides its notebooks.
 TIMESTAMP, SECRET = "timestamp.txt", "submission_secret.txt"
@@ -61,106 +52,6 @@ MAX_FILE_BYTES = 50 * 2**20
 MAX_SUBMISSION_BYTES = 200 * 2**20
 #: A submission changed this long after its recorded time counts as submitted when it changed (s).
 CLOCK_TOLERANCE_S = 120
-
-
-# --------------------------------------------------------------------------- #
-# nbgrader's exchange classes with private permissions (run by students and the instructor).
-# --------------------------------------------------------------------------- #
-
-
-def _chmod_if_needed(path: str, mode: int, log) -> None:
-    st = os.lstat(path)
-    if stat.S_IMODE(st.st_mode) != mode:
-        try:
-            os.chmod(path, mode)
-        except PermissionError:
-            log.warning("cannot set the permissions of %s to %o (owned by uid %d)", path, mode, st.st_uid)
-
-
-class PrivateReleaseAssignment(ExchangeReleaseAssignment):
-    """``nbgrader release_assignment``, leaving the exchange root sticky and the inbound private."""
-
-    def ensure_root(self) -> None:
-        if not os.path.isdir(self.root):
-            try:
-                os.makedirs(self.root)
-            except PermissionError:
-                self.fail(f"Could not create {self.root}, permission denied.")
-        _chmod_if_needed(self.root, ROOT_MODE, self.log)
-        if stat.S_IMODE(os.stat(self.root).st_mode) != ROOT_MODE:
-            self.fail(f"The exchange {self.root} must have mode {ROOT_MODE:o} (sticky, writable by all); "
-                      f"ask its owner to run: chmod {ROOT_MODE:o} {self.root}")
-
-    def init_dest(self) -> None:
-        super().init_dest()
-        for path in (self.course_path, self.outbound_path):
-            _chmod_if_needed(path, COURSE_MODE, self.log)
-        _chmod_if_needed(self.inbound_path, INBOUND_MODE, self.log)
-
-
-class PrivateSubmit(ExchangeSubmit):
-    """``nbgrader submit``, after which the submission is readable by its owner and the
-    instructors' group only (nbgrader leaves the folder 0777 and its files 0644)."""
-
-    def do_copy(self, src, dest, log=None) -> None:
-        """nbgrader's copy (same ignore patterns and size limits), except that the submission
-        folder keeps the setgid bit it inherits from the inbound: shutil.copytree would clear it
-        (copystat), and timestamp.txt and submission_secret.txt, written next, would then be in
-        the student's group, unreadable to the instructor. A student cannot set it back (not
-        being in the instructors' group), so it must never be cleared."""
-        if self.coursedir.groupshared or os.path.dirname(os.path.abspath(dest)) != os.path.abspath(self.inbound_path):
-            return super().do_copy(src, dest, log)
-        from nbgrader.utils import ignore_patterns
-
-        size, limit = self.get_size(src), 1000 * self.coursedir.max_dir_size
-        if size > limit:
-            self.log.error("Directory size is too big")
-            raise RuntimeError(f"Directory size is too big. Size is {size}, maximum size is {limit}")
-        ignore = ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
-                                 max_file_size=self.coursedir.max_file_size, log=self.log)
-        os.mkdir(dest, 0o700)  # group and setgid from the inbound
-        names = os.listdir(src)
-        skipped = ignore(src, names)
-        for name in names:
-            if name in skipped:
-                continue
-            s, d = os.path.join(src, name), os.path.join(dest, name)
-            if os.path.isdir(s):
-                shutil.copytree(s, d, ignore=ignore)
-            else:
-                shutil.copy2(s, d)
-
-    def copy_files(self) -> None:
-        super().copy_files()
-        dest = os.path.join(self.inbound_path, self.assignment_filename)
-        for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
-            for name in filenames:
-                path = os.path.join(dirpath, name)
-                if not os.path.islink(path):
-                    os.chmod(path, SUBMISSION_FILE_MODE)
-            os.chmod(dirpath, SUBMISSION_DIR_MODE)
-        if os.stat(dest).st_gid != os.stat(self.inbound_path).st_gid:
-            self.log.warning("the submission %s is not in the instructors' group: is the inbound setgid?", dest)
-
-
-class PrivateReleaseFeedback(ExchangeReleaseFeedback):
-    """``nbgrader release_feedback``, with files every student can read by (secret) name only."""
-
-    def copy_files(self) -> None:
-        super().copy_files()
-        _chmod_if_needed(self.dest_path, FEEDBACK_DIR_MODE, self.log)
-        for entry in os.scandir(self.dest_path):
-            if entry.name.endswith(".html") and entry.is_file(follow_symlinks=False) \
-                    and entry.stat(follow_symlinks=False).st_uid == os.geteuid():
-                _chmod_if_needed(entry.path, FEEDBACK_FILE_MODE, self.log)
-
-
-#: ``c.ExchangeFactory`` settings selecting the classes above (students' and instructors' configs).
-FACTORY = {
-    "release_assignment": "autograder.exchange.PrivateReleaseAssignment",
-    "submit": "autograder.exchange.PrivateSubmit",
-    "release_feedback": "autograder.exchange.PrivateReleaseFeedback",
-}
 
 
 # --------------------------------------------------------------------------- #
@@ -198,7 +89,7 @@ def exchange_root(course, override: str | os.PathLike | None = None) -> Path:
 
 def exchange_config(course, root: str | os.PathLike | None = None, **overrides):
     """The course's nbgrader config with the private exchange classes and ``root``."""
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
 
     return nbgrader_api.course_config(course, Exchange={"root": str(exchange_root(course, root))},
                                       ExchangeFactory=dict(FACTORY), **overrides)
@@ -211,7 +102,7 @@ def course_id(course) -> str:
 def publish(course, aids: list[str], root: str | os.PathLike | None = None) -> Path:
     """``nbgrader release_assignment`` of each assignment (from release/) into the exchange,
     replacing an earlier release; sets each one's due date in the gradebook. Returns outbound/."""
-    from autograder import nbgrader_api
+    from autograder.store import gradebook as nbgrader_api
     from autograder.course import CourseError
 
     config = exchange_config(course, root, ExchangeReleaseAssignment={"force": True})
@@ -476,7 +367,7 @@ def collect(course, root: str | os.PathLike | None = None, only: str | None = No
 
     A previously collected copy is replaced. ``check_owner``: a submission counts only for the
     system user who owns it (turn off only where users share one uid, e.g. in containers)."""
-    from autograder.collect import STUDENT_ID
+    from autograder.intake.collect import STUDENT_ID
 
     root_path = exchange_root(course, root)
     known = {a.id for a in course.assignments()}
@@ -575,7 +466,8 @@ def return_feedback(course, root: str | os.PathLike | None = None, only: str | N
     """Release to the exchange the feedback of every collected submission that was graded
     (nbgrader's release_feedback layout: ``feedback/<hmac>.html``), so students' "Fetch
     Feedback" gets it. A submission collected again but not yet graded gets nothing."""
-    from autograder import nbgrader_api, outcomes
+    from autograder.store import gradebook as nbgrader_api
+    from autograder.store import outcomes
     from autograder.course import CourseError
 
     base = collected_dir(course)

@@ -3,7 +3,7 @@
 Each (student, assignment) is graded by nbgrader's own autograde and
 generate_feedback, configured with the sandboxed execution and trusted scoring
 of this package. Work runs in worker processes (forked here, or on a Dask cluster:
-``autograder.cluster``), each against a private staged course and gradebook; a
+``autograder.run.cluster``), each against a private staged course and gradebook; a
 worker returns its result as data and this process alone writes the gradebook,
 outcomes and feedback. A failure is recorded as that
 submission's outcome (and its gradebook scores set to what the outcome says) and
@@ -27,11 +27,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from autograder import cluster, collect, nbgrader_api, outcomes, processes
+from autograder.run import cluster
+from autograder.intake import collect
+from autograder.store import gradebook as nbgrader_api
+from autograder.store import outcomes
+from autograder.sandbox import processes
 from autograder.course import Course, CourseError
-from autograder.sandbox import UNSAFE_WARNING, SandboxUnavailable, bwrap_path
-from autograder.policy import SandboxPolicy
-from autograder.settings import GradingSettings
+from autograder.sandbox.kernel import UNSAFE_WARNING, SandboxUnavailable, bwrap_path
+from autograder.config import SandboxPolicy
+from autograder.config import GradingSettings
 
 #: The student id under which the reference solution is graded as a canary (never a valid
 #: collected id: those start with a letter or a digit). Removed from the gradebook afterwards.
@@ -179,7 +183,7 @@ def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
             return cluster.collect_result(root, job, url, data, zero=False)
         if not result.get("success"):
             raise CourseError("feedback: " + nbgrader_api.failure_reason(result))
-        from autograder.sanitize import harden_feedback_html
+        from autograder.pipeline.sanitize import harden_feedback_html
 
         harden_feedback_html(root / "feedback" / student / aid / f"{aid}.html")
         data["sha256"] = job.digest
@@ -223,7 +227,7 @@ def ensure_in_gradebook(course: Course, aids: set[str]) -> None:
     """
     from nbgrader.api import MissingEntry
 
-    from autograder.release import release
+    from autograder.authoring.release import release
 
     missing = set()
     with nbgrader_api.gradebook(course) as gb:
@@ -521,14 +525,14 @@ def _workers(course: Course, aids: list[str], opts: GradeOptions, address: str |
     """The batch's workers: a Dask cluster at ``address``, else a local process pool; either
     gets the course's bundle (configuration, the assignments' source folders, a template
     gradebook) and nothing else of the course."""
-    from autograder import plan
+    from autograder.authoring import plan
 
     for aid in aids:  # computed once, here (and cached in the course); workers get the files
         plan.grading_plan(course.root, aid, opts.seed)
     # The plan files, as data: the staged course's plan cache may live elsewhere (plan_path).
     plans = [(aid, opts.seed, plan.plan_path(course, aid, opts.seed).read_bytes())
              for aid in aids] if hasattr(plan, "plan_path") else []
-    from autograder.challenges import heldout_files  # hook (issue 19): the challenges' held-out test sets
+    from autograder.authoring.challenges import heldout_files  # hook (issue 19): the challenges' held-out test sets
 
     shipped = heldout_files(course, aids)
     with tempfile.TemporaryDirectory() as tmp:

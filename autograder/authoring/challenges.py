@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from autograder.course import Course, CourseError
-from autograder.heldout import heldout_secret, load_heldout, secret_seed
+from autograder.authoring.heldout import heldout_secret, load_heldout, secret_seed
 from helpers.grading.challenges import Spec
 from helpers.grading.checking import EncodingError, decode
 from helpers.grading.tasks import TASKS, Task, get_task

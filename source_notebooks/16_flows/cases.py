@@ -16,7 +16,7 @@ and a non-square image tells rows from columns.
 """
 import numpy as np
 
-from autograder.exercises import Exercise
+from autograder.authoring.exercises import Exercise
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -28,9 +28,10 @@ def _loglik_inputs(rng):
     return {"z": rng.normal(0.0, 1.5, (n, d)), "logdet": rng.normal(0.0, 3.0, n)}
 
 
-def _loglik(z, logdet, const=True, per_dim=True, half=0.5, sign=1.0, reduce=None):
+def _loglik(z, logdet, const=True, per_dim=True, half=0.5, sign=1.0, reduce=None, sq="per_point"):
     d = z.shape[1]
-    out = -half * np.sum(z ** 2, axis=1) + sign * logdet
+    sq_norm = {"per_point": np.sum(z ** 2, axis=1), "norm": np.linalg.norm(z, axis=1), "batch": np.sum(z ** 2)}[sq]
+    out = -half * sq_norm + sign * logdet
     if const:
         out = out - 0.5 * (d if per_dim else 1) * LOG_2PI
     return out if reduce is None else reduce(out)
@@ -70,10 +71,12 @@ def _conditioner(a, Ws, bs, Wt, bt, squash=True):
     return (np.tanh(raw) if squash else raw), a @ Wt + bt
 
 
-def _forward(x, Ws, bs, Wt, bt, logdet="sum_s", order="scale_then_shift", halves="right", squash=True):
+def _forward(x, Ws, bs, Wt, bt, logdet="sum_s", order="scale_then_shift", halves="right", squash=True,
+             exp_t=False):
     d = Ws.shape[0]
     a, b = (x[:, :d], x[:, d:]) if halves == "right" else (x[:, d:], x[:, :d])
     s, t = _conditioner(a, Ws, bs, Wt, bt, squash)
+    t = np.exp(t) if exp_t else t
     new_b = b * np.exp(s) + t if order == "scale_then_shift" else (b + t) * np.exp(s)
     y = np.concatenate([a, new_b], axis=1) if halves == "right" else np.concatenate([new_b, a], axis=1)
     ld = {"sum_s": s.sum(axis=1), "minus": -s.sum(axis=1), "sum_exp": np.exp(s).sum(axis=1),
@@ -81,10 +84,10 @@ def _forward(x, Ws, bs, Wt, bt, logdet="sum_s", order="scale_then_shift", halves
     return y, ld
 
 
-def _inverse(y, Ws, bs, Wt, bt, how="right", halves="right"):
+def _inverse(y, Ws, bs, Wt, bt, how="right", halves="right", squash=True):
     d = Ws.shape[0]
     a, b = (y[:, :d], y[:, d:]) if halves == "right" else (y[:, d:], y[:, :d])
-    s, t = _conditioner(a, Ws, bs, Wt, bt)
+    s, t = _conditioner(a, Ws, bs, Wt, bt, squash)
     new_b = {"right": (b - t) * np.exp(-s), "unscale_first": b * np.exp(-s) - t, "times_exp": (b - t) * np.exp(s),
              "plus_t": (b + t) * np.exp(-s), "divide_s": (b - t) / s}[how]
     return np.concatenate([a, new_b], axis=1) if halves == "right" else np.concatenate([new_b, a], axis=1)
@@ -97,12 +100,14 @@ def _made_inputs(rng):
     return {"D": big_d, "hidden_degrees": rng.integers(1, big_d, h)}
 
 
-def _made(D, hidden_degrees, hidden_ge=True, out_gt=True, first=1, transpose=False, swap=False):
+def _made(D, hidden_degrees, hidden_ge=True, out_gt=True, first=1, transpose=False, swap=False, mask_hidden=True):
     inputs = np.arange(first, D + first)
     m = hidden_degrees[:, None]
     hid = (m >= inputs[None, :]) if hidden_ge else (m > inputs[None, :])
     out = (inputs[:, None] > m.T) if out_gt else (inputs[:, None] >= m.T)
     hid, out = hid.astype(float), out.astype(float)
+    if not mask_hidden:
+        hid = np.ones_like(hid)
     if transpose:
         hid, out = hid.T, out.T
     return (out, hid) if swap else (hid, out)
@@ -143,7 +148,8 @@ def _bpd_inputs(rng):
     return {"log_density": big_d * rng.uniform(-1.0, 4.0, n), "D": big_d, "levels": levels}
 
 
-def _bpd(log_density, D, levels, correction=1.0, offset=0, base=np.log(2.0), per="D"):
+def _bpd(log_density, D, levels, correction=1.0, offset=0, base=np.log(2.0), per="D", fixed_levels=None):
+    levels = fixed_levels or levels
     bits = (correction * D * np.log(levels + offset) - log_density) / base
     return bits / D if per == "D" else bits
 
@@ -169,6 +175,10 @@ EXERCISES = [
                 lambda z, ld: _loglik(z, ld, sign=0.0),
             "return one log-likelihood PER SAMPLE (N,), not their mean over the batch":
                 lambda z, ld: _loglik(z, ld, reduce=np.mean),
+            "|z|^2 is the SQUARED norm of each point, np.sum(z ** 2, axis=1), not the norm":
+                lambda z, ld: _loglik(z, ld, sq="norm"),
+            "sum z^2 over each point's own D coordinates (axis=1), not over the whole batch":
+                lambda z, ld: _loglik(z, ld, sq="batch"),
         },
         pure=True,
     ),
@@ -191,6 +201,8 @@ EXERCISES = [
                 lambda *a: _forward(*a, order="shift_then_scale"),
             "s is tanh(x_a @ Ws + bs): the tanh is missing":
                 lambda *a: _forward(*a, squash=False),
+            "only the scale is exponentiated: y_b = x_b * exp(s) + t, the shift t is added as it is":
+                lambda *a: _forward(*a, exp_t=True),
         },
         pure=True,
     ),
@@ -208,6 +220,8 @@ EXERCISES = [
                 lambda *a: _inverse(*a, how="divide_s"),
             "the wrong half: y_a = y[:, :d] passed unchanged, so it (not y_b) gives s and t, and y_b is undone":
                 lambda *a: _inverse(*a, halves="swapped"),
+            "s is tanh(y_a @ Ws + bs), exactly as in the forward pass: the tanh is missing":
+                lambda *a: _inverse(*a, squash=False),
         },
         pure=True,
     ),
@@ -226,6 +240,8 @@ EXERCISES = [
                 lambda D, m: _made(D, m, transpose=True),
             "return (mask_hidden, mask_out) in that order":
                 lambda D, m: _made(D, m, swap=True),
+            "the hidden layer needs its mask too: unmasked, every hidden unit (so every output) sees every input":
+                lambda D, m: _made(D, m, mask_hidden=False),
         },
         pure=True,
     ),
@@ -258,6 +274,8 @@ EXERCISES = [
                 lambda lp, D, L: _bpd(lp, D, L, offset=-1),
             "that is bits per image: divide by the D dimensions":
                 lambda lp, D, L: _bpd(lp, D, L, per="image"),
+            "use the `levels` argument: the correction is log(levels), 256 only for 8-bit images":
+                lambda lp, D, L: _bpd(lp, D, L, fixed_levels=256),
         },
         pure=True,
     ),

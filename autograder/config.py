@@ -162,7 +162,9 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:] == ["--readme"]:
-        readme = Path(__file__).resolve().parent.parent / "README.md"
+        from autograder.course import REPO
+
+        readme = REPO / "README.md"
         print("README.md updated" if update_readme(readme) else "README.md already up to date")
     else:
         print(readme_block())

@@ -16,7 +16,7 @@ from jupyterlab_server.settings_utils import get_settings
 
 from conftest import REPO
 
-SCRIPTS = [REPO / "run", REPO / "autograder" / "student_edition" / "run"]
+SCRIPTS = [REPO / "run", REPO / "autograder" / "authoring" / "student_edition" / "run"]
 PLUGIN = "@jupyterlab/apputils-extension:notification"
 
 

@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from autograder.course import REPO
+
 HELDOUT_DIR = REPO / "course" / "heldout"
 MANIFEST = HELDOUT_DIR / "MANIFEST.json"
 SOURCE_SHA256 = "0217e13bd0668deb198aa7d305edbf0331eb89f8a6e7dd226e03d1aa3a9bd4ef"  # mnist10k.npz

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import helpers
-from autograder.course import Course, CourseError
+from autograder.course import REPO, Course, CourseError
 from autograder.authoring.exercises import Exercise
 from helpers.grading.contract import (Case, Contract, case_data, case_from_data, decode, dtype_problem, encode,
                               encode_inputs, inputs_document, rounded)
@@ -196,6 +196,17 @@ def _source_files(course: Course, aid: str) -> list[Path]:
 _DIGESTS: dict[tuple, str] = {}
 
 
+def _named(f: Path) -> str:
+    """How a source file enters the digest: code (autograder/, helpers/) by its path in the repository,
+    so that moving a module changes the digest; the course's files by name, so that copies of a
+    course share their plans."""
+    try:
+        rel = f.resolve().relative_to(REPO)
+    except ValueError:
+        return f.name
+    return rel.as_posix() if rel.parts[0] in ("autograder", "helpers") else f.name
+
+
 def sources_digest(course: Course, aid: str) -> str:
     """sha256 of everything a plan depends on: the source notebook, cases.py, the helpers package
     (code and data the reference imports) and the modules that draw and encode cases. Remembered
@@ -212,7 +223,7 @@ def sources_digest(course: Course, aid: str) -> str:
     if key not in _DIGESTS:
         h = hashlib.sha256()
         for f in files:
-            h.update(str(f.name).encode() + b"\0")
+            h.update(_named(f).encode() + b"\0")  # its path in the repository: a moved file changes the digest
             try:
                 h.update(f.read_bytes())
             except OSError:

@@ -20,8 +20,8 @@ from autograder.authoring.challenges import Challenge
 # -- 1. unet_sizes ---------------------------------------------------------------------------
 
 def _sizes(size, depth, kernel, padding, convs=2, pool="floor", pad_once=False, bottleneck=True,
-           skip_size=False, reverse=False):
-    step = (padding if pad_once else 2 * padding) - kernel + 1
+           skip_size=False, reverse=False, no_pad=False):
+    step = (0 if no_pad else padding if pad_once else 2 * padding) - kernel + 1
     enc, s = [], int(size)
     for _ in range(depth):
         s = s + convs * step
@@ -184,6 +184,8 @@ def _ce(logits, target, weight, ignore_index, norm="weights", use_weight=True, c
         return num / (w.sum() + (~keep).sum())
     if norm == "pixels":
         return num / keep.sum()
+    if norm == "sum":
+        return num
     return num / w.sum()
 
 
@@ -226,11 +228,13 @@ def _dice(probs, target, smooth, kind="ok"):
     two = 1.0 if kind == "no_two" else 2.0
     if kind == "no_smooth":
         dice = two * inter / total
+    elif kind == "jaccard":              # |A| + |B| - |A n B| in the denominator: the IoU, not Dice
+        dice = (inter + smooth) / (total - inter + smooth)
     elif kind == "smooth_denominator":
         dice = two * inter / (total + smooth)
     else:
         dice = (two * inter + smooth) / (total + smooth)
-    return 1 - dice.mean()
+    return dice.mean() if kind == "no_one_minus" else 1 - dice.mean()
 
 
 def _dice_with(kind):
@@ -350,6 +354,8 @@ EXERCISES = [
                 _sizes_with(pool="ceil"),
             "the padding counted on one side only: a convolution with padding p pads both sides, s + 2p - k + 1":
                 _sizes_with(pad_once=True),
+            "the padding is ignored: a convolution with padding p maps a side s to s + 2p - k + 1":
+                _sizes_with(no_pad=True),
             "the bottleneck's two convolutions are missing: after the last pooling they change the side too":
                 _sizes_with(bottleneck=False),
             "the decoder starts from the skip's side: the skip is CROPPED to the up-convolution's side "
@@ -395,6 +401,8 @@ EXERCISES = [
         mistakes={
             "divided by the number of kept pixels: with class weights the mean divides by the SUM OF THE WEIGHTS "
             "of the kept pixels' true classes": _ce_with(norm="pixels"),
+            "summed, not averaged: divide by the sum of the weights of the kept pixels' true classes":
+                _ce_with(norm="sum"),
             "the class weights are not used: each kept pixel's loss is multiplied by weight[its true class]":
                 _ce_with(use_weight=False),
             "ignored pixels counted in the denominator: they drop out of the sum and of the normaliser":
@@ -416,6 +424,10 @@ EXERCISES = [
                 _dice_with("batch"),
             "one Dice for everything: sum over H and W only, one Dice per sample and class, then the mean":
                 _dice_with("global"),
+            "that is the (soft) IoU: Dice's denominator is sum p + sum t, without subtracting the intersection, "
+            "and its numerator has the factor 2": _dice_with("jaccard"),
+            "that is the mean Dice coefficient, not the loss: return 1 - mean Dice (minimising it must "
+            "increase the overlap)": _dice_with("no_one_minus"),
             "squared terms in the denominator (the V-Net variant): the text asks for sum p + sum t":
                 _dice_with("squared"),
         },

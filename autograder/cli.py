@@ -65,7 +65,7 @@ def cmd_release(course: Course, args: argparse.Namespace) -> int:
 
 def cmd_grade(course: Course, args: argparse.Namespace) -> int:
     from autograder.results.export import export_csv, summary_table
-    from autograder.grading.batch import GradeOptions, grade, hand_to_course_owner, lost_submissions
+    from autograder.grading.batch import GradeOptions, grade, grade_lms_export, hand_to_course_owner, lost_submissions
 
     _private_results()
     opts = GradeOptions(workers=args.workers, seed=args.seed, unsafe_no_sandbox=args.unsafe_no_sandbox,
@@ -75,13 +75,12 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
         course.assignment(args.assignment)
     start = time.monotonic()
     if args.roster or args.lms or args.lms_assignment or args.lms_times:
-        from autograder.lms import intake as lms
         from autograder.intake.roster import read_roster
 
         if not args.roster:
             raise CourseError("--lms, --lms-assignment and --lms-times need --roster FILE (who each LMS user is "
                               "in the course)")
-        batch, results = lms.grade_export(course, Path(args.path), read_roster(Path(args.roster)), args.lms,
+        batch, results = grade_lms_export(course, Path(args.path), read_roster(Path(args.roster)), args.lms,
                                           args.lms_assignment, opts,
                                           times=Path(args.lms_times) if args.lms_times else None)
         print(f"{batch.lms.capitalize()} export of {batch.assignment}: {len(batch.identities)} student(s) "
@@ -230,7 +229,7 @@ def cmd_return(course: Course, args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_certs(course: Course, args: argparse.Namespace) -> int:
-    from autograder.run.cluster import make_certificates
+    from autograder.run.tls import make_certificates
 
     folder = Path(args.folder)
     make_certificates(folder, days=args.days)

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
+from autograder.errors import CourseError  # noqa: F401 - where most modules take it from
+
+#: nbgrader's per-submission step folders under the course root.
+STEPS = ("submitted", "autograded", "feedback")
 REPO = Path(__file__).resolve().parent.parent
 
 #: Seconds a sqlite writer waits for the lock before "database is locked" (Python's default is 5).
@@ -16,10 +20,6 @@ SQLITE_BUSY_TIMEOUT_S = 60
 
 #: Each course's nbgrader_config.py as last read: {path: ((path, mtime_ns, size), Config)}.
 _CONFIGS: dict[str, tuple[tuple[str, int, int], object]] = {}
-
-
-class CourseError(Exception):
-    """A user error: printed as one line by the CLI, never as a traceback."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,17 @@ class Course:
     @property
     def outcomes_dir(self) -> Path:
         return self.root / "outcomes"
+
+    def course_id(self) -> str:
+        """nbgrader's course id (``c.CourseDirectory.course_id``; nbgrader's default when unset)."""
+        return str(self.config().CourseDirectory.get("course_id", "default_course"))
+
+    def step_dir(self, step: str, student: str, aid: str) -> Path:
+        """nbgrader's folder of one submission at one step: ``<root>/<step>/<student>/<aid>``
+        (``step``: one of ``STEPS``). Every path of a step folder is made here."""
+        if step not in STEPS:
+            raise ValueError(f"unknown nbgrader step {step!r} (one of {STEPS})")
+        return self.root / step / student / aid
 
     def assignments(self) -> list[Assignment]:
         """The syllabus, in course order."""

@@ -273,7 +273,9 @@ def part_c(tmp: Path, repeats: int = 3) -> dict:
     from nbgrader.apps import NbGraderAPI
 
     import submissions as subs
-    from autograder.run import cluster
+    from autograder.grading import worker
+    from autograder.run import jobs as cluster
+    from autograder.store.results import apply_result
     from autograder.grading import batch as grading
     from autograder.store import gradebook as nbgrader_api
     from autograder.pipeline import sanitize
@@ -290,7 +292,7 @@ def part_c(tmp: Path, repeats: int = 3) -> dict:
     setup.cells = [c for c in setup.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup"]
     result: dict = {"load_before": load()}
     with grading._workers(course, [AID], opts, None) as pool:
-        staged = Course(pool.root)
+        staged = Course(worker.staged(pool.bundle))
         config = nbgrader_api.course_config(staged, GradingSettings=grading._settings(opts))
         floor, plain = [], []
         for _ in range(repeats):
@@ -318,11 +320,11 @@ def part_c(tmp: Path, repeats: int = 3) -> dict:
                 job = cluster.Job(AID, f"bench{i}", {f"{AID}.ipynb": nbformat.writes(solved).encode()},
                                   grading._settings(opts), "bench")
                 start = time.monotonic()
-                res = grading.grade_job(pool.key, job)
+                res = grading.grade_job(pool.bundle, job)
                 total.append(time.monotonic() - start)
                 assert res.outcome.get("status") == "graded", res.outcome.get("reason")
                 start = time.monotonic()
-                cluster.apply_result(course, res, grading.zero_scores)
+                apply_result(course, res, grading.zero_scores)
                 apply.append(time.monotonic() - start)
         finally:
             for cls, name, original in originals:

@@ -1,7 +1,7 @@
 """Grading on a Dask cluster (``autograder grade --cluster``), through the real CLI.
 
 A ``distributed.LocalCluster`` with two worker *processes* (started here, one task at a time
-each, on 127.0.0.1, mutual TLS with certificates made by ``autograder.run.cluster.make_certificates``) grades a mixed batch: correct, untouched, wrong, hostile (patched numpy, a gradebook
+each, on 127.0.0.1, mutual TLS with certificates made by ``autograder.run.tls.make_certificates``) grades a mixed batch: correct, untouched, wrong, hostile (patched numpy, a gradebook
 write from inside the sandbox, ``os._exit``), an infinite loop (timed out) and a file that is
 not a notebook. The CSV must be the local pool's, byte for byte, with the expected scores.
 The workers run with ``GRADEBOOK_URL`` pointing at a file that does not exist: any write to a
@@ -91,7 +91,7 @@ def dask_cluster(tmp_path_factory):
     TLS on 127.0.0.1 with the course's certificates."""
     from distributed import Client, LocalCluster
 
-    from autograder.run.cluster import make_certificates
+    from autograder.run.tls import make_certificates
 
     certs = tmp_path_factory.mktemp("certs") / "certs"
     make_certificates(certs)
@@ -227,7 +227,8 @@ def test_the_coordinator_writes_a_result_and_keeps_a_graders_manual_score(tmp_pa
     """The single writer: a worker's result becomes gradebook rows, folders and the outcome here;
     a manual score a grader gave stays (and flags the grade for review, as nbgrader does); a
     returned path leaving its folder is refused and the submission ends not graded."""
-    from autograder.run import cluster
+    from autograder.run import jobs as cluster
+    from autograder.store.results import apply_result
     from autograder.grading import batch as grading
     from autograder.store import gradebook as nbgrader_api
     from autograder.store import outcomes
@@ -246,7 +247,7 @@ def test_the_coordinator_writes_a_result_and_keeps_a_graders_manual_score(tmp_pa
         "late_submission_penalty": 0.5, "grades": {"softmax": [2.0, False], "sigmoid": [1.0, False]}, "comments": {}}}}
     result = cluster.Result(AID, "amy", outcome, zero=False, autograded={f"{AID}.ipynb": b"{}"},
                             feedback={f"{AID}.html": b"<p>verdict</p>"}, gradebook=entries)
-    assert cluster.apply_result(course, result, grading.zero_scores)["status"] == outcomes.GRADED
+    assert apply_result(course, result, grading.zero_scores)["status"] == outcomes.GRADED
     with nbgrader_api.gradebook(course) as gb:
         softmax, sigmoid = (gb.find_grade(n, AID, AID, "amy") for n in ("softmax", "sigmoid"))
         assert (softmax.auto_score, softmax.manual_score, softmax.needs_manual_grade) == (2.0, 1.5, True)
@@ -259,7 +260,7 @@ def test_the_coordinator_writes_a_result_and_keeps_a_graders_manual_score(tmp_pa
 
     escaping = cluster.Result(AID, "amy", outcome, zero=False, autograded={"../../../escaped.txt": b"x"},
                               gradebook=entries)
-    written = cluster.apply_result(course, escaping, grading.zero_scores)
+    written = apply_result(course, escaping, grading.zero_scores)
     assert written["status"] == outcomes.NOT_GRADED and "outside its folder" in written["reason"]
     assert not list(course.root.rglob("escaped.txt"))
     with nbgrader_api.gradebook(course) as gb:

@@ -1,6 +1,6 @@
 """What the coordinator believes of a worker's answer, and outcomes that used to be internal errors.
 
-* ``cluster.from_data``: a worker's answer is plain data for the job it was sent; the job, not the
+* ``autograder.grading.answers.from_data``: a worker's answer is plain data for the job it was sent; the job, not the
   answer, says whose result it is; any other shape is refused with a reason.
 * A feedback page that takes longer than ``feedback_seconds`` to render (here: a course whose
   feedback exporter has a slow step) leaves the submission graded with its score, and says that
@@ -17,9 +17,9 @@ AID = "01_perceptron"
 
 
 def _job(student="amy"):
-    from autograder.run import cluster
+    from autograder.run.jobs import Job
 
-    return cluster.Job(AID, student, {}, {"seed": 1})
+    return Job(AID, student, {}, {"seed": 1})
 
 
 def _answer(**over):
@@ -35,7 +35,7 @@ def _answer(**over):
 
 
 def test_an_answer_is_data_for_the_job_that_was_sent():
-    from autograder.run import cluster
+    from autograder.grading import answers as cluster
 
     result = cluster.from_data(_job("amy"), _answer())
     assert (result.assignment, result.student) == (AID, "amy")
@@ -118,16 +118,18 @@ def test_a_pool_workers_answer_is_a_short_path_to_private_plain_data(tmp_path):
     import pickle
     import select
 
-    from autograder.run.cluster import Result, _answer_in_a_file, _read_answer
+    from autograder.grading.answers import believed
+    from autograder.run.jobs import Result
+    from autograder.run.pools import _answer_in_a_file, _read_answer
 
     big = Result(AID, "mallory", {"status": "graded", "score": 1.0}, zero=False,
                  autograded={"a.ipynb": b"x" * 5_000_000})
-    path = _answer_in_a_file(lambda key, job: big, str(tmp_path), "key", _job("amy"))
+    path = _answer_in_a_file(lambda bundle, job: big, str(tmp_path), None, _job("amy"))
     assert len(pickle.dumps(path, protocol=pickle.HIGHEST_PROTOCOL)) + 4 < select.PIPE_BUF
     assert [p.suffix for p in tmp_path.iterdir()] == [".result"]
     assert os.stat(path).st_mode & 0o077 == 0
     assert b"\x80\x04" not in open(path, "rb").read(2)  # not a pickle stream
-    got = _read_answer(_job("amy"), path)
+    got = _read_answer(_job("amy"), path, believed)
     assert (got.student, got.outcome["student"], got.autograded) == ("amy", "amy", big.autograded)
     assert list(tmp_path.iterdir()) == []
 
@@ -135,7 +137,10 @@ def test_a_pool_workers_answer_is_a_short_path_to_private_plain_data(tmp_path):
 def test_a_refusal_from_a_worker_the_scheduler_cannot_name_is_sent_again_not_recorded():
     """A worker that refuses and leaves before the scheduler names it: its refusal is never the
     submission's outcome; the job is sent again, a bounded number of times (CI saw this race)."""
-    from autograder.run import cluster
+    from autograder.grading import answers as grading_answers
+    from autograder.grading.batch import HANDLERS
+    from autograder.run import jobs as cluster
+    from autograder.run import pools
 
     job = cluster.Job("01_perceptron", "alice", {}, {})
     graded = cluster.Result("01_perceptron", "alice", {"status": "graded", "score": 1.0}, zero=False)
@@ -150,10 +155,10 @@ def test_a_refusal_from_a_worker_the_scheduler_cannot_name_is_sent_again_not_rec
         def result(self):
             return self.answer
 
-    refusal = cluster.result_data(cluster.refused(job, "its canary failed"))
+    refusal = cluster.result_data(grading_answers.refused(job, "its canary failed"))
     answers = iter([refusal, refusal, cluster.result_data(graded)])
-    pool = cluster.DaskPool.__new__(cluster.DaskPool)
-    pool.refusing, pool.warn = {}, lambda text: None
+    pool = pools.DaskPool.__new__(pools.DaskPool)
+    pool.refusing, pool.warn, pool.handlers = {}, lambda text: None, HANDLERS
     pool._grading_workers = lambda: ["tls://a"]
     pool._ran_on = lambda future: ""  # the scheduler no longer knows the worker
     sent = []

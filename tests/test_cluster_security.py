@@ -35,7 +35,7 @@ ROGUE = textwrap.dedent('''
     """A worker holding the cluster's certificate, whose task function lies."""
     import os
 
-    from autograder.run import cluster
+    from autograder.run import jobs as cluster
     from autograder.store import outcomes
 
     honest = getattr(cluster, "_honest_remote", cluster.remote)  # Dask imports a preload twice
@@ -87,7 +87,7 @@ def _wait_for(predicate, timeout: float, what: str):
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
     """A TLS scheduler on 127.0.0.1 (scheduler file), the course's certificates and another authority's."""
-    from autograder.run.cluster import make_certificates
+    from autograder.run.tls import make_certificates
 
     base = tmp_path_factory.mktemp("tls")
     certs, foreign = base / "certs", base / "foreign"

@@ -377,15 +377,17 @@ def test_a_pool_workers_result_crosses_the_pipe_as_a_short_path(tmp_path):
     import pickle
     import select
 
-    from autograder.run.cluster import Job, Result, _answer_in_a_file, _read_answer
+    from autograder.grading.answers import believed
+    from autograder.run.jobs import Job, Result
+    from autograder.run.pools import _answer_in_a_file, _read_answer
 
     job = Job("01_perceptron", "alice", {}, {})
     big = Result("01_perceptron", "alice", {"status": "graded", "score": 1.0}, zero=False,
                  autograded={"a.ipynb": b"x" * 5_000_000})
-    path = _answer_in_a_file(lambda key, job: big, str(tmp_path), "key", job)
+    path = _answer_in_a_file(lambda bundle, job: big, str(tmp_path), None, job)
     assert len(pickle.dumps(path, protocol=pickle.HIGHEST_PROTOCOL)) + 4 < select.PIPE_BUF
     assert [p.suffix for p in tmp_path.iterdir()] == [".result"]
-    assert _read_answer(job, path).autograded == big.autograded
+    assert _read_answer(job, path, believed).autograded == big.autograded
     assert list(tmp_path.iterdir()) == []
 
 
@@ -393,7 +395,7 @@ def test_a_canary_with_partial_points_says_which_exercise_lost_them_and_why():
     """The canary's message names each exercise below its points, with the first failing case's
     message, or its points when it has none (a challenge's partial score)."""
     from autograder.store import outcomes
-    from autograder.run.cluster import Result
+    from autograder.run.jobs import Result
     from autograder.course import Course
     from autograder.grading.batch import canary_problem
     from conftest import REPO

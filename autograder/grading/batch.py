@@ -27,8 +27,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from autograder.run import cluster
+from autograder.grading import answers, worker
+from autograder.grading import bundle as worker_bundle
+from autograder.run import jobs, pools
+from autograder.store import results as store_results
 from autograder.intake import collect
+from autograder.intake import roster as roster_mod
+from autograder.lms import intake as lms_intake
 from autograder.store import gradebook as nbgrader_api
 from autograder.store import outcomes
 from autograder.sandbox import processes
@@ -138,14 +143,14 @@ def _time_limit(seconds: float, fired: dict | None = None):
                 pass
 
 
-def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
+def grade_job(bundle: jobs.Bundle, job: jobs.Job) -> jobs.Result:
     """Autograde one submission and render its feedback; return all of it as data.
 
     Runs in a worker (a forked process, or a Dask worker): in this process's staged copy of the
     course (``bundle``, or the key of a bundle staged before the fork), against a private copy
     of the template gradebook. Nothing of the course itself is written here. Whatever happens,
     the result has an outcome, and every process the grading started is gone when this returns."""
-    root = cluster.staged(bundle) if isinstance(bundle, cluster.Bundle) else cluster._STAGED[bundle]
+    root = worker.staged(bundle)
     course = Course(root)
     aid, student = job.assignment, job.student
     processes.become_subreaper()
@@ -153,8 +158,8 @@ def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
     private = Path(tempfile.mkdtemp(prefix="autograder-gradebook-"))
     url = f"sqlite:///{private / 'gradebook.db'}"
     try:
-        shutil.copyfile(root / cluster.TEMPLATE, private / "gradebook.db")
-        cluster.install_job(root, job, url)
+        shutil.copyfile(root / worker_bundle.TEMPLATE, private / "gradebook.db")
+        worker.install_job(root, job, url)
         config = nbgrader_api.course_config(course, GradingSettings=job.settings, CourseDirectory={"db_url": url})
         nb_api = nbgrader_api.api(course, config)
         result = nb_api.autograde(aid, student, force=True, create=True)
@@ -162,7 +167,7 @@ def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
             raise CourseError(nbgrader_api.failure_reason(result))
         data = outcomes.read(course, aid, student) or {}
         if data.get("status") == outcomes.NOT_GRADED:  # e.g. an environment error, found by the scorer
-            return cluster.collect_result(root, job, url, data, zero=True)
+            return worker.collect_result(root, job, url, data, zero=True)
         if data.get("status") != outcomes.GRADED:
             raise CourseError("the scorer recorded no result")
         feedback_seconds = SandboxPolicy(config=config).feedback_seconds
@@ -180,7 +185,7 @@ def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
             data["reason"] = "; ".join(data["events"])
             data["sha256"] = job.digest
             data["feedback"] = False
-            return cluster.collect_result(root, job, url, data, zero=False)
+            return worker.collect_result(root, job, url, data, zero=False)
         if not result.get("success"):
             raise CourseError("feedback: " + nbgrader_api.failure_reason(result))
         from autograder.pipeline.sanitize import harden_feedback_html
@@ -188,12 +193,12 @@ def grade_job(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
         harden_feedback_html(root / "feedback" / student / aid / f"{aid}.html")
         data["sha256"] = job.digest
         data["feedback"] = True
-        return cluster.collect_result(root, job, url, data, zero=False)
+        return worker.collect_result(root, job, url, data, zero=False)
     except Exception as e:  # one bad submission never stops the batch; its old points never remain
-        return cluster.failed(job, f"internal error: {str(e)[:300]}")
+        return answers.failed(job, f"internal error: {str(e)[:300]}")
     finally:
         processes.kill_new_descendants(before)
-        cluster.clean_job(root, job)
+        worker.clean_job(root, job)
         shutil.rmtree(private, ignore_errors=True)
 
 
@@ -333,7 +338,7 @@ def _grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
             "(Debian/Ubuntu: apt-get install bubblewrap) or pass --unsafe-no-sandbox to grade without protection.")
     if address:  # an unreachable scheduler, missing certificates or unsuitable workers are said now
-        cluster.probe(address, certs, insecure, warn=lambda text: print(text, file=sys.stderr))
+        pools.probe(address, certs, insecure, warn=lambda text: print(text, file=sys.stderr))
     with tempfile.TemporaryDirectory() as unpack:
         root, problems = collect.open_source(Path(path), Path(unpack), {a.id for a in course.assignments()})
         submissions, refused = collect.discover(course, root, opts.assignment, problems)
@@ -403,7 +408,7 @@ def reference_submission(course: Course, aid: str):
     return nb
 
 
-def _first_setup_error(result: cluster.Result, aid: str) -> str | None:
+def _first_setup_error(result: jobs.Result, aid: str) -> str | None:
     """The first error output in the canary's autograded notebook, if any."""
     import nbformat
 
@@ -428,7 +433,7 @@ def _settings(opts: GradeOptions) -> dict:
     return {"unsafe_no_sandbox": opts.unsafe_no_sandbox, "seed": opts.seed}
 
 
-def canary_problem(course: Course, result: cluster.Result) -> str | None:
+def canary_problem(course: Course, result: jobs.Result) -> str | None:
     """Why the canary's ``result`` shows that its worker cannot grade (None: full marks)."""
     aid = result.assignment
     expected = course.assignment(aid).points
@@ -459,45 +464,44 @@ def canary_problem(course: Course, result: cluster.Result) -> str | None:
 _CHECKED: dict[tuple, str | None] = {}
 
 
-def _check_key(bundle: cluster.Bundle | str, job: cluster.Job) -> tuple:
-    key = bundle.key if isinstance(bundle, cluster.Bundle) else bundle
+def _check_key(key: str, job: jobs.Job) -> tuple:
+    """What a canary's verdict is remembered under: the bundle's key, the assignment and the settings."""
     return key, job.assignment, job.settings.get("seed"), bool(job.settings.get("unsafe_no_sandbox"))
 
 
-def _canary_job(aid: str, notebook: bytes, settings: dict) -> cluster.Job:
-    return cluster.Job(aid, CANARY, {f"{aid}.ipynb": notebook}, settings, "canary")
+def _canary_job(aid: str, notebook: bytes, settings: dict) -> jobs.Job:
+    return jobs.Job(aid, CANARY, {f"{aid}.ipynb": notebook}, settings, "canary")
 
 
-def run_canary(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
+def run_canary(bundle: jobs.Bundle, job: jobs.Job) -> jobs.Result:
     """Grade the canary ``job`` here and remember whether this worker can grade its assignment."""
     result = grade_job(bundle, job)
-    root = cluster.staged(bundle) if isinstance(bundle, cluster.Bundle) else cluster._STAGED[bundle]
-    _CHECKED[_check_key(bundle, job)] = canary_problem(Course(root), result)
+    root = worker.staged(bundle)
+    _CHECKED[_check_key(bundle.key, job)] = canary_problem(Course(root), result)
     return result
 
 
-def grade_checked(bundle: cluster.Bundle | str, job: cluster.Job) -> cluster.Result:
+def grade_checked(bundle: jobs.Bundle, job: jobs.Job) -> jobs.Result:
     """``grade_job``, in a worker that has graded the reference solution of the job's assignment
     full marks: a worker that joined a cluster after the batch's canaries grades it first (once
     per assignment); one whose canary failed, or that runs several tasks at once, refuses."""
-    threads = cluster.dask_worker_threads()
+    threads = jobs.dask_worker_threads()
     if threads != 1:
-        return cluster.refused(job, f"it runs {threads} tasks at once; start it with --nthreads 1")
-    key = _check_key(bundle, job)
+        return answers.refused(job, f"it runs {threads} tasks at once; start it with --nthreads 1")
+    key = _check_key(bundle.key, job)
     if key not in _CHECKED:
-        if isinstance(bundle, cluster.Bundle):
-            cluster.staged(bundle)
-        notebook = cluster.canary_notebook(key[0], job.assignment)
+        worker.staged(bundle)
+        notebook = worker.canary_notebook(key[0], job.assignment)
         if notebook is None:
-            return cluster.refused(job, "the batch sent it no canary")
+            return answers.refused(job, "the batch sent it no canary")
         run_canary(bundle, _canary_job(job.assignment, notebook, job.settings))
     if _CHECKED[key]:
-        return cluster.refused(job, _CHECKED[key])
+        return answers.refused(job, _CHECKED[key])
     return grade_job(bundle, job)
 
 
 def check_host(course: Course, aids: list[str], opts: GradeOptions,
-               pool: cluster.LocalPool | cluster.DaskPool) -> None:
+               pool: pools.LocalPool | pools.DaskPool) -> None:
     """Grade the reference solution of each assignment as a canary (in a fresh worker process,
     or once on every worker of a cluster); stop if it loses a point anywhere. The canary's
     result is only read: nothing of it reaches the course's gradebook or folders."""
@@ -508,7 +512,7 @@ def check_host(course: Course, aids: list[str], opts: GradeOptions,
             for where, result in pool.on_each_worker(run_canary, job).items():
                 problem = canary_problem(course, result)
                 if problem:
-                    host = "this host" if isinstance(pool, cluster.LocalPool) else f"the Dask worker {where}"
+                    host = "this host" if isinstance(pool, pools.LocalPool) else f"the Dask worker {where}"
                     raise HostBroken(f"{host} cannot grade {aid}: {problem}. Nothing was graded; fix the grading "
                                      "environment (is the project installed, bubblewrap working?) and rerun.")
             _HOST_OK.add(key)
@@ -537,44 +541,48 @@ def _workers(course: Course, aids: list[str], opts: GradeOptions, address: str |
     shipped = heldout_files(course, aids)
     with tempfile.TemporaryDirectory() as tmp:
         template = Path(tmp) / "template.db"
-        cluster.template_gradebook(course, aids, template)
+        nbgrader_api.template_gradebook(course, aids, template)
         import nbformat
 
         canaries = [(aid, nbformat.writes(reference_submission(course, aid)).encode()) for aid in aids]
-        bundle = cluster.build_bundle(course, aids, template, [p for p in shipped if p.is_file()], plans, canaries)
+        bundle = worker_bundle.build_bundle(course, aids, template, [p for p in shipped if p.is_file()], plans, canaries)
     if address:
-        pool: cluster.LocalPool | cluster.DaskPool = cluster.DaskPool(
-            address, bundle, warn=lambda text: tqdm.write(text, file=sys.stderr), certs=opts.cluster_certs or "",
-            insecure=bool(opts.insecure_cluster))
+        pool: pools.LocalPool | pools.DaskPool = pools.DaskPool(
+            address, bundle, HANDLERS, warn=lambda text: tqdm.write(text, file=sys.stderr),
+            certs=opts.cluster_certs or "", insecure=bool(opts.insecure_cluster))
     else:
-        pool = cluster.LocalPool(opts.workers, bundle)
+        pool = pools.LocalPool(opts.workers, bundle, HANDLERS)
         # Loaded here, before any fork: forked workers (and the canary's) inherit the plans of the
         # staged course and never run torch after a fork (its thread pool would deadlock them).
         for aid in aids:
-            plan.grading_plan(pool.root, aid, opts.seed)
+            plan.grading_plan(worker.staged(bundle), aid, opts.seed)
     try:
         yield pool
     finally:
         pool.close()
 
 
-def _lost(job: cluster.Job, why: str) -> cluster.Result:
+#: What the pools need from grading (``autograder.run.pools.Handlers``): they know nothing of it.
+HANDLERS = pools.Handlers(accept=answers.believed, fail=answers.failed, stage=worker.staged, unstage=worker.unstage)
+
+
+def _lost(job: jobs.Job, why: str) -> jobs.Result:
     """A submission whose worker died (every attempt, on a cluster): zero points, and how to finish."""
-    return cluster.failed(job, f"not graded: {WORKER_DIED}; {RERUN}")
+    return answers.failed(job, f"not graded: {WORKER_DIED}; {RERUN}")
 
 
-def _run(course: Course, todo: list, opts: GradeOptions, pool: cluster.LocalPool | cluster.DaskPool) -> None:
+def _run(course: Course, todo: list, opts: GradeOptions, pool: pools.LocalPool | pools.DaskPool) -> None:
     """Grade ``todo`` (submission, digest) pairs on ``pool``; write each result here as it comes."""
     if not todo:
         return
     settings = _settings(opts)
-    ext = cluster.extensions(course, [(s.assignment, s.student) for s, _ in todo])
-    jobs = (cluster.make_job(course, s.assignment, s.student, settings, digest, ext.get((s.assignment, s.student)))
-            for s, digest in todo)
+    ext = nbgrader_api.extensions(course, [(s.assignment, s.student) for s, _ in todo])
+    todo_jobs = (worker_bundle.make_job(course, s.assignment, s.student, settings, digest,
+                                        ext.get((s.assignment, s.student))) for s, digest in todo)
     bar = tqdm(total=len(todo), desc="grading", unit="submission")
     try:
-        for _job, result in pool.results(grade_checked, jobs, _lost):
-            cluster.apply_result(course, result, zero_scores)
+        for _job, result in pool.results(grade_checked, todo_jobs, _lost):
+            store_results.apply_result(course, result, zero_scores)
             bar.update()
     finally:
         bar.close()
@@ -585,3 +593,33 @@ def lost_submissions(results: list[dict]) -> list[dict]:
     return [r for r in results if not r or not r.get("status")
             or (r.get("status") == outcomes.NOT_GRADED and WORKER_DIED in r.get("reason", ""))]
 
+
+def grade_lms_export(course: Course, export: Path, roster: roster_mod.Roster, lms: str | None, assignment: str | None,
+                 opts, times: Path | None = None) -> tuple[lms_intake.LmsBatch, list[dict]]:
+    """Prepare an LMS export (``autograder.lms.intake.prepare``) and grade it; returns the batch and
+    the results. The LMS layer only reads its formats; grading one is this layer's job.
+
+    ``times``: the LMS's submission times (``read_times``); without them no LMS submission can
+    be late, and when the assignment has a due date a warning line and each outcome say so."""
+    import dataclasses
+    import sys
+
+    from autograder.lms.intake import prepare, save_identities
+
+    with tempfile.TemporaryDirectory(prefix="lms-") as tmp:
+        batch = prepare(course, export, roster, lms, assignment, Path(tmp), times)
+        if opts.assignment and opts.assignment != batch.assignment:
+            raise CourseError(f"{export.name} holds {batch.assignment}, not {opts.assignment}")
+        for line in batch.warnings:
+            print(line, file=sys.stderr)
+        notes = {**opts.notes}
+        for key, more in batch.notes.items():
+            notes[key] = [*notes.get(key, []), *more]
+        opts = dataclasses.replace(opts, assignment=batch.assignment, notes=notes,
+                                   refusals=[*opts.refusals, *batch.refusals],
+                                   timestamps={**opts.timestamps, **batch.timestamps})
+        if not any(batch.folder.iterdir()) and not opts.refusals:
+            raise CourseError(f"{export.name} holds no submission")
+        results = grade(course, batch.folder, opts)  # nothing matched: only the refusals are recorded
+    save_identities(course, batch)
+    return batch, results

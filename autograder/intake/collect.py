@@ -206,7 +206,7 @@ def _unwrap(root: Path, assignment_ids: set[str]) -> Path:
     return root
 
 
-def _link_kind(st: os.stat_result) -> str | None:
+def link_kind(st: os.stat_result) -> str | None:
     """Why a file system entry is refused (a link or a special file), or None for a plain file/folder."""
     if stat.S_ISLNK(st.st_mode):
         return "a symbolic link"
@@ -232,7 +232,7 @@ def _refused_inside(folder: Path) -> str | None:
             if count > MAX_ENTRIES:
                 return f"refused: the submission holds more than {MAX_ENTRIES} files"
             st = entry.stat(follow_symlinks=False)
-            kind = _link_kind(st)
+            kind = link_kind(st)
             if kind:
                 rel = Path(entry.path).relative_to(folder).as_posix()
                 return LINK_REFUSED.format(what=repr(rel)[:80], kind=kind)
@@ -257,7 +257,7 @@ def discover(course: Course, root: Path, only: str | None = None,
         name = student_dir.name
         if name in JUNK:
             continue
-        kind = _link_kind(student_dir.lstat())
+        kind = link_kind(student_dir.lstat())
         if kind:
             refused.append(Refusal(name, "", LINK_REFUSED.format(what="the student folder", kind=kind)))
             continue
@@ -273,7 +273,7 @@ def discover(course: Course, root: Path, only: str | None = None,
         for adir in sorted(student_dir.iterdir()):
             if adir.name in JUNK:
                 continue
-            kind = _link_kind(adir.lstat())
+            kind = link_kind(adir.lstat())
             if adir.name not in known or kind or not adir.is_dir():
                 if kind and adir.name in known and (not only or adir.name == only):
                     submissions.append(Submission(name, adir.name, problem=LINK_REFUSED.format(
@@ -317,7 +317,7 @@ def read_regular(path: Path, limit: int) -> bytes:
     """The bytes of a regular file, never through a link (``O_NOFOLLOW``, no hard links), at most ``limit``."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as f:
-        kind = _link_kind(os.fstat(f.fileno()))
+        kind = link_kind(os.fstat(f.fileno()))
         if kind:
             raise OSError(f"{path.name} is {kind}")
         data = f.read(limit + 1)

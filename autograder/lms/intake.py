@@ -167,7 +167,7 @@ def _walk_folder(root: Path) -> tuple[list[tuple[str, Path]], dict[str, str]]:
             p = Path(current) / n
             rel = p.relative_to(root).as_posix()
             st = p.lstat()
-            kind = collect._link_kind(st)
+            kind = collect.link_kind(st)
             if kind:
                 problems[rel] = collect.LINK_REFUSED.format(what="the file", kind=kind)
             elif stat.S_ISREG(st.st_mode):
@@ -645,33 +645,3 @@ def read_identities(course: Course, lms: str, aid: str) -> dict[str, dict]:
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def grade_export(course: Course, export: Path, roster: Roster, lms: str | None, assignment: str | None,
-                 opts, times: Path | None = None) -> tuple[LmsBatch, list[dict]]:
-    """Prepare an LMS export and grade it (``grading.grade``); returns the batch and the results.
-
-    ``times``: the LMS's submission times (``read_times``); without them no LMS submission can
-    be late, and when the assignment has a due date a warning line and each outcome say so."""
-    import dataclasses
-    import sys
-
-    from autograder.grading.batch import grade
-
-    with tempfile.TemporaryDirectory(prefix="lms-") as tmp:
-        batch = prepare(course, export, roster, lms, assignment, Path(tmp), times)
-        if opts.assignment and opts.assignment != batch.assignment:
-            raise CourseError(f"{export.name} holds {batch.assignment}, not {opts.assignment}")
-        for line in batch.warnings:
-            print(line, file=sys.stderr)
-        notes = {**opts.notes}
-        for key, more in batch.notes.items():
-            notes[key] = [*notes.get(key, []), *more]
-        opts = dataclasses.replace(opts, assignment=batch.assignment, notes=notes,
-                                   refusals=[*opts.refusals, *batch.refusals],
-                                   timestamps={**opts.timestamps, **batch.timestamps})
-        if not any(batch.folder.iterdir()) and not opts.refusals:
-            raise CourseError(f"{export.name} holds no submission")
-        results = grade(course, batch.folder, opts)  # nothing matched: only the refusals are recorded
-    save_identities(course, batch)
-    return batch, results

@@ -36,7 +36,7 @@ from autograder.store import gradebook as nbgrader_api
 from autograder.store import outcomes
 from autograder.course import Assignment, Course, CourseError
 from autograder.results.export import safe_cell
-from autograder.pipeline.scoring import CASE_KINDS
+from helpers.grading.contract import CASE_KINDS
 from autograder.results.similarity import MIN_OVERLAP, THRESHOLD, SimilarityResult, assignment_similarity
 
 NO_SUBMISSION = "no submission"

@@ -129,3 +129,80 @@ def check_result(result: dict, what: str) -> None:
 
     if not result.get("success", False):
         raise CourseError(f"{what} failed: {failure_reason(result)}")
+
+
+# -- a batch's private gradebooks (the coordinator's template, a worker's copy) -----------------------
+
+
+def template_gradebook(course: Course, aids: list[str], path: Path) -> None:
+    """A sqlite gradebook at ``path`` with only what autograde needs of ``aids``: each
+    assignment (due date, course id), its notebooks and their cells, copied from the course's
+    gradebook through nbgrader's API."""
+    import warnings
+
+    with gradebook(course) as src:
+        with Gradebook(f"sqlite:///{path}", course_id=course.course_id()) as dst, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for aid in aids:
+                a = src.find_assignment(aid)
+                dst.update_or_create_assignment(aid, duedate=a.duedate)
+                for nb in a.notebooks:
+                    dst.update_or_create_notebook(nb.name, aid, kernelspec=nb.kernelspec)
+                    for c in nb.grade_cells:
+                        dst.update_or_create_grade_cell(c.name, nb.name, aid, max_score=c.max_score,
+                                                        cell_type=c.cell_type)
+                    for c in nb.solution_cells:
+                        dst.update_or_create_solution_cell(c.name, nb.name, aid)
+                    for c in nb.task_cells:
+                        dst.update_or_create_task_cell(c.name, nb.name, aid, max_score=c.max_score,
+                                                       cell_type=c.cell_type)
+                    for c in nb.source_cells:
+                        dst.update_or_create_source_cell(c.name, nb.name, aid, cell_type=c.cell_type,
+                                                         locked=c.locked, source=c.source, checksum=c.checksum)
+
+
+def extensions(course: Course, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], float]:
+    """The extensions (seconds) the gradebook gives these (assignment, student) pairs, if any."""
+    from nbgrader.api import MissingEntry
+
+    found = {}
+    with gradebook(course) as gb:
+        for aid, student in keys:
+            try:
+                ext = gb.find_submission(aid, student).extension
+            except MissingEntry:
+                continue
+            if ext is not None and ext.total_seconds() > 0:
+                found[(aid, student)] = ext.total_seconds()
+    return found
+
+
+def add_student(db_url: str, course_id: str, student: str, aid: str, extension_s: float | None) -> None:
+    """The student (with any extension for ``aid``, seconds) in a worker's private gradebook."""
+    import datetime as dt
+
+    with Gradebook(db_url, course_id=course_id) as gb:
+        gb.update_or_create_student(student)
+        if extension_s:
+            gb.update_or_create_submission(aid, student, extension=dt.timedelta(seconds=extension_s))
+
+
+def submission_entries(db_url: str, course_id: str, aid: str, student: str) -> dict[str, Any]:
+    """What autograde wrote for one submission in a worker's private gradebook, as plain data:
+    ``{"timestamp": ISO text or None, "notebooks": {name: {"late_submission_penalty", "grades": {cell:
+    [auto_score, needs_manual_grade]}, "comments": {cell: text}}}}`` (``autograder.run.jobs.Result.gradebook``)."""
+    from nbgrader.api import MissingEntry
+
+    entries: dict[str, Any] = {"timestamp": None, "notebooks": {}}
+    with Gradebook(db_url, course_id=course_id) as gb:
+        try:
+            sub = gb.find_submission(aid, student)
+        except MissingEntry:
+            return entries
+        entries["timestamp"] = sub.timestamp.isoformat() if sub.timestamp else None
+        for nb in sub.notebooks:
+            entries["notebooks"][nb.name] = {
+                "late_submission_penalty": nb.late_submission_penalty,
+                "grades": {g.name: [g.auto_score, bool(g.needs_manual_grade)] for g in nb.grades},
+                "comments": {c.name: c.auto_comment for c in nb.comments}}
+    return entries

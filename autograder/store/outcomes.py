@@ -42,8 +42,14 @@ def _write(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def _now() -> str:
+def now() -> str:
+    """The time an outcome is recorded: UTC, ISO 8601, to the second."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write(course: Course, aid: str, student: str, record: dict) -> None:
+    """Write a whole outcome record (one a worker or the coordinator made: ``record_*`` build them)."""
+    _write(_path(course, aid, student), record)
 
 
 def record_graded(course: Course, aid: str, student: str, notebook: str, seed: int,
@@ -60,7 +66,7 @@ def record_graded(course: Course, aid: str, student: str, notebook: str, seed: i
     _write(path, {
         "assignment": aid, "student": student, "notebook": notebook, "status": GRADED,
         "reason": "; ".join(events) if events else "ok", "events": events, "notes": notes,
-        "seed": seed, "time": _now(), "score": sum(e["points"] for e in exercises.values()),
+        "seed": seed, "time": now(), "score": sum(e["points"] for e in exercises.values()),
         "exercises": exercises,
     })
 
@@ -81,7 +87,7 @@ def record_not_graded(course: Course, aid: str, student: str, reason: str, event
     notes = previous.get("notes", []) if previous.get("pending") else []
     _write(_path(course, aid, student), {
         "assignment": aid, "student": student, "status": NOT_GRADED, "reason": clean_text(reason),
-        "events": [clean_text(e) for e in events or []], "notes": notes, "time": _now(), "score": 0.0,
+        "events": [clean_text(e) for e in events or []], "notes": notes, "time": now(), "score": 0.0,
         "exercises": {}})
 
 
@@ -92,7 +98,7 @@ def record_refusal(course: Course, name: str, aid: str, reason: str) -> None:
     data = read_refusals(course)
     key = f"{name}\x00{aid}"
     data[key] = {"name": printable_name(name), "assignment": printable_name(aid), "status": REFUSED,
-                 "reason": clean_text(reason), "time": _now()}
+                 "reason": clean_text(reason), "time": now()}
     _write(path, data)
 
 

@@ -277,7 +277,7 @@ def _has_times_option() -> bool:
 @pytest.mark.slow
 def test_a_late_moodle_submission_is_penalised_from_the_worksheet(tmp_path):
     if not _has_times_option():
-        pytest.fail("autograder grade has no --lms-times option (cli.py: see lms.grade_export's times)")
+        pytest.fail("autograder grade has no --lms-times option (cli.py: see grading.batch.grade_lms_export's times)")
     course = copy_course(tmp_path)
     syllabus = course / "syllabus.toml"
     syllabus.write_text(syllabus.read_text().replace(f'id = "{AID}"\n', f'id = "{AID}"\ndue = "2026-11-20T12:00:00Z"\n'))

@@ -58,7 +58,7 @@ def test_an_answer_is_data_for_the_job_that_was_sent():
     (_answer(gradebook={"timestamp": "yesterday", "notebooks": {}}), "not a date"),
 ])
 def test_a_malformed_answer_is_that_submissions_outcome(answer, words):
-    from autograder.run import cluster
+    from autograder.grading import answers as cluster
     from autograder.store import outcomes
 
     with pytest.raises(cluster.MalformedAnswer, match=None) as info:

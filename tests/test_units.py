@@ -281,7 +281,7 @@ def _stopped_after(limit: float) -> tuple[float, bool]:
     raised after the block ended (it must not be)."""
     import time
 
-    from autograder.grading.batch import _FeedbackTooSlow, _time_limit
+    from autograder.grading.worker import _FeedbackTooSlow, _time_limit
 
     start = time.monotonic()
     try:
@@ -397,7 +397,7 @@ def test_a_canary_with_partial_points_says_which_exercise_lost_them_and_why():
     from autograder.store import outcomes
     from autograder.run.jobs import Result
     from autograder.course import Course
-    from autograder.grading.batch import canary_problem
+    from autograder.grading.canary import canary_problem
     from conftest import REPO
 
     course = Course(REPO / "course")

@@ -43,8 +43,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.exchange.plugins import (COURSE_MODE, FACTORY, FEEDBACK_DIR_MODE, FEEDBACK_FILE_MODE, INBOUND_MODE,
-                                         ROOT_MODE, SUBMISSION_DIR_MODE, SUBMISSION_FILE_MODE)
+from autograder.exchange.plugins import FACTORY
 
 #: Files read from a submission besides its notebooks.
 TIMESTAMP, SECRET = "timestamp.txt", "submission_secret.txt"

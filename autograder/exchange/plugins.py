@@ -8,15 +8,9 @@ and modes of the exchange, and why they differ from stock nbgrader's, are in
 """
 from __future__ import annotations
 
-import datetime as dt
-import errno
-import hashlib
 import os
-import pwd
 import shutil
 import stat
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from nbgrader.exchange.default.release_assignment import ExchangeReleaseAssignment
 from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback

@@ -3,7 +3,7 @@
 Each (student, assignment) is graded by nbgrader's own autograde and
 generate_feedback, configured with the sandboxed execution and trusted scoring
 of this package. Work runs in worker processes (forked here, or on a Dask cluster:
-``autograder.run.cluster``), each against a private staged course and gradebook; a
+``autograder.run.pools``), each against a private staged course and gradebook; a
 worker returns its result as data and this process alone writes the gradebook,
 outcomes and feedback. A failure is recorded as that
 submission's outcome (and its gradebook scores set to what the outcome says) and
@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
-import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +26,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from autograder.grading import answers, worker
+from autograder.grading.canary import (HostBroken, canary_job, canary_problem, grade_checked, passed,
+                                       reference_submission, run_canary)
 from autograder.grading import bundle as worker_bundle
 from autograder.run import jobs, pools
 from autograder.store import results as store_results
@@ -36,15 +36,10 @@ from autograder.intake import roster as roster_mod
 from autograder.lms import intake as lms_intake
 from autograder.store import gradebook as nbgrader_api
 from autograder.store import outcomes
-from autograder.sandbox import processes
 from autograder.course import Course, CourseError
 from autograder.sandbox.kernel import UNSAFE_WARNING, SandboxUnavailable, bwrap_path
-from autograder.config import SandboxPolicy
 from autograder.config import GradingSettings
 
-#: The student id under which the reference solution is graded as a canary (never a valid
-#: collected id: those start with a letter or a digit). Removed from the gradebook afterwards.
-CANARY = "_reference_canary"
 WORKER_DIED = "the grading worker died (killed, or out of memory)"
 RERUN = "run the same command again to grade it"
 
@@ -70,8 +65,6 @@ class GradeOptions:
     timestamps: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
 
-class HostBroken(CourseError):
-    """The reference solution does not score full marks here: grading would be wrong for everyone."""
 
 
 def _config(course: Course, opts: GradeOptions):
@@ -81,125 +74,10 @@ def _config(course: Course, opts: GradeOptions):
     return nbgrader_api.course_config(course, GradingSettings=settings)
 
 
-class _FeedbackTooSlow(BaseException):
-    """Raised in the thread rendering feedback when its time is up (a BaseException, so that the
-    renderer's own ``except Exception`` clauses do not swallow it)."""
 
 
-@contextlib.contextmanager
-def _time_limit(seconds: float, fired: dict | None = None):
-    """Raise _FeedbackTooSlow in this thread after ``seconds`` (and set ``fired["fired"]``).
-
-    In a process's main thread (a local pool's worker) by SIGALRM; in any other thread (a Dask
-    worker's) by an asynchronous exception (``PyThreadState_SetAsyncExc``, the C API's way to raise
-    in another thread). Both are delivered between two bytecodes, so both stop Python code (as
-    nbconvert's rendering is) and neither interrupts one long call into C. An asynchronous
-    exception is never cleared once set (clearing one leaves the interpreter's "pending" flag
-    raised, which hangs later profiled code on Python 3.11): one that fires as the block ends is
-    delivered and caught here."""
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        def expire(signum, frame):
-            if fired is not None:
-                fired["fired"] = True
-            raise _FeedbackTooSlow()
-
-        old = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-        return
-    import ctypes
-
-    target, lock = ctypes.c_ulong(threading.get_ident()), threading.Lock()
-    state = {"done": False, "fired": False}
-
-    def expire() -> None:
-        with lock:
-            if not state["done"]:
-                state["fired"] = True
-                if fired is not None:
-                    fired["fired"] = True
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_FeedbackTooSlow))
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-        with lock:
-            state["done"] = True
-        if state["fired"]:  # set as the block ended: let it arrive here (at the loop's first jump)
-            try:
-                for _ in range(100_000):
-                    pass
-            except _FeedbackTooSlow:
-                pass
 
 
-def grade_job(bundle: jobs.Bundle, job: jobs.Job) -> jobs.Result:
-    """Autograde one submission and render its feedback; return all of it as data.
-
-    Runs in a worker (a forked process, or a Dask worker): in this process's staged copy of the
-    course (``bundle``, or the key of a bundle staged before the fork), against a private copy
-    of the template gradebook. Nothing of the course itself is written here. Whatever happens,
-    the result has an outcome, and every process the grading started is gone when this returns."""
-    root = worker.staged(bundle)
-    course = Course(root)
-    aid, student = job.assignment, job.student
-    processes.become_subreaper()
-    before = processes.descendants()
-    private = Path(tempfile.mkdtemp(prefix="autograder-gradebook-"))
-    url = f"sqlite:///{private / 'gradebook.db'}"
-    try:
-        shutil.copyfile(root / worker_bundle.TEMPLATE, private / "gradebook.db")
-        worker.install_job(root, job, url)
-        config = nbgrader_api.course_config(course, GradingSettings=job.settings, CourseDirectory={"db_url": url})
-        nb_api = nbgrader_api.api(course, config)
-        result = nb_api.autograde(aid, student, force=True, create=True)
-        if not result.get("success"):
-            raise CourseError(nbgrader_api.failure_reason(result))
-        data = outcomes.read(course, aid, student) or {}
-        if data.get("status") == outcomes.NOT_GRADED:  # e.g. an environment error, found by the scorer
-            return worker.collect_result(root, job, url, data, zero=True)
-        if data.get("status") != outcomes.GRADED:
-            raise CourseError("the scorer recorded no result")
-        feedback_seconds = SandboxPolicy(config=config).feedback_seconds
-        fired: dict = {"fired": False}
-        try:
-            with _time_limit(feedback_seconds, fired):
-                result = nb_api.generate_feedback(aid, student, force=True)
-        except _FeedbackTooSlow:
-            fired["fired"] = True
-        if fired["fired"]:  # nbgrader may have caught it (its API catches everything): the timer says
-            # The scores are in and stand; only the page is missing (a rerun makes it again).
-            shutil.rmtree(root / "feedback" / student / aid, ignore_errors=True)
-            slow = f"feedback page not made: rendering it took more than {feedback_seconds} s"
-            data["events"] = [*data.get("events", []), slow]
-            data["reason"] = "; ".join(data["events"])
-            data["sha256"] = job.digest
-            data["feedback"] = False
-            return worker.collect_result(root, job, url, data, zero=False)
-        if not result.get("success"):
-            raise CourseError("feedback: " + nbgrader_api.failure_reason(result))
-        from autograder.pipeline.sanitize import harden_feedback_html
-
-        harden_feedback_html(root / "feedback" / student / aid / f"{aid}.html")
-        data["sha256"] = job.digest
-        data["feedback"] = True
-        return worker.collect_result(root, job, url, data, zero=False)
-    except Exception as e:  # one bad submission never stops the batch; its old points never remain
-        return answers.failed(job, f"internal error: {str(e)[:300]}")
-    finally:
-        processes.kill_new_descendants(before)
-        worker.clean_job(root, job)
-        shutil.rmtree(private, ignore_errors=True)
 
 
 def zero_scores(course: Course, aid: str, student: str) -> None:
@@ -393,39 +271,10 @@ def _grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
 # --------------------------------------------------------------------------- #
 
 
-def reference_submission(course: Course, aid: str):
-    """The released notebook with every solution cell filled in from the source notebook."""
-    import nbformat
-
-    source = nbformat.read(course.source_notebook(aid), as_version=4)
-    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
-                 if c.metadata.get("nbgrader", {}).get("solution")}
-    nb = nbformat.read(course.release_dir / aid / f"{aid}.ipynb", as_version=4)
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution") and gid in solutions:
-            cell.source = solutions[gid]
-    return nb
 
 
-def _first_setup_error(result: jobs.Result, aid: str) -> str | None:
-    """The first error output in the canary's autograded notebook, if any."""
-    import nbformat
-
-    try:
-        nb = nbformat.reads(result.autograded[f"{aid}.ipynb"].decode(), as_version=4)
-    except (KeyError, ValueError, UnicodeDecodeError):
-        return None
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                return f"{out.get('ename')}: {outcomes.clean_text(out.get('evalue'))[:160]}"
-    return None
 
 
-#: Canaries that passed in this process: (course, assignment, seed, unsafe, cluster). A process grades
-#: one batch (the CLI), so this only spares repeated in-process batches (tests, benchmarks) a rerun.
-_HOST_OK: set[tuple] = set()
 
 
 def _settings(opts: GradeOptions) -> dict:
@@ -433,90 +282,18 @@ def _settings(opts: GradeOptions) -> dict:
     return {"unsafe_no_sandbox": opts.unsafe_no_sandbox, "seed": opts.seed}
 
 
-def canary_problem(course: Course, result: jobs.Result) -> str | None:
-    """Why the canary's ``result`` shows that its worker cannot grade (None: full marks)."""
-    aid = result.assignment
-    expected = course.assignment(aid).points
-    data = result.outcome
-    score = data.get("score") if data.get("status") == outcomes.GRADED else None
-    if score is not None and abs(float(score) - expected) <= 1e-9:
-        return None
-    cause = data.get("reason", "")
-    if data.get("status") == outcomes.GRADED:
-        failing = []
-        for n, e in data.get("exercises", {}).items():
-            got, worth = float(e.get("points") or 0), float(e.get("max_points") or 0)
-            if got >= worth - 1e-9:
-                continue
-            # the first failing case's message; a challenge's partial points may have none
-            said = [c["message"] for c in e.get("cases", []) if not c.get("ok") and c.get("message")]
-            failing.append(f"{n}: {said[0] if said else f'{got:g} of {worth:g} points'}")
-        cause = "; ".join([*data.get("events", []), *failing[:2]]) or "no exercise passed"
-    setup = _first_setup_error(result, aid)
-    if setup:
-        cause = f"the setup cell failed: {setup}"
-    got = f"scored {score:g}/{expected:g}" if score is not None else "was not graded"
-    return f"the reference solution {got} in the sandbox ({outcomes.clean_text(cause)[:300]})"
 
 
-#: In a worker: (bundle key, assignment, seed, unsafe) -> why this process cannot grade that
-#: assignment (None: its canary scored full marks). Forked workers inherit the coordinator's.
-_CHECKED: dict[tuple, str | None] = {}
 
 
-def _check_key(key: str, job: jobs.Job) -> tuple:
-    """What a canary's verdict is remembered under: the bundle's key, the assignment and the settings."""
-    return key, job.assignment, job.settings.get("seed"), bool(job.settings.get("unsafe_no_sandbox"))
 
 
-def _canary_job(aid: str, notebook: bytes, settings: dict) -> jobs.Job:
-    return jobs.Job(aid, CANARY, {f"{aid}.ipynb": notebook}, settings, "canary")
 
 
-def run_canary(bundle: jobs.Bundle, job: jobs.Job) -> jobs.Result:
-    """Grade the canary ``job`` here and remember whether this worker can grade its assignment."""
-    result = grade_job(bundle, job)
-    root = worker.staged(bundle)
-    _CHECKED[_check_key(bundle.key, job)] = canary_problem(Course(root), result)
-    return result
 
 
-def grade_checked(bundle: jobs.Bundle, job: jobs.Job) -> jobs.Result:
-    """``grade_job``, in a worker that has graded the reference solution of the job's assignment
-    full marks: a worker that joined a cluster after the batch's canaries grades it first (once
-    per assignment); one whose canary failed, or that runs several tasks at once, refuses."""
-    threads = jobs.dask_worker_threads()
-    if threads != 1:
-        return answers.refused(job, f"it runs {threads} tasks at once; start it with --nthreads 1")
-    key = _check_key(bundle.key, job)
-    if key not in _CHECKED:
-        worker.staged(bundle)
-        notebook = worker.canary_notebook(key[0], job.assignment)
-        if notebook is None:
-            return answers.refused(job, "the batch sent it no canary")
-        run_canary(bundle, _canary_job(job.assignment, notebook, job.settings))
-    if _CHECKED[key]:
-        return answers.refused(job, _CHECKED[key])
-    return grade_job(bundle, job)
 
 
-def check_host(course: Course, aids: list[str], opts: GradeOptions,
-               pool: pools.LocalPool | pools.DaskPool) -> None:
-    """Grade the reference solution of each assignment as a canary (in a fresh worker process,
-    or once on every worker of a cluster); stop if it loses a point anywhere. The canary's
-    result is only read: nothing of it reaches the course's gradebook or folders."""
-    for aid in aids:
-        job = _canary_job(aid, pool.canaries[aid], _settings(opts))
-        key = (str(course.root), aid, opts.seed, opts.unsafe_no_sandbox, getattr(pool, "address", None))
-        if key not in _HOST_OK:
-            for where, result in pool.on_each_worker(run_canary, job).items():
-                problem = canary_problem(course, result)
-                if problem:
-                    host = "this host" if isinstance(pool, pools.LocalPool) else f"the Dask worker {where}"
-                    raise HostBroken(f"{host} cannot grade {aid}: {problem}. Nothing was graded; fix the grading "
-                                     "environment (is the project installed, bubblewrap working?) and rerun.")
-            _HOST_OK.add(key)
-        _CHECKED[_check_key(pool.key, job)] = None  # the local pool's workers, forked after this, inherit it
 
 
 # --------------------------------------------------------------------------- #
@@ -623,3 +400,28 @@ def grade_lms_export(course: Course, export: Path, roster: roster_mod.Roster, lm
         results = grade(course, batch.folder, opts)  # nothing matched: only the refusals are recorded
     save_identities(course, batch)
     return batch, results
+
+
+#: Canaries that passed in this process: (course, assignment, seed, unsafe, cluster). A process grades
+#: one batch (the CLI), so this only spares repeated in-process batches (tests, benchmarks) a rerun.
+_HOST_OK: set[tuple] = set()
+
+
+
+def check_host(course: Course, aids: list[str], opts: GradeOptions,
+               pool: pools.LocalPool | pools.DaskPool) -> None:
+    """Grade the reference solution of each assignment as a canary (in a fresh worker process,
+    or once on every worker of a cluster); stop if it loses a point anywhere. The canary's
+    result is only read: nothing of it reaches the course's gradebook or folders."""
+    for aid in aids:
+        job = canary_job(aid, pool.canaries[aid], _settings(opts))
+        key = (str(course.root), aid, opts.seed, opts.unsafe_no_sandbox, getattr(pool, "address", None))
+        if key not in _HOST_OK:
+            for where, result in pool.on_each_worker(run_canary, job).items():
+                problem = canary_problem(course, result)
+                if problem:
+                    host = "this host" if isinstance(pool, pools.LocalPool) else f"the Dask worker {where}"
+                    raise HostBroken(f"{host} cannot grade {aid}: {problem}. Nothing was graded; fix the grading "
+                                     "environment (is the project installed, bubblewrap working?) and rerun.")
+            _HOST_OK.add(key)
+        passed(pool.key, job)

@@ -11,7 +11,6 @@ from typing import Any, Iterable, Iterator
 
 from autograder.course import Course, CourseError
 from autograder.run.jobs import Bundle, Job
-from autograder.store import gradebook as store_gradebook
 from autograder.store import outcomes
 
 #: The only files of the course folder itself shipped to a worker (never the gradebook, the seed, a

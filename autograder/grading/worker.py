@@ -8,16 +8,20 @@ the course (``autograder.store.results``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
 
+from autograder.config import SandboxPolicy
 from autograder.course import Course, CourseError
+from autograder.grading.answers import failed
 from autograder.grading.bundle import TEMPLATE
 from autograder.run.jobs import Bundle, Job, Result, where
+from autograder.sandbox import processes
 from autograder.store import gradebook as store_gradebook
 from autograder.store import outcomes
 
@@ -129,3 +133,127 @@ def collect_result(root: Path, job: Job, db_url: str, outcome: dict, zero: bool)
                   _files(root / "autograded" / job.student / job.assignment),
                   _files(root / "feedback" / job.student / job.assignment) if not zero else {},
                   entries, where())
+
+
+# -- grading one job ------------------------------------------------------------------------------
+
+
+class _FeedbackTooSlow(BaseException):
+    """Raised in the thread rendering feedback when its time is up (a BaseException, so that the
+    renderer's own ``except Exception`` clauses do not swallow it)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float, fired: dict | None = None):
+    """Raise _FeedbackTooSlow in this thread after ``seconds`` (and set ``fired["fired"]``).
+
+    In a process's main thread (a local pool's worker) by SIGALRM; in any other thread (a Dask
+    worker's) by an asynchronous exception (``PyThreadState_SetAsyncExc``, the C API's way to raise
+    in another thread). Both are delivered between two bytecodes, so both stop Python code (as
+    nbconvert's rendering is) and neither interrupts one long call into C. An asynchronous
+    exception is never cleared once set (clearing one leaves the interpreter's "pending" flag
+    raised, which hangs later profiled code on Python 3.11): one that fires as the block ends is
+    delivered and caught here."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def expire(signum, frame):
+            if fired is not None:
+                fired["fired"] = True
+            raise _FeedbackTooSlow()
+
+        old = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        return
+    import ctypes
+
+    target, lock = ctypes.c_ulong(threading.get_ident()), threading.Lock()
+    state = {"done": False, "fired": False}
+
+    def expire() -> None:
+        with lock:
+            if not state["done"]:
+                state["fired"] = True
+                if fired is not None:
+                    fired["fired"] = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(_FeedbackTooSlow))
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["done"] = True
+        if state["fired"]:  # set as the block ended: let it arrive here (at the loop's first jump)
+            try:
+                for _ in range(100_000):
+                    pass
+            except _FeedbackTooSlow:
+                pass
+
+
+def grade_job(bundle: Bundle, job: Job) -> Result:
+    """Autograde one submission and render its feedback; return all of it as data.
+
+    Runs in a worker (a forked process, or a Dask worker): in this process's staged copy of the
+    course (``bundle``, or the key of a bundle staged before the fork), against a private copy
+    of the template gradebook. Nothing of the course itself is written here. Whatever happens,
+    the result has an outcome, and every process the grading started is gone when this returns."""
+    root = staged(bundle)
+    course = Course(root)
+    aid, student = job.assignment, job.student
+    processes.become_subreaper()
+    before = processes.descendants()
+    private = Path(tempfile.mkdtemp(prefix="autograder-gradebook-"))
+    url = f"sqlite:///{private / 'gradebook.db'}"
+    try:
+        shutil.copyfile(root / TEMPLATE, private / "gradebook.db")
+        install_job(root, job, url)
+        config = store_gradebook.course_config(course, GradingSettings=job.settings, CourseDirectory={"db_url": url})
+        nb_api = store_gradebook.api(course, config)
+        result = nb_api.autograde(aid, student, force=True, create=True)
+        if not result.get("success"):
+            raise CourseError(store_gradebook.failure_reason(result))
+        data = outcomes.read(course, aid, student) or {}
+        if data.get("status") == outcomes.NOT_GRADED:  # e.g. an environment error, found by the scorer
+            return collect_result(root, job, url, data, zero=True)
+        if data.get("status") != outcomes.GRADED:
+            raise CourseError("the scorer recorded no result")
+        feedback_seconds = SandboxPolicy(config=config).feedback_seconds
+        fired: dict = {"fired": False}
+        try:
+            with _time_limit(feedback_seconds, fired):
+                result = nb_api.generate_feedback(aid, student, force=True)
+        except _FeedbackTooSlow:
+            fired["fired"] = True
+        if fired["fired"]:  # nbgrader may have caught it (its API catches everything): the timer says
+            # The scores are in and stand; only the page is missing (a rerun makes it again).
+            shutil.rmtree(root / "feedback" / student / aid, ignore_errors=True)
+            slow = f"feedback page not made: rendering it took more than {feedback_seconds} s"
+            data["events"] = [*data.get("events", []), slow]
+            data["reason"] = "; ".join(data["events"])
+            data["sha256"] = job.digest
+            data["feedback"] = False
+            return collect_result(root, job, url, data, zero=False)
+        if not result.get("success"):
+            raise CourseError("feedback: " + store_gradebook.failure_reason(result))
+        from autograder.pipeline.sanitize import harden_feedback_html
+
+        harden_feedback_html(root / "feedback" / student / aid / f"{aid}.html")
+        data["sha256"] = job.digest
+        data["feedback"] = True
+        return collect_result(root, job, url, data, zero=False)
+    except Exception as e:  # one bad submission never stops the batch; its old points never remain
+        return failed(job, f"internal error: {str(e)[:300]}")
+    finally:
+        processes.kill_new_descendants(before)
+        clean_job(root, job)
+        shutil.rmtree(private, ignore_errors=True)

@@ -22,7 +22,7 @@ from autograder.store.outcomes import clean_text
 from autograder.authoring.plan import ExercisePlan, load_plan
 from autograder.config import SandboxPolicy
 from autograder.config import GradingSettings, course_from_config
-from helpers.grading.contract import (CASE_KINDS, MAX_RESULTS_BYTES, SHORTCUT_POLICIES, ExerciseReport,  # noqa: F401
+from helpers.grading.contract import (MAX_RESULTS_BYTES, SHORTCUT_POLICIES, ExerciseReport,  # noqa: F401
                               cascade_message, judge, read_results)
 
 

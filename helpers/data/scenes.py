@@ -22,7 +22,7 @@ Conventions (students need them):
   earlier one, and the earlier digit's instance mask loses those pixels. Instance masks are the
   *visible* pixels of each digit: they never overlap and their union is ``label_map > 0``;
 - a placement that would hide more than ``MAX_HIDDEN`` (25 %) of an earlier digit's visible ink is
-  redrawn (up to 20 tries, then kept), so every digit stays recognisable;
+  redrawn (up to 20 tries, then the last is kept), to keep most of every digit visible;
 - Gaussian noise (standard deviation ``noise``, default 0.08) is added to the whole canvas, the
   result clipped to [0, 1] and rounded to whole grey levels k / 255 (an 8-bit image: the held-out
   scenes travel as uint8); labels come from the clean digits, so noise never changes a label.

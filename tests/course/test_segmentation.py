@@ -118,10 +118,10 @@ def test_the_challenge_numbers_are_in_the_text():
 
 # -- end to end through the CLI ---------------------------------------------------------------------
 
-# the reference's U-Net trained for 1 epoch instead of 4: between the marks (written from the solution cell)
+# the reference's U-Net trained for 3 epochs instead of 4: between the marks (1 epoch scores 0.045, under the zero mark)
 def _weak(solved_source: str) -> str:
     assert "epochs, batch, max_lr = 4, 16, 5e-3" in solved_source
-    return solved_source.replace("epochs, batch, max_lr = 4, 16, 5e-3", "epochs, batch, max_lr = 1, 16, 5e-3")
+    return solved_source.replace("epochs, batch, max_lr = 4, 16, 5e-3", "epochs, batch, max_lr = 3, 16, 5e-3")
 
 
 ENDLESS = '''def fit_scenes(X_train, Y_train, X_val, Y_val):

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import submissions as subs
-from autograder.authoring.challenges import (Challenge, ChallengePlan, cell_timeouts, challenge_plans, load_challenges,
+from autograder.authoring.challenges import (Challenge, ChallengePlan, challenge_plans, load_challenges,
                                    visible_specs)
 from autograder.course import Course, CourseError
 from autograder.authoring.heldout import HELDOUT_DIR, HeldoutError, load_heldout
@@ -317,11 +317,21 @@ def test_points_follow_the_documented_thresholds():
 
 # -- the trusted scorer: every bad record is 0 points with a reason ----------------------------------
 
-def _plan(n: int = 20, run_cpu: float | None = 33.5) -> ChallengePlan:
+class _Run:
+    """A challenge's plan with the CPU time the execute step would have measured for its run."""
+
+    def __init__(self, plan: ChallengePlan, run_cpu: float | None):
+        self.plan, self.run_cpu, self.targets = plan, run_cpu, plan.targets
+
+    def score(self, raw, **kw):
+        return self.plan.score(raw, run_cpu_seconds=self.run_cpu, **kw)
+
+
+def _plan(n: int = 20, run_cpu: float | None = 33.5) -> _Run:
     ch = Challenge("digits_cnn", "digits_classifier", "digits_test.npz", "accuracy", 0.98, 0.90, 50_000, 40,
                    allowance_seconds=30)
     labels = np.arange(n) % 10
-    return ChallengePlan(ch, np.zeros((n, 1, 28, 28), np.uint8), labels, points=5, run_cpu_seconds=run_cpu)
+    return _Run(ChallengePlan(ch, np.zeros((n, 1, 28, 28), np.uint8), labels, points=5), run_cpu)
 
 
 HOLDS = [["model.w", [1000], "float32"], ["model.b", [234], "float32"]]  # 1,234 numbers
@@ -451,12 +461,15 @@ def test_the_denoisers_test_digits_are_noised_from_the_secret():
 
 
 def test_challenge_cells_get_a_timeout_that_fits_their_budget():
-    plans = {"digits_cnn": _plan()}
-    timeout = cell_timeouts(plans, lambda: 60)
+    from autograder.pipeline.execute import SandboxedExecute
+
+    ex = SandboxedExecute()
+    ex.timeout, ex._plan = 60, {"digits_cnn": _plan().plan}
     cell = nbformat.v4.new_code_cell('challenge("digits_cnn", f)')
     cell.metadata = {"nbgrader": {"grade_id": "digits_cnn"}}
-    assert timeout(cell) == 280 and timeout(nbformat.v4.new_code_cell("x = 1")) == 60
-    assert cell_timeouts({}, lambda: 60) is None
+    assert ex._cell_timeout(cell) == 280 and ex._cell_timeout(nbformat.v4.new_code_cell("x = 1")) == 60
+    ex._plan = {}
+    assert ex._cell_timeout(cell) == 60
 
 
 # -- the harness: budgets enforced, at home and under the grader --------------------------------------
@@ -550,7 +563,7 @@ def test_at_home_the_report_guides_and_blocking_problems_raise(tmp_path, capsys)
 
 # -- every challenge: the reference earns full marks on the held-out set, chance earns nothing ----------
 
-def _graded_outputs(tmp_path: Path, plan: ChallengePlan, fit) -> str:
+def _graded_outputs(tmp_path: Path, plan: ChallengePlan, fit) -> tuple[str, float]:
     """What the sandbox-side harness writes for ``fit`` (the grader's mode, in this process)."""
     harvest = Harvest.in_workdir(tmp_path)
     harvest.inputs.mkdir(parents=True, exist_ok=True)
@@ -559,8 +572,8 @@ def _graded_outputs(tmp_path: Path, plan: ChallengePlan, fit) -> str:
     harvest.output_file(plan.exercise.name).write_text("")
     start = hc.kernel_cpu_seconds()
     hc._graded_run(plan.exercise.name, fit, harvest)
-    plan.run_cpu_seconds = hc.kernel_cpu_seconds() - start  # in this process: the fit and the predictions
-    return harvest.output_file(plan.exercise.name).read_text()
+    cpu = hc.kernel_cpu_seconds() - start  # in this process: the fit and the predictions
+    return harvest.output_file(plan.exercise.name).read_text(), cpu
 
 
 def _constant_model(task: str):
@@ -584,9 +597,11 @@ def test_reference_earns_full_marks_and_a_blank_model_none(tmp_path, aid, name):
 
     plan = challenge_plans(COURSE, aid)[name]
     fit = next(v for k, v in load_reference(COURSE.source_notebook(aid)).items() if k.startswith("fit_"))
-    best = plan.score(_graded_outputs(tmp_path, plan, fit))
+    raw, cpu = _graded_outputs(tmp_path, plan, fit)
+    best = plan.score(raw, run_cpu_seconds=cpu)
     assert best.ok and best.score(5) == 5, best.message(5)
-    blank = plan.score(_graded_outputs(tmp_path, plan, _constant_model(plan.exercise.task)))
+    raw, cpu = _graded_outputs(tmp_path, plan, _constant_model(plan.exercise.task))
+    blank = plan.score(raw, run_cpu_seconds=cpu)
     assert blank.score(5) == 0 and blank.value is not None, blank.message(5)
 
 

@@ -358,7 +358,7 @@ def test_outcome_files_record_each_case(graded_class):
 
 
 def outcomes_kinds():
-    from autograder.pipeline.scoring import CASE_KINDS
+    from helpers.grading.contract import CASE_KINDS
 
     return CASE_KINDS
 
@@ -422,7 +422,7 @@ def test_malformed_outcome_fields_do_not_break_the_report():
 
 def test_every_way_a_case_can_fail_has_a_name_on_the_page():
     from autograder.results.report import KIND_LABELS
-    from autograder.pipeline.scoring import CASE_KINDS
+    from helpers.grading.contract import CASE_KINDS
 
     assert set(CASE_KINDS) - {"passed"} <= set(KIND_LABELS), "a new case kind needs its words in KIND_LABELS"
 

@@ -11,7 +11,8 @@ from autograder.store.outcomes import clean_text
 from autograder.authoring.plan import grading_plan
 from autograder.authoring.reference import load_exercises, load_reference
 from autograder.pipeline.sanitize import FEEDBACK_CSP, harden_feedback_html, neutralise_images
-from autograder.pipeline.scoring import CASE_KINDS, score_exercise
+from autograder.pipeline.scoring import score_exercise
+from helpers.grading.contract import CASE_KINDS
 from helpers.grading.contract import MAX_RESULTS_BYTES as MAX_OUTPUT_BYTES
 from conftest import REPO
 from helpers.grading.checking import call_case, encode

@@ -12,7 +12,8 @@ from autograder.course import Course
 from autograder.authoring.exercises import Exercise
 from autograder.authoring.plan import ExercisePlan, PlannedCase, grading_plan
 from autograder.authoring.reference import load_exercises, load_reference
-from autograder.pipeline.scoring import CASE_KINDS, ExerciseResult, TrustedScores, name_cascades, score_exercise
+from autograder.pipeline.scoring import ExerciseResult, TrustedScores, name_cascades, score_exercise
+from helpers.grading.contract import CASE_KINDS
 from conftest import REPO, syllabus_ids
 from helpers.grading.checking import (Contract, compare, contract_problems, decode, encode, encode_inputs,
                               resolve_callables, run_case, run_visible_checks)

@@ -7,7 +7,8 @@ An assignment's ``cases.py`` may define ``CHALLENGES``, a list of ``Challenge``.
   nothing but the notebook travels with a submission, the CPU-time budget is measured on the
   grading machine (a weights file made at home could not show how it was trained, or on what), and
   the run is seeded on one thread, so the same submission gets the same score.
-- The sandbox gets the **test inputs only** (``ChallengePlan.sandbox_inputs``); the test targets
+- The sandbox gets the **test inputs only** (``ChallengePlan.sandbox_inputs``; a challenge is a graded
+  item beside the exercises: ``autograder.authoring.plan.GradedItem``); the test targets
   (labels, clean images, future values) stay in this process, which computes the metric from the
   outputs the sandbox wrote (``ChallengePlan.score``) and turns it into points by the documented
   thresholds: full marks at or past ``full``, none at or past ``zero``, linear in between.
@@ -228,21 +229,28 @@ class ChallengePlan:
     inputs: np.ndarray | tuple  # the denoiser's: (x_t, t)
     targets: Any                # what the task's score compares with (labels, images, seeds...)
     points: float = 0.0
-    #: CPU seconds of the whole graded run (the kernel and every process and thread of the submission),
-    #: measured from outside the sandbox by the execute step (``record_run_cpu``); None: not measured.
-    run_cpu_seconds: float | None = None
 
-    @property
-    def cases(self) -> list[None]:  # one pseudo-case: the scorer's error paths count len(plan.cases)
-        return [None]
+    def cell_timeout(self, default: int | None) -> int | None:
+        """The challenge's cell trains: four times its CPU budget plus two minutes of wall-clock time (a
+        busy grading host), and never less than the run's default."""
+        return max(default or 0, int(4 * self.exercise.cpu_seconds + 120))
+
+    def unscored(self, why: str) -> ChallengeResult:
+        r = ChallengeResult(self.exercise.name, self.exercise.spec(self.points), n_test=len(self.targets))
+        r.problems.append(why)
+        return r
 
     def sandbox_inputs(self) -> str:
         """The text of the sandbox's ``inputs/<name>.json``: the public spec and the test inputs only."""
         return json.dumps({"challenge": self.exercise.name, "spec": self.exercise.public(self.points),
                            "inputs": _inputs_data(self.inputs)})
 
-    def score(self, raw: str | None, max_bytes: int = MAX_CHALLENGE_BYTES) -> ChallengeResult:
-        """Judge what the sandbox wrote (None: nothing). Total: never raises because of ``raw``."""
+    def score(self, raw: str | None, *, shortcut_policy: str = "warn", max_bytes: int = MAX_CHALLENGE_BYTES,
+              run_cpu_seconds: float | None = None) -> ChallengeResult:
+        """Judge what the sandbox wrote (None: nothing). ``run_cpu_seconds``: the CPU time of the whole
+        graded run (the kernel and every process and thread of the submission), measured from outside
+        the sandbox by the execute step (None: not measured, which scores 0). Total: never raises
+        because of ``raw``. (``shortcut_policy`` concerns exercises only.)"""
         ch = self.exercise
         r = ChallengeResult(ch.name, ch.spec(self.points), n_test=len(self.targets))
 
@@ -276,7 +284,7 @@ class ChallengePlan:
                 return zero("error", "your fit did not return an nn.Module")
             return zero("error", "your fit or your model raised an exception")  # its text may echo test data
         run_budget = ch.cpu_seconds + ch.allowance_seconds
-        cpu = self.run_cpu_seconds
+        cpu = run_cpu_seconds
         if cpu is None or not math.isfinite(cpu):
             return zero("not_run", "the grader could not measure the CPU time of the run")
         numbers = holdings_total(doc.get("holdings"), doc.get("holdings_complete"))
@@ -343,14 +351,6 @@ def holdings_total(entries: Any, complete: Any) -> int | None:
     return total
 
 
-def record_run_cpu(plans: dict[str, Any], seconds: float | None) -> None:
-    """Hook for the execute step (trusted): the CPU time of the whole graded run, measured from
-    outside the sandbox (``processes.CpuMeter``), reaches every challenge of the run's plan."""
-    for p in plans.values():
-        if isinstance(p, ChallengePlan):
-            p.run_cpu_seconds = seconds
-
-
 def challenge_plans(course: Course, aid: str, points: dict[str, float] | None = None) -> dict[str, ChallengePlan]:
     """The challenges of an assignment as plans (empty when it has none). points: by name, for the
     spec shown in the sandbox (defaults to the graded cell's points in the source notebook)."""
@@ -381,24 +381,6 @@ def visible_specs(course: Course, aid: str) -> dict[str, Any]:
         return {}
     pts = cell_points(course.source_notebook(aid))
     return {"challenges": {name: ch.public(pts.get(name, 0.0)) for name, ch in found.items()}}
-
-
-def cell_timeouts(plans: dict[str, Any], default: Any) -> Any:
-    """nbclient's ``timeout_func`` for a run: a challenge's graded cell may take four times its CPU
-    budget plus two minutes of wall-clock time (a busy grading host), every other cell ``default()``.
-    None when the run has no challenge (nbclient then uses its ``timeout``)."""
-    budgets = {name: p.exercise.cpu_seconds for name, p in plans.items() if isinstance(p, ChallengePlan)}
-    if not budgets:
-        return None
-
-    def timeout(cell: Any) -> int | None:
-        base = default()
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") if cell is not None else None
-        if gid in budgets:
-            return max(base or 0, int(4 * budgets[gid] + 120))
-        return base
-
-    return timeout
 
 
 def heldout_files(course: Course, aids: list[str]) -> list[Path]:

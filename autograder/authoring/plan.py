@@ -23,13 +23,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import helpers
 from autograder.course import REPO, Course, CourseError
+from autograder.authoring.challenges import challenge_plans, visible_specs
 from autograder.authoring.exercises import Exercise
-from helpers.grading.contract import (Case, Contract, case_data, case_from_data, decode, dtype_problem, encode,
-                              encode_inputs, inputs_document, rounded)
+from helpers.grading.contract import (MAX_RESULTS_BYTES, Case, Contract, ExerciseReport, case_data, case_from_data,
+                                      decode, dtype_problem, encode, encode_inputs, inputs_document, judge,
+                                      read_results, rounded)
 
 #: What a planned case is: the judge's case (``helpers.grading.contract.Case``).
 PlannedCase = Case
@@ -62,6 +64,31 @@ class ExerciseSpec:
                    tuple(ex.builds_on), ex.partial_credit, ex.dtype)
 
 
+class GradedItem(Protocol):
+    """One graded cell of a run: an exercise (``ExercisePlan``) or a challenge
+    (``autograder.authoring.challenges.ChallengePlan``). The execute step and the scorer call these
+    and nothing else, whatever the kind.
+
+    exercise:        its declaration (``name``, ``builds_on``, ``partial_credit``)
+    sandbox_inputs:  the text of the sandbox's ``inputs/<name>.json`` (never an expected value or target)
+    cell_timeout:    the wall-clock limit of its graded cell, given the run's default
+    score:           the trusted verdict on what the sandbox wrote (None: nothing); ``run_cpu_seconds`` is
+                     the whole run's CPU time measured from outside the sandbox (None: not measured)
+    unscored:        a verdict of no points for a reason that is not the student's (the grading host)
+    The verdicts share one interface: ``ok``, ``score(points)``, ``message(points)``, ``cases``."""
+
+    exercise: Any
+
+    def sandbox_inputs(self) -> str: ...
+
+    def cell_timeout(self, default: int | None) -> int | None: ...
+
+    def score(self, raw: str | None, *, shortcut_policy: str = "warn", max_bytes: int = MAX_RESULTS_BYTES,
+              run_cpu_seconds: float | None = None) -> Any: ...
+
+    def unscored(self, why: str) -> Any: ...
+
+
 @dataclass
 class ExercisePlan:
     """One exercise of a plan: its spec and its cases (visible first, then hidden)."""
@@ -73,6 +100,22 @@ class ExercisePlan:
         """The text of the sandbox's ``inputs/<exercise>.json``: the inputs only, in order."""
         ex = self.exercise
         return inputs_document(ex.name, ex.framework, ex.contract(), [c.inputs for c in self.cases])
+
+    def cell_timeout(self, default: int | None) -> int | None:
+        return default
+
+    def score(self, raw: str | None, *, shortcut_policy: str = "warn", max_bytes: int = MAX_RESULTS_BYTES,
+              run_cpu_seconds: float | None = None) -> ExerciseReport:
+        """Judge the raw text the sandbox wrote (None: nothing written) with the contract's ``judge``
+        (as the student's ``check`` does). Total: whatever the text holds (malformed, deep, huge,
+        overflowing), every case ends passed or failed with a reason; nothing raises because of it."""
+        ex = self.exercise
+        entries, problem = read_results(raw, ex.name, max_bytes)
+        return judge(ex.name, self.cases, entries, rtol=ex.rtol, atol=ex.atol, contract=ex.contract(),
+                     problem=problem, shortcut_policy=shortcut_policy, partial_credit=ex.partial_credit)
+
+    def unscored(self, why: str) -> ExerciseReport:
+        return ExerciseReport(self.exercise.name, total=len(self.cases), problems=[why])
 
 
 # --------------------------------------------------------------------------- #
@@ -287,6 +330,11 @@ def load_plan(course: Course, aid: str, seed: int | None) -> dict[str, ExerciseP
     return _LOADED[key]
 
 
+def graded_items(course: Course, aid: str, seed: int | None) -> dict[str, GradedItem]:
+    """Every graded cell of a run by grade_id: the exercises of the plan, then the challenges."""
+    return {**load_plan(course, aid, seed), **challenge_plans(course, aid)}
+
+
 def grading_plan(course_root: Path, aid: str, seed: int) -> dict[str, ExercisePlan]:
     """``load_plan`` for a course root (what tests and tools call)."""
     return load_plan(Course(Path(course_root)), aid, seed)
@@ -294,8 +342,6 @@ def grading_plan(course_root: Path, aid: str, seed: int) -> dict[str, ExercisePl
 
 def visible_checks(course: Course, aid: str) -> dict:
     """The content of an assignment's checks.json."""
-    from autograder.authoring.challenges import visible_specs  # hook (issue 19): the challenges' public specs
-
     return {**visible_part(json.loads(ensure_plan(course, aid, None).read_text())), **visible_specs(course, aid)}
 
 

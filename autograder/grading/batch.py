@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from autograder.authoring.challenges import heldout_files
 from autograder.grading import answers, worker
 from autograder.grading.canary import (HostBroken, canary_job, canary_problem, grade_checked, passed,
                                        reference_submission, run_canary)
@@ -311,11 +312,8 @@ def _workers(course: Course, aids: list[str], opts: GradeOptions, address: str |
     for aid in aids:  # computed once, here (and cached in the course); workers get the files
         plan.grading_plan(course.root, aid, opts.seed)
     # The plan files, as data: the staged course's plan cache may live elsewhere (plan_path).
-    plans = [(aid, opts.seed, plan.plan_path(course, aid, opts.seed).read_bytes())
-             for aid in aids] if hasattr(plan, "plan_path") else []
-    from autograder.authoring.challenges import heldout_files  # hook (issue 19): the challenges' held-out test sets
-
-    shipped = heldout_files(course, aids)
+    plans = [(aid, opts.seed, plan.plan_path(course, aid, opts.seed).read_bytes()) for aid in aids]
+    shipped = heldout_files(course, aids)  # the challenges' held-out sets: trusted processes only
     with tempfile.TemporaryDirectory() as tmp:
         template = Path(tmp) / "template.db"
         nbgrader_api.template_gradebook(course, aids, template)
@@ -344,8 +342,9 @@ HANDLERS = pools.Handlers(accept=answers.believed, fail=answers.failed, stage=wo
 
 
 def _lost(job: jobs.Job, why: str) -> jobs.Result:
-    """A submission whose worker died (every attempt, on a cluster): zero points, and how to finish."""
-    return answers.failed(job, f"not graded: {WORKER_DIED}; {RERUN}")
+    """A submission no worker finished (its worker died, every attempt on a cluster; or no worker was
+    left to take it): zero points, what happened, and how to finish."""
+    return answers.failed(job, f"not graded: {WORKER_DIED}: {why}; {RERUN}")
 
 
 def _run(course: Course, todo: list, opts: GradeOptions, pool: pools.LocalPool | pools.DaskPool) -> None:

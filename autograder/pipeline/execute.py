@@ -29,7 +29,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, List, Unicode
 
 from autograder.sandbox import kernel as sandbox
-from autograder.authoring.plan import ExercisePlan, load_plan
+from autograder.authoring.plan import GradedItem, graded_items
 from autograder.config import SandboxPolicy
 from autograder.config import GradingSettings, course_from_config
 from helpers.grading.contract import Harvest
@@ -68,12 +68,10 @@ class SandboxedExecute(Execute):
         info = resources["nbgrader"]
         record = resources.setdefault("autograder", {"events": []})
         seed = settings.resolved_seed(course)
-        plan = load_plan(course, info["assignment"], seed)
-        # Hook (issue 19): the assignment's model-design challenges (autograder/authoring/challenges.py) join the
-        # plan: the sandbox gets their test inputs only, the scorer keeps their targets.
-        from autograder.authoring.challenges import cell_timeouts, challenge_plans, record_run_cpu
-        plan = {**plan, **challenge_plans(course, info["assignment"])}
-        self.timeout_func = cell_timeouts(plan, lambda: self.timeout)  # a challenge cell trains: its budget
+        # every graded item (exercises and challenges): the sandbox gets their inputs only
+        plan = graded_items(course, info["assignment"], seed)
+        self.timeout_func = self._cell_timeout  # each graded cell's own limit (a challenge's trains)
+        self._plan = plan
         record["plan"], record["seed"] = plan, seed  # the scorer judges against exactly this plan
         self._limits = policy = SandboxPolicy(config=self.config)
         self.timeout = policy.cell_timeout
@@ -110,9 +108,8 @@ class SandboxedExecute(Execute):
                     raise RuntimeError("the kernel failed to start twice" + _last_words(workdir / "kernel.log"))
                 if self._watchdog and self._watchdog.reason and self._watchdog.reason not in record["events"]:
                     record["events"].append(self._watchdog.reason)
-                if self._watchdog is not None:  # issue 27 §1: the run's CPU time, from outside, to the challenges
+                if self._watchdog is not None:  # the run's CPU time, measured from outside, for the scorer
                     record["cpu_seconds"] = self._watchdog.cpu.sample(self._kernel_pids())
-                    record_run_cpu(plan, record["cpu_seconds"])
                 self._stop_kernel(km, uid)  # nothing of the submission runs while its outputs are read
                 km = None
                 record["outputs"] = self._collect_outputs(workdir, policy.results_bytes)
@@ -123,6 +120,13 @@ class SandboxedExecute(Execute):
                 self._stop_kernel(km, uid)
                 shutil.rmtree(workdir, ignore_errors=True)
         return nb, resources
+
+    def _cell_timeout(self, cell) -> int | None:
+        """nbclient's ``timeout_func``: a graded cell's limit comes from its item, any other cell's is
+        the policy's ``cell_timeout``."""
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") if cell is not None else None
+        item = self._plan.get(gid) if gid else None
+        return item.cell_timeout(self.timeout) if item is not None else self.timeout
 
     # -- the kernel's life ----------------------------------------------------
 
@@ -186,7 +190,7 @@ class SandboxedExecute(Execute):
 
     # -- set-up -------------------------------------------------------------
 
-    def _stage(self, workdir: Path, source: Path, plan: dict[str, ExercisePlan], uid: int) -> None:
+    def _stage(self, workdir: Path, source: Path, plan: dict[str, GradedItem], uid: int) -> None:
         harvest = Harvest.in_workdir(workdir)
         for folder in (workdir / "work", harvest.inputs):
             folder.mkdir(parents=True, exist_ok=True)

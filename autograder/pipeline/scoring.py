@@ -19,31 +19,25 @@ from traitlets import Bool, Enum
 
 from autograder.store import outcomes
 from autograder.store.outcomes import clean_text
-from autograder.authoring.plan import ExercisePlan, load_plan
+from autograder.authoring.plan import GradedItem, graded_items
 from autograder.config import SandboxPolicy
 from autograder.config import GradingSettings, course_from_config
-from helpers.grading.contract import (MAX_RESULTS_BYTES, SHORTCUT_POLICIES, ExerciseReport,  # noqa: F401
-                              cascade_message, judge, read_results)
+from helpers.grading.contract import MAX_RESULTS_BYTES, SHORTCUT_POLICIES, ExerciseReport, cascade_message
 
 
-def score_exercise(plan: ExercisePlan, raw: str | None, shortcut_policy: str = "warn",
-                   max_bytes: int = MAX_RESULTS_BYTES) -> ExerciseReport:
-    """Judge the raw text the sandbox wrote for one exercise (None: nothing written), with the
-    contract's ``judge``. Total: whatever the text holds (malformed, deep, huge, overflowing),
-    every case ends passed or failed with a reason; nothing here raises because of it."""
-    if not isinstance(plan, ExercisePlan):  # hook (issue 19): a challenge judges itself (autograder/authoring/challenges.py)
-        return plan.score(raw, max_bytes)
-    ex = plan.exercise
-    entries, problem = read_results(raw, ex.name, max_bytes)
-    return judge(ex.name, plan.cases, entries, rtol=ex.rtol, atol=ex.atol, contract=ex.contract(),
-                 problem=problem, shortcut_policy=shortcut_policy, partial_credit=ex.partial_credit)
+def score_exercise(plan: GradedItem, raw: str | None, shortcut_policy: str = "warn",
+                   max_bytes: int = MAX_RESULTS_BYTES, run_cpu_seconds: float | None = None) -> ExerciseReport:
+    """The trusted verdict on one graded item from the raw text the sandbox wrote (None: nothing):
+    ``GradedItem.score`` (an exercise's cases judged by the contract's ``judge``, a challenge's
+    metric on the held-out targets). Total: nothing here raises because of ``raw``."""
+    return plan.score(raw, shortcut_policy=shortcut_policy, max_bytes=max_bytes, run_cpu_seconds=run_cpu_seconds)
 
 
 #: The trusted verdict on one exercise is the contract's report (one class on both sides).
 ExerciseResult = ExerciseReport
 
 
-def name_cascades(results: dict[str, ExerciseReport], plans: dict[str, ExercisePlan]) -> None:
+def name_cascades(results: dict[str, ExerciseReport], plans: dict[str, GradedItem]) -> None:
     """Put "uses your `f`, which fails its checks: fix that first" at the top of the verdict of
     every failing exercise that builds on a failing one (``Exercise.builds_on``)."""
     for name, result in results.items():
@@ -97,15 +91,15 @@ class TrustedScores(SaveAutoGrades):
             seed, self._plan = record["seed"], record["plan"]
         else:
             seed = GradingSettings(config=config).resolved_seed(course)
-            self._plan = load_plan(course, info["assignment"], seed)
+            self._plan = graded_items(course, info["assignment"], seed)
         max_bytes = SandboxPolicy(config=config).results_bytes
         outputs = record.get("outputs", {})
         env_error = setup_error(nb)
         if env_error:  # the grading host, not the student, failed: no score stands
-            self._results = {name: ExerciseReport(name, total=len(p.cases), problems=[env_error])
-                             for name, p in self._plan.items()}
+            self._results = {name: p.unscored(env_error) for name, p in self._plan.items()}
         else:
-            self._results = {name: score_exercise(p, outputs.get(name), self.shortcut_policy, max_bytes)
+            cpu = record.get("cpu_seconds")  # the run's CPU time, measured from outside the sandbox
+            self._results = {name: score_exercise(p, outputs.get(name), self.shortcut_policy, max_bytes, cpu)
                              for name, p in self._plan.items()}
             name_cascades(self._results, self._plan)
             for r in self._results.values():  # the course's setting where the exercise has none

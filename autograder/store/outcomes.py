@@ -60,8 +60,7 @@ def record_graded(course: Course, aid: str, student: str, notebook: str, seed: i
     notes = [n for n in previous.get("notes", []) if previous.get("pending")]
     events = [clean_text(e) for e in events]
     exercises = {name: {"passed": r.passed, "total": r.total, "ok": r.ok,
-                        "points": r.score(points.get(name, 0.0)) if hasattr(r, "score") else
-                        (points.get(name, 0.0) if r.ok else 0.0),
+                        "points": r.score(points.get(name, 0.0)),
                         "max_points": points.get(name, 0.0), "cases": r.cases} for name, r in results.items()}
     _write(path, {
         "assignment": aid, "student": student, "notebook": notebook, "status": GRADED,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.files import read_regular
 from autograder.intake import collect
 from autograder.course import Course, CourseError
 from conftest import REPO
@@ -67,10 +68,10 @@ def test_read_regular_never_follows_a_link(tmp_path):
     target.write_text("secret")
     os.symlink(target, tmp_path / "l")
     with pytest.raises(OSError):
-        collect.read_regular(tmp_path / "l", 100)
-    assert collect.read_regular(target, 100) == b"secret"
+        read_regular(tmp_path / "l", 100)
+    assert read_regular(target, 100) == b"secret"
     with pytest.raises(OSError):
-        collect.read_regular(target, 3)
+        read_regular(target, 3)
 
 
 def test_odd_student_ids_are_refused_with_a_reason(tmp_path, notebook_bytes):

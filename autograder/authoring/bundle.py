@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from autograder.course import Course, CourseError
+from autograder.files import ZIP_TIME, atomic_output
 
 TEMPLATES = Path(__file__).resolve().parent / "student_edition"
 #: Folder of the notebooks in the bundle (each notebook beside its checks.json, as in release/).
@@ -45,8 +46,6 @@ INSTRUCTOR_FILES = {"cases.py", "nbgrader_config.py", "gradebook.db", ".grading_
 INSTRUCTOR_ONLY_PACKAGES = {"nbgrader", "copydetect", "nbclient", "nbconvert", "nbformat"}
 #: Files of a tree that are never a course file (caches, editor litter).
 LITTER = {"__pycache__", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
-#: Timestamp of every zip entry (zips then depend only on the content).
-ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -297,14 +296,12 @@ def write_zip(files: list[BundleFile], to: Path, top: str = NAME) -> Path:
     if to.exists():
         raise CourseError(f"{to} exists: choose a new file name (or delete it)")
     to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = to.with_name(f".{to.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_output(to) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in files:
             info = zipfile.ZipInfo(f"{top}/{f.path}", date_time=ZIP_TIME)
             info.external_attr = (stat.S_IFREG | (0o755 if f.executable else 0o644)) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, f.data)
-    tmp.replace(to)
     return to
 
 

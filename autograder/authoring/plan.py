@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import helpers
 from autograder.course import REPO, Course, CourseError
+from autograder.files import readable_json, write_atomic
 from autograder.authoring.challenges import challenge_plans, visible_specs
 from autograder.authoring.exercises import Exercise
 from helpers.grading.contract import (MAX_RESULTS_BYTES, Case, Contract, ExerciseReport, case_data, case_from_data,
@@ -348,16 +349,11 @@ def visible_checks(course: Course, aid: str) -> dict:
 def _write(path: Path, text: str) -> None:
     """Write a plan privately (0600 in a 0700 folder: it holds hidden inputs and expected outputs,
     whoever runs ``python -m autograder.authoring.plan`` and under whatever umask) and atomically."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
-        f.write(text)
-    os.replace(tmp, path)  # readers see the old plan or the new one, never half of one
+    write_atomic(path, text, private=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m autograder.authoring.plan COURSE AID [--seed S]``: compute one plan file."""
-    from autograder.authoring.release import readable_json
 
     p = argparse.ArgumentParser(prog="python -m autograder.authoring.plan", description=main.__doc__)
     p.add_argument("course")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import filecmp
 import json
+
+from autograder.files import readable_json
 import math
 import tempfile
 from pathlib import Path
@@ -27,18 +29,6 @@ ATOL = 1e-10
 def checks_json_text(course: Course, aid: str) -> str:
     """checks.json: sorted, indented, floats rounded (``helpers.grading.checking.SIGNIFICANT_DIGITS``)."""
     return readable_json(rounded(visible_checks(course, aid))) + "\n"
-
-
-def readable_json(obj: Any, indent: str = "") -> str:
-    """JSON with sorted keys, one key per line, and lists of plain values kept on one line
-    (a diff then shows which case changed without one line per number)."""
-    inner = indent + " "
-    if isinstance(obj, dict) and obj:
-        items = [f"{inner}{json.dumps(k)}: {readable_json(obj[k], inner)}" for k in sorted(obj)]
-        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
-        return "[\n" + ",\n".join(inner + readable_json(v, inner) for v in obj) + "\n" + indent + "]"
-    return json.dumps(obj, ensure_ascii=False)
 
 
 def json_difference(a: Any, b: Any, where: str = "") -> str | None:

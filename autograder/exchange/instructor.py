@@ -480,7 +480,7 @@ def return_feedback(course, root: str | os.PathLike | None = None, only: str | N
             if only and aid != only:
                 continue
             secret = adir / SECRET
-            html = course.root / "feedback" / student / aid / f"{aid}.html"
+            html = course.step_dir("feedback", student, aid) / f"{aid}.html"
             outcome = outcomes.read(course, aid, student) or {}
             digests = {_sha256(p) for p in adir.glob("*.ipynb") if p.is_file()}
             if not secret.is_file():

@@ -149,7 +149,7 @@ def already_graded(course: Course, sub: collect.Submission, digest: str, seed: i
     if not (previous.get("status") == outcomes.GRADED and previous.get("feedback")
             and previous.get("sha256") == digest and previous.get("seed") == seed):
         return False
-    if not (course.root / "feedback" / sub.student / sub.assignment / f"{sub.assignment}.html").is_file():
+    if not (course.step_dir("feedback", sub.student, sub.assignment) / f"{sub.assignment}.html").is_file():
         return False
     score = _gradebook_score(course, sub.assignment, sub.student)
     return score is not None and abs(score - float(previous.get("score", -1))) < 1e-9

@@ -77,6 +77,6 @@ def build_bundle(course: Course, aids: list[str], template: Path, extra: Iterabl
 def make_job(course: Course, aid: str, student: str, settings: dict[str, Any], digest: str,
              extension_s: float | None = None) -> Job:
     """The job of a submission installed in ``submitted/`` (its files and the notes recorded so far)."""
-    folder = course.root / "submitted" / student / aid
+    folder = course.step_dir("submitted", student, aid)
     files = {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file() and not f.is_symlink()}
     return Job(aid, student, files, settings, digest, outcomes.read(course, aid, student), extension_s)

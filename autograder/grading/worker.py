@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 import shutil
 import signal
 import tempfile
-import uuid
 from pathlib import Path
 
 from autograder.config import SandboxPolicy
-from autograder.course import Course, CourseError
+from autograder.course import STEPS, Course, CourseError
+from autograder.files import write_atomic
 from autograder.grading.answers import failed
 from autograder.grading.bundle import TEMPLATE
 from autograder.run.jobs import Bundle, Job, Result, where
@@ -75,10 +74,7 @@ def _install_plan(course: Course, aid: str, seed: int, content: bytes) -> None:
     path = plan.plan_path(course, aid, seed)
     if path.is_file():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
+    write_atomic(path, content, private=True)
 
 
 def unstage(key: str) -> None:
@@ -99,7 +95,7 @@ def install_job(root: Path, job: Job, db_url: str) -> None:
     the student (with any extension) in the private gradebook."""
     course = Course(root)
     clean_job(root, job)
-    folder = root / "submitted" / job.student / job.assignment
+    folder = Course(root).step_dir("submitted", job.student, job.assignment)
     folder.mkdir(parents=True)
     for name, content in job.files.items():
         if "/" in name or name in ("", ".", ".."):
@@ -112,9 +108,10 @@ def install_job(root: Path, job: Job, db_url: str) -> None:
 
 def clean_job(root: Path, job: Job) -> None:
     """Remove what grading the job left in the staged course."""
-    for step in ("submitted", "autograded", "feedback"):
-        shutil.rmtree(root / step / job.student / job.assignment, ignore_errors=True)
-    outcomes.clear(Course(root), job.assignment, job.student)
+    course = Course(root)
+    for step in STEPS:
+        shutil.rmtree(course.step_dir(step, job.student, job.assignment), ignore_errors=True)
+    outcomes.clear(course, job.assignment, job.student)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -128,8 +125,8 @@ def collect_result(root: Path, job: Job, db_url: str, outcome: dict, zero: bool)
     """What the staged course holds for the job once graded, as data."""
     entries = store_gradebook.submission_entries(db_url, Course(root).course_id(), job.assignment, job.student)
     return Result(job.assignment, job.student, outcome, zero,
-                  _files(root / "autograded" / job.student / job.assignment),
-                  _files(root / "feedback" / job.student / job.assignment) if not zero else {},
+                  _files(Course(root).step_dir("autograded", job.student, job.assignment)),
+                  _files(Course(root).step_dir("feedback", job.student, job.assignment)) if not zero else {},
                   entries, where())
 
 
@@ -234,7 +231,7 @@ def grade_job(bundle: Bundle, job: Job) -> Result:
             fired["fired"] = True
         if fired["fired"]:  # nbgrader may have caught it (its API catches everything): the timer says
             # The scores are in and stand; only the page is missing (a rerun makes it again).
-            shutil.rmtree(root / "feedback" / student / aid, ignore_errors=True)
+            shutil.rmtree(course.step_dir("feedback", student, aid), ignore_errors=True)
             slow = f"feedback page not made: rendering it took more than {feedback_seconds} s"
             data["events"] = [*data.get("events", []), slow]
             data["reason"] = "; ".join(data["events"])
@@ -245,7 +242,7 @@ def grade_job(bundle: Bundle, job: Job) -> Result:
             raise CourseError("feedback: " + store_gradebook.failure_reason(result))
         from autograder.pipeline.sanitize import harden_feedback_html
 
-        harden_feedback_html(root / "feedback" / student / aid / f"{aid}.html")
+        harden_feedback_html(course.step_dir("feedback", student, aid) / f"{aid}.html")
         data["sha256"] = job.digest
         data["feedback"] = True
         return collect_result(root, job, url, data, zero=False)

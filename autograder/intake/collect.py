@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.config import MAX_NOTEBOOK_MB, MAX_ZIP_MB
+from autograder.files import link_kind, read_regular
 from autograder.course import Course, CourseError
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
@@ -206,17 +207,6 @@ def _unwrap(root: Path, assignment_ids: set[str]) -> Path:
     return root
 
 
-def link_kind(st: os.stat_result) -> str | None:
-    """Why a file system entry is refused (a link or a special file), or None for a plain file/folder."""
-    if stat.S_ISLNK(st.st_mode):
-        return "a symbolic link"
-    if stat.S_ISREG(st.st_mode):
-        return "a hard link" if st.st_nlink > 1 else None
-    if stat.S_ISDIR(st.st_mode):
-        return None
-    return "not a regular file"
-
-
 def _refused_inside(folder: Path) -> str | None:
     """The first link or special file anywhere under ``folder`` (not followed), as a reason."""
     count = 0
@@ -311,19 +301,6 @@ def discover(course: Course, root: Path, only: str | None = None,
             refused_keys.add(key)
     submissions.sort(key=lambda s: (s.student, s.assignment))
     return submissions, refused
-
-
-def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file, never through a link (``O_NOFOLLOW``, no hard links), at most ``limit``."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as f:
-        kind = link_kind(os.fstat(f.fileno()))
-        if kind:
-            raise OSError(f"{path.name} is {kind}")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(f"{path.name} is larger than {limit} bytes")
-    return data
 
 
 def check_submission(student: str, aid: str, folder: Path) -> Submission:
@@ -433,7 +410,7 @@ def install(course: Course, sub: Submission) -> Path:
     The copy gets the released nbgrader metadata back (``restore_metadata``); the
     student's own file is never changed.
     """
-    dest_dir = course.root / "submitted" / sub.student / sub.assignment
+    dest_dir = course.step_dir("submitted", sub.student, sub.assignment)
     dest = dest_dir / f"{sub.assignment}.ipynb"
     if dest_dir.exists():
         for stale in dest_dir.iterdir():

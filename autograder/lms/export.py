@@ -36,7 +36,7 @@ from autograder.results import export
 from autograder.lms import intake as lms
 from autograder.store import gradebook as nbgrader_api
 from autograder.store import outcomes
-from autograder.authoring.bundle import ZIP_TIME
+from autograder.files import ZIP_TIME, atomic_output
 from autograder.course import Course, CourseError
 from autograder.intake.roster import Roster
 
@@ -81,7 +81,7 @@ def _assignments(course: Course, rows: dict, only: str | None) -> list[str]:
 
 
 def _feedback_html(course: Course, student: str, aid: str) -> bytes | None:
-    path = course.root / "feedback" / student / aid / f"{aid}.html"
+    path = course.step_dir("feedback", student, aid) / f"{aid}.html"
     try:
         return path.read_bytes() if path.is_file() and not path.is_symlink() else None
     except OSError:
@@ -89,14 +89,12 @@ def _feedback_html(course: Course, student: str, aid: str) -> bytes | None:
 
 
 def _write_zip(path: Path, entries: dict[str, bytes]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, entries[name])
-    tmp.replace(path)
 
 
 def _score(value: str) -> str:

@@ -49,6 +49,7 @@ from pathlib import Path, PurePosixPath
 from autograder.intake import collect
 from autograder.store import outcomes
 from autograder.config import MAX_NOTEBOOK_MB
+from autograder.files import link_kind, read_regular, write_atomic
 from autograder.course import Course, CourseError
 from autograder.intake.roster import ID_COLUMNS, Person, Roster
 
@@ -166,7 +167,7 @@ def _walk_folder(root: Path) -> tuple[list[tuple[str, Path]], dict[str, str]]:
             p = Path(current) / n
             rel = p.relative_to(root).as_posix()
             st = p.lstat()
-            kind = collect.link_kind(st)
+            kind = link_kind(st)
             if kind:
                 problems[rel] = collect.LINK_REFUSED.format(what="the file", kind=kind)
             elif stat.S_ISREG(st.st_mode):
@@ -277,7 +278,7 @@ def _release_grade_ids(course: Course) -> dict[str, set[str]]:
 def _looks_like(path: Path, ids: dict[str, set[str]]) -> str | None:
     """The assignment whose graded cells a notebook carries (most grade ids in common), if any."""
     try:
-        nb = json.loads(collect.read_regular(path, MAX_NOTEBOOK_MB * 1024 * 1024))
+        nb = json.loads(read_regular(path, MAX_NOTEBOOK_MB * 1024 * 1024))
         have = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.get("cells", [])
                 if isinstance(c, dict) and isinstance(c.get("metadata"), dict)
                 and isinstance(c["metadata"].get("nbgrader"), dict)}
@@ -530,7 +531,7 @@ def prepare(course: Course, export: Path, roster: Roster, lms: str | None, assig
         folder = layout / student / aid
         folder.mkdir(parents=True)
         for name, path in copies:
-            data = collect.read_regular(path, MAX_NOTEBOOK_MB * 1024 * 1024)
+            data = read_regular(path, MAX_NOTEBOOK_MB * 1024 * 1024)
             (folder / name).write_bytes(data)
         if sub_notes:
             notes[(student, aid)] = sub_notes
@@ -589,7 +590,7 @@ def read_times(path: Path, lms: str) -> dict[str, str]:
     (submission)``). Canvas: any CSV with the user id (``ID``, ``user_id`` or ``canvas_user_id``)
     and ``submitted_at`` (as the submissions API gives it). Raises CourseError (one line)."""
     try:
-        text = collect.read_regular(path, 50 * 1024 * 1024).decode("utf-8-sig")
+        text = read_regular(path, 50 * 1024 * 1024).decode("utf-8-sig")
         rows = list(csv.reader(io.StringIO(text)))
     except OSError as e:
         raise CourseError(f"cannot read the submission times {path}: {e.strerror or e}") from None
@@ -631,11 +632,7 @@ def save_identities(course: Course, batch: LmsBatch) -> Path:
     path = identities_path(course, batch.lms, batch.assignment)
     data = read_identities(course, batch.lms, batch.assignment)
     data.update(batch.identities)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def read_identities(course: Course, lms: str, aid: str) -> dict[str, dict]:

@@ -231,7 +231,7 @@ def assignment_similarity(course: Course, aid: str, students: list[str], thresho
     boilerplate = boilerplate_hashes(release_nb)
     docs, skipped = [], {}
     for student in sorted(students):
-        path = course.root / "submitted" / student / aid / f"{aid}.ipynb"
+        path = course.step_dir("submitted", student, aid) / f"{aid}.ipynb"
         if not path.is_file() or path.is_symlink():
             skipped[student] = "no installed notebook"
             continue

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from autograder.course import Course
+from autograder.files import write_atomic
 from helpers.grading.contract import clean_text  # noqa: F401 - the one definition; imported from here too
 
 GRADED = "graded"
@@ -35,11 +35,7 @@ def _path(course: Course, aid: str, student: str) -> Path:
 
 def _write(path: Path, data: dict) -> None:
     """Write an outcome privately (0600, new folders 0700: it names the student's mistakes) and atomically."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
-        f.write(json.dumps(data, indent=1, ensure_ascii=False))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False), private=True)
 
 
 def now() -> str:

@@ -83,15 +83,15 @@ def apply_result(course: Course, result: Result, zero_scores: Callable[[Course, 
         else:
             write_gradebook(course, result)
         if result.autograded:
-            _replace_folder(course.root / "autograded" / student / aid, result.autograded)
-        _replace_folder(course.root / "feedback" / student / aid, result.feedback)
+            _replace_folder(course.step_dir("autograded", student, aid), result.autograded)
+        _replace_folder(course.step_dir("feedback", student, aid), result.feedback)
         outcome = result.outcome
     except Exception as e:  # noqa: BLE001 - the submission still ends with an outcome
         try:
             zero_scores(course, aid, student)
         except Exception:  # noqa: BLE001 - the outcome below says it is not graded
             pass
-        shutil.rmtree(course.root / "feedback" / student / aid, ignore_errors=True)
+        shutil.rmtree(course.step_dir("feedback", student, aid), ignore_errors=True)
         outcome = {**result.outcome, "status": outcomes.NOT_GRADED, "score": 0.0, "exercises": {},
                    "feedback": False, "reason": outcomes.clean_text(f"internal error: writing the result: {e}")[:300]}
     outcomes.write(course, aid, student, outcome)

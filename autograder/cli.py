@@ -205,7 +205,7 @@ def cmd_collect(course: Course, args: argparse.Namespace) -> int:
     _private_results()  # grading on submit: the same private run as `autograder grade`
     opts = GradeOptions(workers=args.workers, unsafe_no_sandbox=args.unsafe_no_sandbox, assignment=args.assignment,
                         notes={(c.student, c.assignment): c.notes for c in taken if c.notes},
-                        refusals=[Refusal(r.student or r.name, r.assignment, r.reason) for r in refused])
+                        refusals=[Refusal(r.who(), r.assignment, r.reason) for r in refused])
     results = grade(course, folder, opts)
     print(summary_table(course, results))
     out = export_csv(course, None)

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.exchange.plugins import FACTORY
+from autograder.intake.collect import Refusal
 
 #: Files read from a submission besides its notebooks.
 TIMESTAMP, SECRET = "timestamp.txt", "submission_secret.txt"
@@ -68,16 +69,6 @@ class Collected:
     timestamp: str                     # nbgrader's format, UTC ("2026-12-01 10:00:00.000000 UTC")
     notes: list[str] = field(default_factory=list)
     earlier: int = 0                   # older submissions of the same student, not taken
-
-
-@dataclass
-class Refused:
-    """An inbound entry that is not taken, and why (``name`` is the entry's name)."""
-
-    name: str
-    student: str
-    assignment: str
-    reason: str
 
 
 def exchange_root(course, override: str | os.PathLike | None = None) -> Path:
@@ -352,7 +343,7 @@ def _open_inbound(root: Path, course: str) -> int:
 
 
 def collect(course, root: str | os.PathLike | None = None, only: str | None = None,
-            check_owner: bool = True) -> tuple[list[Collected], list[Refused]]:
+            check_owner: bool = True) -> tuple[list[Collected], list[Refusal]]:
     """Copy each student's latest submission of each assignment from the exchange's inbound
     into ``course/inbound/<student>/<assignment>/`` (the layout ``autograder grade`` reads),
     with ``timestamp.txt`` (the trusted submission time) and the submission's secret.
@@ -380,10 +371,10 @@ def collect(course, root: str | os.PathLike | None = None, only: str | None = No
 
 
 def _collect_from(course, inbound_fd: int, known: set[str], only: str | None, check_owner: bool,
-                  student_id) -> tuple[list[Collected], list[Refused]]:
+                  student_id) -> tuple[list[Collected], list[Refusal]]:
     from autograder.course import CourseError
 
-    refused: list[Refused] = []
+    refused: list[Refusal] = []
     candidates: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = {}
     try:
         names = sorted(os.listdir(inbound_fd))
@@ -393,19 +384,19 @@ def _collect_from(course, inbound_fd: int, known: set[str], only: str | None, ch
     for name in names:
         parsed = _parse_name(name)
         if parsed is None:
-            refused.append(Refused(name, "", "", "refused: not a submission (expected student+assignment+time)"))
+            refused.append(Refusal(name, "", "refused: not a submission (expected student+assignment+time)"))
             continue
         student, aid, stamp = parsed
         if aid not in known or (only and aid != only):
             if aid not in known:
-                refused.append(Refused(name, student, aid, f"refused: {aid!r} is not an assignment of the syllabus"))
+                refused.append(Refusal(name, aid, f"refused: {aid!r} is not an assignment of the syllabus", student=student))
             continue
         if not student_id.match(student):
-            refused.append(Refused(name, student, aid, "refused: not a valid student id"))
+            refused.append(Refusal(name, aid, "refused: not a valid student id", student=student))
             continue
         when = _utc(stamp)
         if when is None:
-            refused.append(Refused(name, student, aid, f"refused: unreadable time {stamp!r} in its name"))
+            refused.append(Refusal(name, aid, f"refused: unreadable time {stamp!r} in its name", student=student))
             continue
         candidates.setdefault((student, aid), []).append((when, name))
     dest_root = collected_dir(course)
@@ -418,7 +409,7 @@ def _collect_from(course, inbound_fd: int, known: set[str], only: str | None, ch
             try:
                 files, changed = _read_entry(inbound_fd, name, student, check_owner)
             except _Refuse as e:
-                refused.append(Refused(name, student, aid, str(e)))
+                refused.append(Refusal(name, aid, str(e), student=student))
                 continue
             taken.append(_install(dest_root, student, aid, when, files, changed, earlier=len(found) - 1 - i))
             break

@@ -30,13 +30,21 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 
 @dataclass(frozen=True)
 class Refusal:
-    """Something found while collecting that is not a gradable submission, and why.
+    """Something found while collecting (a folder, an LMS zip or the exchange) that is not a gradable
+    submission, and why.
 
-    name: the student folder (or file) name as found; assignment: the assignment folder, or ""."""
+    name: the entry's name as found (a student folder, a file, an exchange entry); assignment: the
+    assignment it names, or ""; student: the student it belongs to where that is known (the exchange
+    knows the entry's owner), else ""."""
 
     name: str
     assignment: str
     reason: str
+    student: str = ""
+
+    def who(self) -> str:
+        """The student where known, else the entry's name (how the outcome records it)."""
+        return self.student or self.name
 
 
 @dataclass

@@ -417,5 +417,6 @@ from autograder.authoring.challenges import Challenge  # noqa: E402
 
 CHALLENGES = [
     Challenge("cartpole_policy", task="cartpole_policy", heldout="cartpole_seeds.npz", metric="mean return",
-              full=475.0, zero=200.0, max_parameters=10_000, cpu_seconds=20, allowance_seconds=10),
+              full=475.0, zero=200.0, max_parameters=10_000, cpu_seconds=20,
+              allowance_seconds=10),  # the solution's graded run: 5.6 CPU s, its fit 3.5 s: 2.1 s besides
 ]

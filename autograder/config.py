@@ -9,7 +9,7 @@ Configured like the rest of nbgrader, in the course's ``nbgrader_config.py``::
 The sandbox (``autograder.sandbox.kernel``), the execute step (``autograder.pipeline.execute``), the scorer
 (``autograder.pipeline.scoring``) and the feedback step (``autograder.grading.batch``) read their limits from
 here; the README's table of limits is checked against these defaults and the course's config
-(``tests/test_readme_limits.py``). The limits on encoded values themselves (``MAX_ELEMENTS``,
+(``tests/unit/test_readme_limits.py``). The limits on encoded values themselves (``MAX_ELEMENTS``,
 ``MAX_DEPTH``) are part of the data format: ``helpers.grading.contract``.
 """
 from __future__ import annotations

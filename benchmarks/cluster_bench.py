@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the tests.support package
 sys.path.insert(0, str(REPO))
 
 AID = "01_perceptron"
@@ -61,7 +61,7 @@ def load() -> float:
 
 def write_class(folder: Path, n: int) -> None:
     """``n`` submissions: solved, untouched, solved, one wrong exercise (repeating)."""
-    import submissions as subs
+    from tests.support import submissions as subs
 
     solved, stub = subs.solved(AID), subs.release_notebook(AID)
     wrong = subs.replace_exercise(solved, "softmax", WRONG_SOFTMAX)
@@ -99,7 +99,7 @@ def _cli(course: Path, *args: str) -> list[str]:
 
 def ours(tmp: Path, folder: Path, n: int, label: str, *flags: str) -> dict:
     """``autograder grade`` on ``folder`` in a fresh course copy (released first, as in practice)."""
-    from conftest import copy_course
+    from tests.support.course import copy_course
 
     course = copy_course(tmp / label)
     subprocess.run(_cli(course, "release", AID), capture_output=True, check=True)
@@ -111,7 +111,7 @@ def ours(tmp: Path, folder: Path, n: int, label: str, *flags: str) -> dict:
     out, err = proc.communicate()
     seconds = time.monotonic() - start
     peak = rss.stop()
-    import submissions as subs
+    from tests.support import submissions as subs
 
     rows = subs.read_grades(course / "exports" / "grades.csv") if proc.returncode == 0 else {}
     rows = {k: r for k, r in rows.items() if k[1] == AID}  # the CSV lists every assignment of the syllabus
@@ -272,7 +272,7 @@ def part_c(tmp: Path, repeats: int = 3) -> dict:
     from nbclient import NotebookClient
     from nbgrader.apps import NbGraderAPI
 
-    import submissions as subs
+    from tests.support import submissions as subs
     from autograder.grading import worker
     from autograder.run import jobs as cluster
     from autograder.store.results import apply_result
@@ -282,7 +282,7 @@ def part_c(tmp: Path, repeats: int = 3) -> dict:
     from autograder.course import Course
     from autograder.pipeline.execute import SandboxedExecute
     from autograder.pipeline.scoring import TrustedScores
-    from conftest import copy_course
+    from tests.support.course import copy_course
 
     course = Course(copy_course(tmp / "floor"))
     grading.ensure_in_gradebook(course, {AID})

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the tests.support package
 
 AID = "01_perceptron"
 
@@ -33,8 +33,8 @@ def _sandboxes(pids: set[int]) -> set[str]:
 
 
 def bench_memory(sizes: tuple[int, ...] = (10, 40, 100), workers: int = 2) -> list[dict]:
-    import submissions as subs
-    from conftest import copy_course
+    from tests.support import submissions as subs
+    from tests.support.course import copy_course
 
     from autograder.sandbox import processes
 

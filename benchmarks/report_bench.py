@@ -6,7 +6,7 @@ Builds a throw-away course with N outcome files shaped as the grader writes them
 exercise passed, a catalogued mistake of cases.py, another wrong answer, an error, or not
 implemented, on its real number of visible and hidden cases), the matching scores in
 nbgrader's gradebook, and N installed notebooks whose solution cells mix the synthetic
-class's styles (tests/report_class.py), so that similarity has real work: every pair is
+class's styles (tests/support/report_class.py), so that similarity has real work: every pair is
 compared. Then times loading, similarity, HTML, CSV and JSON. Nothing here fails for
 being slow.
 """
@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the tests.support package
 sys.path.insert(0, str(REPO))
 
 AID = "01_perceptron"
@@ -62,13 +62,13 @@ def build_class(root: Path, n: int, seed: int = 0) -> Path:
     """A course copy under ``root`` with ``n`` graded synthetic submissions. Returns the course folder."""
     import nbformat
 
-    import report_class as rc
-    import submissions as subs
+    from tests.support import report_class as rc
+    from tests.support import submissions as subs
     from autograder.store import gradebook as nbgrader_api
     from autograder.course import Course
     from autograder.grading.batch import ensure_in_gradebook
     from autograder.authoring.plan import grading_plan
-    from conftest import copy_course
+    from tests.support.course import copy_course
 
     warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own, creating submissions
     course = Course(copy_course(root))

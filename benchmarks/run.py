@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the tests.support package
 
 NOTEBOOK_TARGET_S = 60.0
 TOTAL_TARGET_S = 360.0
@@ -169,8 +169,8 @@ def _op_row(name, ours, theirs, torch_name, shape) -> dict:
 # -- 4: grading throughput ------------------------------------------------------------------
 
 def bench_grading(aids: list[str], n_submissions: int = 20) -> dict:
-    import submissions as subs
-    from conftest import copy_course
+    from tests.support import submissions as subs
+    from tests.support.course import copy_course
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,7 +204,7 @@ def _plain_execution_seconds(aids: list[str], tmp: Path) -> float:
     """Mean time to run a solved notebook's graded part (demo cells left out) with plain nbclient."""
     from nbclient import NotebookClient
 
-    import submissions as subs
+    from tests.support import submissions as subs
 
     times = []
     for aid in aids:

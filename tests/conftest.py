@@ -1,29 +1,15 @@
-"""Shared fixtures: a throw-away copy of the course, the real CLI, the syllabus."""
+"""Shared fixtures and the suite's order. What tests import is the ``tests.support`` package."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from tests.support.course import copy_course
 
-# The many copies of the course that tests grade in share their grading plans (filed by the
-# digest of their sources: a copy whose cases or notebook differ gets plans of its own).
-os.environ.setdefault("AUTOGRADER_PLAN_CACHE", str(REPO / "artifacts" / "plan-cache"))
-#: And they record one seed (``course/.grading_seed``), so that a plan is computed once per run,
-#: not once per copy; a test of seeds passes ``--seed`` or removes the file.
-COPY_SEED = 20261201
-
-
-def syllabus_ids() -> list[str]:
-    from autograder.course import Course
-
-    return [a.id for a in Course(REPO / "course").assignments()]
+#: Every test of these folders is slow (a real CLI run, a hub, a cluster, a browser): ``-m "not slow"``
+#: runs unit/ and the quick part of course/.
+SLOW_FOLDERS = ("system", "browser")
 
 
 @pytest.fixture
@@ -35,31 +21,15 @@ def course_copy(tmp_path: Path) -> Path:
     return copy_course(tmp_path)
 
 
-def copy_course(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("gradebook.db*", "submitted", "autograded", "feedback", "outcomes",
-                                    "exports", "exchange", ".grading_seed", ".ipynb_checkpoints", "__pycache__",
-                                    "plans")
-    for name in ("course", "source_notebooks", "release"):
-        shutil.copytree(REPO / name, root / name, ignore=ignore)
-    (root / "course" / ".grading_seed").write_text(f"{COPY_SEED}\n")
-    return root / "course"
-
-
-def run_cli(*args: str, course: Path | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the real instructor CLI (``python -m autograder``) in a subprocess."""
-    cmd = [sys.executable, "-m", "autograder"]
-    if course is not None:
-        cmd += ["--course", str(course)]
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=env)
-
-
 def pytest_collection_modifyitems(session, config, items) -> None:
-    """The longest test files first (``tests/file_costs.json``); within a file, pytest's order."""
-    import file_costs
+    """``slow`` by folder; then the longest test files first (``support/file_costs.json``); within a
+    file, pytest's order."""
+    from tests.support import file_costs
 
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "tests" in parts and parts[parts.index("tests") + 1] in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
     costs = file_costs.load()
     if not costs:
         return

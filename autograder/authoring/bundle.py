@@ -15,7 +15,7 @@ what students get is what is reviewed, never a half-edited working copy:
 
 Nothing of the instructor's is taken: only ``helpers/``, the syllabus' ``release/<id>/``
 folders and the package list are read from the tree; each file is checked against
-``INSTRUCTOR_PARTS`` before it is written. The leak test (tests/test_bundle.py) proves,
+``INSTRUCTOR_PARTS`` before it is written. The leak test (tests/course/test_bundle.py) proves,
 on the built bundle, that no solution line, no text of a ``cases.py`` and no hidden input is in it.
 """
 from __future__ import annotations

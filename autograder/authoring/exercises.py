@@ -38,7 +38,7 @@ class Exercise:
     mistakes:  {diagnosis: wrong_implementation}: plausible wrong versions with
                the same signature. Their outputs name the mistake in feedback,
                and tests prove each of them loses the exercise's points (under
-               many seeds: tests/test_mistakes_many_seeds.py).
+               many seeds: tests/course/test_mistakes_many_seeds.py).
     pure:      the text says the inputs must not be modified: a case whose call
                changes an argument in place fails ("modified `w` in place").
     silent:    the text asks for a silent / numerically stable computation: a case

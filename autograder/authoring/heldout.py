@@ -15,7 +15,7 @@ split once, deterministically, into
   ``MIN_PUBLIC_DISTANCE`` from every one of the 10,000 public digits (its own source included): no
   test image exists verbatim, or nearly, in a public data set, and a nearest-neighbour lookup of
   the public digits labels fewer test digits right than the reference CNN does
-  (``tests/test_challenges.py`` measures both);
+  (``tests/course/test_challenges.py`` measures both);
 - ``course/heldout/series_test.npz``: 800 forecasting samples (past 40 values -> next 10) cut from
   200 noisy sine series drawn with ``helpers.data.noisy_sines`` (the generator students have: they
   may draw as many series as they like) seeded with the full 256 bits of ``course/heldout/SECRET``.
@@ -25,7 +25,7 @@ it through ``secret_seed``): 32 bytes from ``os.urandom``, written once by the f
 never again, kept only in ``course/heldout/`` (which is never released, bundled or bound into a
 sandbox) and listed in the manifest. No code holds a seed of the held-out series, so neither the
 release nor this repository's code can regenerate them (a seed search over small integers finds
-nothing: ``tests/test_challenges.py``).
+nothing: ``tests/course/test_challenges.py``).
 
 ``python -m autograder.authoring.heldout build ../shared/data/mnist10k.npz`` rebuilds the files (byte for
 byte given the secret and the same numpy and scipy: fixed order, no timestamps, every random draw
@@ -63,7 +63,7 @@ PERTURB_PURPOSE = "digits_test.npz: perturbation of each held-out digit"
 #: elastic displacement (Gaussian-filtered noise, sigma 3 px) of at most 2 px, and the centre of mass
 #: moved by up to 1 px in each direction. Measured on the 1,000 digits (issue 27, H10): each stays a
 #: digit of its class (the reference CNN of 05 labels 97.1 % right, 99.2 % of the unperturbed ones;
-#: tests/test_challenges.py); without the shift, each digit stays so near its source that a lookup of
+#: tests/course/test_challenges.py); without the shift, each digit stays so near its source that a lookup of
 #: the nearest public digit labels more right than the reference does (97.7 % against 97.2 %).
 _ROTATE_DEG, _SCALE, _ELASTIC_PX, _ELASTIC_SIGMA, _SHIFT_PX = 10.0, (0.92, 1.08), 2.0, 3.0, 1.0
 #: Least L2 distance (pixels in [0, 1]) from a held-out digit to every public digit; a draw nearer

@@ -222,5 +222,5 @@ def cmd_new(course: Course, args) -> int:
           2. set points in syllabus.toml to the sum of the test cells' points
           3. add this row to the README's table of notebooks (say what the lecture covers):
              {readme_row(aid, args.title.strip())}
-          4. autograder release {aid}, then: python -m pytest tests/test_exercises.py -k {aid}"""))
+          4. autograder release {aid}, then: python -m pytest tests/course/test_exercises.py -k {aid}"""))
     return 0

@@ -34,7 +34,7 @@ from autograder.course import Course
 #: threshold; ~10 tokens). Shorter matches are ignored.
 NOISE = 25
 #: Flag a pair when one document is at least this fraction covered by the other. Measured on
-#: 01_perceptron (tests/test_report.py): a renamed copy ~0.95, a copy of four of seven exercises
+#: 01_perceptron (tests/system/test_report.py): a renamed copy ~0.95, a copy of four of seven exercises
 #: ~0.75, independent correct solutions written differently <= 0.12, the untouched template 0.
 THRESHOLD = 0.5
 #: ... and the matched code is at least this many tokenised characters (two one-line answers

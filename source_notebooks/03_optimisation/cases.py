@@ -1,7 +1,7 @@
 """Graded exercises of 03_optimisation: inputs, tolerances and known mistakes.
 
 Instructor-only: never released, never visible to the sandbox. The expected outputs come from
-the reference (the solution cells of 03_optimisation.ipynb), which tests/test_descent.py also
+the reference (the solution cells of 03_optimisation.ipynb), which tests/unit/test_descent.py also
 checks against torch.optim and torch.optim.lr_scheduler.
 
 Every update-rule case starts from a NON-zero state (a zero state hides "used the old state"

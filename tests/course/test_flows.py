@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from conftest import REPO
+from tests.support.course import REPO
 from helpers.data import toy2d
 
 NB16 = REPO / "source_notebooks" / "16_flows" / "16_flows.ipynb"

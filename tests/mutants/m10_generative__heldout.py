@@ -1,5 +1,5 @@
 """Held-out plausible bugs for 10_generative, written from the released text only (the author never read cases.py).
-Read by tests/test_mutants.py; the grader never reads this folder."""
+Read by tests/course/test_mutants.py; the grader never reads this folder."""
 import numpy as np
 
 

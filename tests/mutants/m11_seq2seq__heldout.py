@@ -1,5 +1,5 @@
 """Held-out plausible bugs for 11_seq2seq, written from the released text only (the author never read cases.py).
-Read by tests/test_mutants.py; the grader never reads this folder."""
+Read by tests/course/test_mutants.py; the grader never reads this folder."""
 import math
 
 import torch

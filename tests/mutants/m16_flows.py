@@ -1,7 +1,7 @@
 """Plausible bugs in 16_flows's exercises, written from the released text as a student might
 (not copies of the mistakes catalogued in source_notebooks/16_flows/cases.py).
 
-Read by tests/test_mutants.py: every mutant must lose its exercise's points, and most must get a
+Read by tests/course/test_mutants.py: every mutant must lose its exercise's points, and most must get a
 first feedback line that names a likely mistake. The grader never reads this file. The exercises
 are numpy ones: arguments arrive as float64 / int64 arrays and plain ints.
 """

@@ -10,10 +10,10 @@ import nbformat
 import numpy as np
 import pytest
 
-import submissions as subs
+from tests.support import submissions as subs
 from autograder.authoring.challenges import load_challenges
 from autograder.course import Course
-from conftest import REPO, copy_course, run_cli
+from tests.support.course import REPO, copy_course, run_cli
 from helpers.data import scenes
 from helpers.grading.tasks import get_task
 from helpers.grading.tasks.segmentation import scenes_mean_iou

@@ -1,7 +1,7 @@
 """Plausible bugs in 12_segmentation's exercises, written from the released text as a student might
 (not copies of the mistakes catalogued in source_notebooks/12_segmentation/cases.py).
 
-Read by tests/test_mutants.py: every mutant must lose its exercise's points, and most must get a
+Read by tests/course/test_mutants.py: every mutant must lose its exercise's points, and most must get a
 first feedback line that names a likely mistake. The grader never reads this file. Arguments
 arrive as numpy arrays and plain numbers (unet_sizes, iou_from_confusion, loss_scale_step) or torch
 tensors (the others), as the sandbox gives them.

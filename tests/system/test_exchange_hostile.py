@@ -65,6 +65,7 @@ def klass(users):
     """A course owned by the instructor (private) and an exchange laid out as `release --exchange`
     leaves it. Returns paths and names."""
     from autograder.exchange import instructor as exchange
+    from autograder.exchange import plugins
     from autograder.course import Course
 
     base = Path(tempfile.mkdtemp(prefix="exchange-hostile-"))
@@ -77,11 +78,11 @@ def klass(users):
         (base / "repo").chmod(0o700)  # the solutions and the gradebook: the instructor's only
         root = base / "exchange"
         root.mkdir()
-        root.chmod(exchange.ROOT_MODE)
+        root.chmod(plugins.ROOT_MODE)
         course_dir = root / exchange.course_id(Course(course))
         inbound = course_dir / "inbound"
-        for path, mode in [(course_dir, exchange.COURSE_MODE), (course_dir / "outbound", exchange.COURSE_MODE),
-                           (inbound, exchange.INBOUND_MODE)]:
+        for path, mode in [(course_dir, plugins.COURSE_MODE), (course_dir / "outbound", plugins.COURSE_MODE),
+                           (inbound, plugins.INBOUND_MODE)]:
             path.mkdir()
             os.chown(path, inst.pw_uid, inst.pw_gid)
             path.chmod(mode)

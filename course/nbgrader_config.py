@@ -19,8 +19,9 @@ c.CourseDirectory.root = str(HERE)
 c.CourseDirectory.course_id = "dl-course"
 c.CourseDirectory.source_directory = str(REPO / "source_notebooks")
 c.CourseDirectory.release_directory = str(REPO / "release")
-# cases.py holds the hidden cases and known-wrong versions: never released or copied.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "cases.py"]
+# cases.py holds the hidden cases and known-wrong versions: never released or copied. rl_script/ is what
+# 13's solution notebook writes when run in place (the script and the solved functions it exports).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "cases.py", "rl_script"]
 
 # nbgrader's exchange (for JupyterHub-style collection), kept inside the course.
 c.Exchange.root = str(HERE / "exchange")

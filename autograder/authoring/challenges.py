@@ -216,7 +216,7 @@ class ChallengeResult:
             head = f"{mark} {self.name}: {got:g} / {points:g} points ({rule})"
         else:
             head = (f"{mark} {self.name}: test {s.metric} {s.describe(self.value)} on {self.n_test:,} held-out "
-                    f"samples: {got:g} / {points:g} points ({rule})")
+                    f"{get_task(s.task).items}: {got:g} / {points:g} points ({rule})")
         lines = [head] + ([f"  - {self.used}"] if self.used else []) + [f"  - {p}" for p in self.problems[:3]]
         return "\n".join(lines) + "\n"
 

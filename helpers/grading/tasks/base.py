@@ -33,6 +33,8 @@ class Task:
     advice: str = ""
     #: purpose string of the trusted side's random draws for this task (``heldout``), from the secret
     heldout_purpose: str = ""
+    #: what one held-out input is called in a verdict ("on 1,000 held-out samples", "... episodes")
+    items: str = "samples"
 
     # -- required ---------------------------------------------------------------------------------
     def fit_arguments(self) -> tuple:

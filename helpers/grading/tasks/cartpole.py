@@ -30,6 +30,7 @@ class CartPolePolicy(Task):
     arg-max). Scored by the mean return of one episode per held-out seed, replayed on the trusted side."""
 
     name, metric, higher_is_better = "cartpole_policy", "mean return", True
+    items = "episodes"
     advice = ("train longer within the budget (more updates, batches of several episodes), judge the GREEDY "
               "policy on the validation seeds (the sampling policy's training returns look worse), try a "
               "larger learning rate or a wider hidden layer; several seeds tell you whether a change really helped.")

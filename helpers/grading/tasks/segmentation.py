@@ -70,8 +70,10 @@ class ScenesSegmenter(Task):
         return Xv, Yv
 
     def outputs(self, model: Any, inputs: Inputs, batch: int = 250) -> np.ndarray:
-        """The label maps (N, 32, 32), argmax over the class axis, as float. A model whose output is
-        not (B, 11, 32, 32) gets its raw output back, so the shape check fails and says so."""
+        """The label maps (N, 32, 32), as float: the argmax over the class axis of outputs of shape
+        (B, 11, 32, 32). Any other output goes through as it is (concatenated over the batches): a model
+        that returns label maps (B, 32, 32) itself is scored on them, and any other shape fails the
+        shape check, which says so."""
         import torch
 
         model.eval()
@@ -82,9 +84,9 @@ class ScenesSegmenter(Task):
                 if x.dtype == torch.uint8:
                     x = x.float() / 255.0
                 out = model(x)
-                if not isinstance(out, torch.Tensor) or tuple(out.shape[1:]) != (11, 32, 32):
-                    return np.asarray(out.detach().float().cpu().numpy() if isinstance(out, torch.Tensor) else out)
-                outs.append(out.argmax(dim=1).float().cpu().numpy())
+                if isinstance(out, torch.Tensor) and out.ndim == 4 and tuple(out.shape[1:]) == (11, 32, 32):
+                    out = out.argmax(dim=1)
+                outs.append(out.detach().float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out))
         return np.concatenate(outs) if outs else np.zeros((0, 32, 32))
 
     def output_shape(self, n: int) -> tuple[int, ...]:

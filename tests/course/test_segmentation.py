@@ -174,3 +174,17 @@ def test_strong_weak_missing_endless_tabled(graded):
     assert g[("missing", AID)]["score"] == str(exercises) and "not implemented yet" in graded["verdict"]("missing")
     assert g[("endless", AID)]["score"] == str(exercises), graded["verdict"]("endless")
     assert g[("tabled", AID)]["score"] == str(exercises) and "budget" in graded["verdict"]("tabled").lower()
+
+
+def test_outputs_are_label_maps_and_other_shapes_fail_the_check():
+    import torch
+
+    task = get_task("scenes_segmenter")
+    X = np.zeros((300, 1, 32, 32), dtype=np.float32)          # two batches of the default 250
+    scores = torch.nn.Conv2d(1, 11, 1)
+    with torch.no_grad():
+        scores.weight.zero_(), scores.bias.copy_(torch.arange(11.0))
+    out = task.outputs(scores, X)
+    assert out.shape == (300, 32, 32) and (out == 10).all() and task.valid(out, 300)
+    wrong = task.outputs(torch.nn.Conv2d(1, 5, 1), X)
+    assert wrong.shape == (300, 5, 32, 32) and not task.valid(wrong, 300)

@@ -1,7 +1,7 @@
 """Plausible bugs in 17_language_models' exercises, written from the released text as a student might
 (not copies of the mistakes catalogued in source_notebooks/17_language_models/cases.py).
 
-Read by tests/test_mutants.py: every mutant must lose its exercise's points, and most must get a
+Read by tests/course/test_mutants.py: every mutant must lose its exercise's points, and most must get a
 first feedback line that names a likely mistake. The grader never reads this file. Arguments
 arrive as the sandbox gives them: numpy int64 arrays for the BPE exercises, torch tensors
 (float64, bool or int64) and plain numbers for the others.

@@ -14,7 +14,8 @@ if "jsonschema" not in _sys.modules:
 # The autograder's modules live in layers (autograder/<layer>/<module>.py). A deployed course or hub
 # config may still name a plugin by its old, flat name (``autograder.execute.SandboxedExecute``,
 # ``autograder.exchange.PrivateSubmit``, ``autograder.late.PerDayPenalty``): those names import the
-# module where the class lives now. Code of this repository uses the new names only (a test checks it).
+# module where the class lives now, and ``python -m autograder.plan`` / ``autograder.heldout`` still run.
+# Code of this repository uses the new names only.
 import importlib as _importlib
 import importlib.abc as _abc
 import importlib.util as _util
@@ -26,6 +27,8 @@ OLD_NAMES = {
     "autograder.late": "autograder.pipeline.late",
     "autograder.policy": "autograder.config",
     "autograder.settings": "autograder.config",
+    "autograder.plan": "autograder.authoring.plan",        # python -m autograder.plan COURSE AID
+    "autograder.heldout": "autograder.authoring.heldout",  # python -m autograder.heldout build ...
 }
 
 
@@ -42,6 +45,10 @@ class _OldName(_abc.MetaPathFinder, _abc.Loader):
 
     def exec_module(self, module):
         pass
+
+    def get_code(self, fullname):  # ``python -m <old name>`` (runpy) runs the new module's code
+        spec = _util.find_spec(OLD_NAMES[fullname])
+        return spec.loader.get_code(spec.name)
 
 
 if not any(isinstance(f, _OldName) for f in _sys.meta_path):

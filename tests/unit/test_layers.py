@@ -163,3 +163,32 @@ def test_a_broken_rule_is_caught(tmp_path):
     for expected in ("results/ imports grading", "sandbox/ imports course", "plugins run in students' servers",
                      "outcomes._write", "helpers imports the autograder", "worse.py:2: opens nbgrader's Gradebook"):
         assert expected in found, (expected, found)
+
+
+def test_old_flat_names_still_resolve_and_the_repository_uses_the_new_ones():
+    """A deployed course or hub config may name a plugin by its old flat name: it resolves to the class
+    where it lives now (the same object), and ``python -m autograder.plan`` still runs; nothing of the
+    repository itself (code, the course config, the hub's configs) uses an old name."""
+    import importlib
+    import subprocess
+    import sys
+
+    import autograder
+
+    for old, new in autograder.OLD_NAMES.items():
+        assert importlib.import_module(old) is importlib.import_module(new)
+    from autograder.exchange import PrivateSubmit
+    from autograder.exchange.plugins import PrivateSubmit as Now
+
+    assert PrivateSubmit is Now
+    done = subprocess.run([sys.executable, "-m", "autograder.plan", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "assignment" in done.stdout, done.stderr
+    places = [*(REPO / "autograder").rglob("*.py"), *(REPO / "helpers").rglob("*.py"), *(REPO / "deploy").rglob("*.py"),
+              REPO / "course" / "nbgrader_config.py"]
+    old_names = [o for o in autograder.OLD_NAMES] + ["autograder.exchange.Private"]
+    for path in places:
+        if path.name == "__init__.py" and path.parent.name in ("autograder", "exchange"):
+            continue  # where the old names are resolved
+        text = path.read_text()
+        for old in old_names:
+            assert f"{old}." not in text.replace(f"{old}.py", "") and f"import {old}\n" not in text, (path, old)

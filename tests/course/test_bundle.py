@@ -401,7 +401,7 @@ def test_the_leak_check_is_not_fooled_by_formatting(built):
         "notes/outer.zip": outer.getvalue(),
         "notes/x.py": ("# copied\n" + cases_src.replace('"', "'") + "\n").encode(),
         "notes/data.json": json.dumps({"x": {"data": list(hidden[0])}}).encode(),
-        "notes/renamed.txt": (REPO / "autograder" / "bundle.py").read_bytes(),
+        "notes/renamed.txt": (REPO / "autograder" / "authoring" / "bundle.py").read_bytes(),
         "notes/pixels.npy": bytes(range(256)) * 300 + disguised.encode() + b"\x00\xff" * 3000,
     }
     found = "\n".join(leaks(doctored))

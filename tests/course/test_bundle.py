@@ -54,6 +54,9 @@ GENERIC_SOLUTION_LINES = {
     # give students in their own training cells: the set-up of a loop, not a design choice graded
     "optimizer=torch.optim.Adam(model.parameters(),lr=max_lr)",
     "schedule=torch.optim.lr_scheduler.OneCycleLR(",
+    # the header of a training loop, in the challenges' reference fits (07, 10, 12) and in given
+    # training cells of other notebooks: which loop it heads is the answer, not the header
+    "forepochinrange(epochs):",
 }
 #: A solution or cases.py line shorter than this (normalised: no whitespace) is not evidence of a
 #: leak: ``returnout``, ``else:``, ``x=x+1`` appear in any Python code.

@@ -16,7 +16,7 @@ from autograder.course import Course
 from autograder.authoring.plan import grading_plan
 from autograder.authoring.reference import load_exercises
 from autograder.pipeline.scoring import score_exercise
-from tests.support.course import REPO, syllabus_ids
+from tests.support.course import mistake_params, REPO, syllabus_ids
 from helpers.grading.checking import resolve_callables, run_case
 import json
 
@@ -29,15 +29,6 @@ def _exercise_params():
     for aid in syllabus_ids():
         for name in load_exercises(COURSE.cases_file(aid)):
             params.append(pytest.param(aid, name, id=f"{aid}:{name}"))
-    return params
-
-
-def _mistake_params():
-    params = []
-    for aid in syllabus_ids():
-        for name, ex in load_exercises(COURSE.cases_file(aid)).items():
-            for i, message in enumerate(ex.mistakes):
-                params.append(pytest.param(aid, name, message, id=f"{aid}:{name}:mistake{i}"))
     return params
 
 
@@ -59,7 +50,7 @@ def test_reference_passes_every_case(aid, name):
     assert sum(c.hidden for c in plan.cases) >= 3, "each exercise needs hidden cases"
 
 
-@pytest.mark.parametrize("aid, name, message", _mistake_params())
+@pytest.mark.parametrize("aid, name, message", mistake_params())
 def test_each_known_mistake_loses_the_points_and_is_named(aid, name, message):
     plan = grading_plan(COURSE.root, aid, SEED)[name]
     wrong = load_exercises(COURSE.cases_file(aid))[name].mistakes[message]  # plans hold outputs, not code

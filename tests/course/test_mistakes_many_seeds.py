@@ -28,22 +28,13 @@ from autograder.course import Course
 from autograder.authoring.plan import ExercisePlan, PlannedCase
 from autograder.authoring.reference import load_exercises, reference_function
 from autograder.pipeline.scoring import score_exercise
-from tests.support.course import REPO, syllabus_ids
+from tests.support.course import mistake_params, REPO, syllabus_ids
 from helpers.grading.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case
 
 COURSE = Course(REPO / "course")
 SEEDS = range(int(os.environ.get("MANY_SEEDS", "200")))
 
 pytestmark = pytest.mark.slow
-
-
-def _params():
-    params = []
-    for aid in syllabus_ids():
-        for name, ex in load_exercises(COURSE.cases_file(aid)).items():
-            for i, message in enumerate(ex.mistakes):
-                params.append(pytest.param(aid, name, message, id=f"{aid}:{name}:mistake{i}"))
-    return params
 
 
 class _Runs:
@@ -119,7 +110,7 @@ def _runs(aid: str, name: str) -> _Runs:
     return _Runs(aid, name)
 
 
-@pytest.mark.parametrize("aid, name, message", _params())
+@pytest.mark.parametrize("aid, name, message", mistake_params())
 def test_every_mistake_fails_and_is_named_under_every_seed(aid, name, message):
     runs = _runs(aid, name)
     # The scorer judges each case on its own (problems in case order, none dropped), so a verdict on

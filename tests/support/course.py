@@ -23,6 +23,19 @@ def syllabus_ids() -> list[str]:
     return [a.id for a in Course(REPO / "course").assignments()]
 
 
+def mistake_params() -> list:
+    """One pytest param per catalogued mistake of every exercise: (assignment, exercise, message)."""
+    import pytest
+
+    from autograder.authoring.reference import load_exercises
+    from autograder.course import Course
+
+    course = Course(REPO / "course")
+    return [pytest.param(aid, name, message, id=f"{aid}:{name}:mistake{i}")
+            for aid in syllabus_ids() for name, ex in load_exercises(course.cases_file(aid)).items()
+            for i, message in enumerate(ex.mistakes)]
+
+
 def copy_course(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir(parents=True)

@@ -28,7 +28,7 @@ from autograder.course import Course
 from autograder.authoring.plan import ExercisePlan, PlannedCase
 from autograder.authoring.reference import load_exercises, reference_function
 from autograder.pipeline.scoring import score_exercise
-from tests.support.course import mistake_params, REPO, syllabus_ids
+from tests.support.course import REPO, mistake_params
 from helpers.grading.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case
 
 COURSE = Course(REPO / "course")

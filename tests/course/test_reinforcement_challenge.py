@@ -16,11 +16,11 @@ import re
 import numpy as np
 import pytest
 
-import submissions as subs
+from tests.support import submissions as subs
 from autograder.authoring.challenges import challenge_plans, load_challenges
 from autograder.authoring.heldout import HELDOUT_DIR, heldout_secret, load_heldout, secret_seed
 from autograder.course import Course
-from conftest import REPO, copy_course, run_cli
+from tests.support.course import REPO, copy_course, run_cli
 from helpers import rl
 from helpers.grading.checking import encode
 from helpers.grading.tasks import cartpole as cp

@@ -1,7 +1,7 @@
 """Plausible bugs in 13_reinforcement's exercises, written from the released text as a student might
 (not copies of the mistakes catalogued in source_notebooks/13_reinforcement/cases.py).
 
-Read by tests/test_mutants.py: every mutant must lose its exercise's points, and most must get a
+Read by tests/course/test_mutants.py: every mutant must lose its exercise's points, and most must get a
 first feedback line that names a likely mistake. discounted_returns, linear_epsilon and epsilon_greedy
 get numpy arrays; the other exercises get torch tensors (float64, int64, bool).
 """

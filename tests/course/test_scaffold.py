@@ -21,7 +21,7 @@ from tests.support import submissions as subs
 from autograder.authoring import scaffold
 from autograder.cli import main
 from autograder.course import Course, CourseError
-from tests.support.course import copy_course, run_cli
+from tests.support.course import REPO, copy_course, run_cli
 
 AID, TITLE = "12_demo", "A demo"
 
@@ -85,7 +85,7 @@ def test_new_creates_the_cell_pattern_with_nbgrader_metadata(course, capsys):
     entries = tomllib.loads((course / "syllabus.toml").read_text())["assignment"]
     assert entries[-1] == {"id": AID, "title": TITLE, "points": scaffold.EXAMPLE_POINTS}
     assert [e["id"] for e in entries[:-1]] == [a["id"] for a in tomllib.loads(
-        (Path(__file__).parents[1] / "course" / "syllabus.toml").read_text())["assignment"]]  # appended, kept
+        (REPO / "course" / "syllabus.toml").read_text())["assignment"]]  # appended, kept
     cases = _load_cases(folder / "cases.py")
     assert [e.name for e in cases.EXERCISES] == [test.metadata.nbgrader.grade_id]
     assert len(cases.EXERCISES[0].mistakes) == 2

@@ -36,7 +36,7 @@ from helpers.data import (
 from helpers.data.digits import _raw_digits
 from helpers.data.shipped import DATASETS_DIR, shipped_path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLASS_COUNTS = [901, 1027, 891, 932, 880, 763, 914, 970, 844, 878]  # the 9,000 shipped digits
 
 

@@ -21,7 +21,7 @@ from helpers import plots  # noqa: E402
 from helpers.data import make_moons, make_spirals  # noqa: E402
 from helpers.training import History  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

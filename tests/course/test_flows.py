@@ -14,8 +14,8 @@ import shutil
 import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 
+from tests.support.executed import executed, printed
 from tests.support.course import REPO
 from helpers.data import toy2d
 
@@ -73,18 +73,8 @@ def test_the_quoted_figures_are_stated_in_16s_text_as_in_its_constants():
 
 
 def _execute(aid, tmp_path):
-    work = tmp_path / aid
-    shutil.copytree(REPO / "source_notebooks" / aid, work)
-    nb = nbformat.read(work / f"{aid}.ipynb", as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
-    texts = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream":
-                texts.append(out["text"])
-            elif "text/plain" in out.get("data", {}):
-                texts.append(out["data"]["text/plain"])
-    return "\n".join(texts)
+    """What the source notebook printed, from the run's one execution of it (``tests.support.executed``)."""
+    return printed(executed(aid))
 
 
 def _row(text, name):

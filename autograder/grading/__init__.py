@@ -1,1 +1,1 @@
-"""."""
+"""The layer that drives the others: a batch (``batch``), the canary (``canary``), grading one job on a worker (``worker``), what a worker's answer is believed to be (``answers``), the worker bundle (``bundle``)."""

@@ -1,1 +1,1 @@
-"""."""
+"""The nbgrader preprocessors the course config names: execute in the sandbox, trusted scoring, sanitising, late penalties."""

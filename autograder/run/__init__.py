@@ -1,1 +1,1 @@
-"""."""
+"""Running jobs, as data: jobs and results (``jobs``), the local and the Dask pools (``pools``), the cluster's TLS (``tls``). No grading, plans or course state: pools take a function, jobs and ``Handlers``."""

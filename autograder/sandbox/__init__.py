@@ -1,1 +1,1 @@
-"""."""
+"""Running a submission contained: bubblewrap, the kernel and its watchdog (``kernel``), processes and their CPU time (``processes``). No course state."""

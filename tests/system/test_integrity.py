@@ -38,6 +38,9 @@ def _cli(course: Path, *args: str, tmpdir: Path | None = None, **kw) -> subproce
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)
+    # SIGINT at its default in the CLI, whatever this test process inherited: an ignored SIGINT passes
+    # through exec, and a CLI started with it ignored would never see the interrupt a test sends it
+    kw.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return subprocess.Popen([sys.executable, "-m", "autograder", "--course", str(course), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw)
 

@@ -35,7 +35,8 @@ from autograder.course import Course  # noqa: E402
 from autograder.authoring.plan import ExercisePlan, PlannedCase  # noqa: E402
 from autograder.authoring.reference import load_exercises, load_reference  # noqa: E402
 from autograder.pipeline.scoring import score_exercise  # noqa: E402
-from helpers.grading.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case  # noqa: E402
+from helpers.grading.checking import EncodingError, decode, resolve_callables, run_case  # noqa: E402
+from helpers.grading.contract import encode_inputs
 
 #: Case kinds that are specific by themselves (a contract the text states, judged).
 CONTRACT_KINDS = {"mutated_input", "warning", "shortcut"}

@@ -18,7 +18,8 @@ from typing import Any
 from autograder.store import gradebook as nbgrader_api
 from autograder.course import Course, CourseError
 from autograder.authoring.plan import visible_checks
-from helpers.grading.checking import CHECKS_FILE, rounded
+from helpers.grading.checking import CHECKS_FILE
+from helpers.grading.contract import rounded
 
 #: Two checks.json agree when every number agrees to this tolerance (another CPU's libm or SIMD
 #: kernels change the last bits of a float; a changed reference or case changes far more).

@@ -23,12 +23,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-# The contract's names that notebooks' helpers and tests use through this module.
-from helpers.grading.contract import (BAD_INPUT, HARVEST_ENV, INTERRUPTED, NONE_INPUT, NOT_IMPLEMENTED, RAISED,  # noqa: F401
-                              SIGNIFICANT_DIGITS, Case, Contract, case_from_data, EncodingError, ExerciseReport, Harvest,
-                              cascade_message, contract_problems, decode, encode, encode_inputs, error_entry,
-                              judge, results_document, rounded, to_numpy)
-from helpers.grading.diagnosis import Verdict, compare  # noqa: F401
+from helpers.grading.contract import (BAD_INPUT, HARVEST_ENV, INTERRUPTED, NONE_INPUT, NOT_IMPLEMENTED, RAISED, Case,
+                                      Contract, EncodingError, ExerciseReport, Harvest, cascade_message, case_from_data,
+                                      decode, encode, error_entry, judge, results_document)
 
 CHECKS_FILE = "checks.json"
 

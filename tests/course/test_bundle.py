@@ -214,7 +214,7 @@ def hidden_inputs(seeds: tuple[int, ...] = (0, 1, 2026, 987654321)) -> dict[tupl
     """{numbers of a hidden input: where} for every hidden case of every assignment and seed
     (the informative ones: see ``_informative``)."""
     from autograder.authoring.reference import load_exercises
-    from helpers.grading.checking import encode_inputs
+    from helpers.grading.contract import encode_inputs
 
     course = Course(REPO / "course")
     seed_file = course.root / ".grading_seed"

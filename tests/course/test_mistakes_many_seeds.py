@@ -29,7 +29,8 @@ from autograder.authoring.plan import ExercisePlan, PlannedCase
 from autograder.authoring.reference import load_exercises, reference_function
 from autograder.pipeline.scoring import score_exercise
 from tests.support.course import REPO, mistake_params
-from helpers.grading.checking import EncodingError, decode, encode_inputs, resolve_callables, run_case
+from helpers.grading.checking import EncodingError, decode, resolve_callables, run_case
+from helpers.grading.contract import encode_inputs
 
 COURSE = Course(REPO / "course")
 SEEDS = range(int(os.environ.get("MANY_SEEDS", "200")))

@@ -15,8 +15,9 @@ from autograder.authoring.reference import load_exercises, load_reference
 from autograder.pipeline.scoring import ExerciseResult, TrustedScores, name_cascades, score_exercise
 from helpers.grading.contract import CASE_KINDS
 from tests.support.course import REPO, syllabus_ids
-from helpers.grading.checking import (Contract, compare, contract_problems, decode, encode, encode_inputs,
-                              resolve_callables, run_case, run_visible_checks)
+from helpers.grading.checking import Contract, decode, encode, resolve_callables, run_case, run_visible_checks
+from helpers.grading.contract import contract_problems, encode_inputs
+from helpers.grading.diagnosis import compare
 
 COURSE = Course(REPO / "course")
 SEED = 4242

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.grading.checking import (CheckFailed, EncodingError, check, compare, decode, encode, encode_inputs,
-                              run_visible_checks, to_numpy)
+from helpers.grading.checking import CheckFailed, EncodingError, check, decode, encode, run_visible_checks
+from helpers.grading.contract import encode_inputs, to_numpy
+from helpers.grading.diagnosis import compare
 
 
 def _checks_file(tmp_path, expected_fn, inputs_list, rtol=1e-4, atol=1e-6, mistakes=(), framework="numpy"):

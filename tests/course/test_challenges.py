@@ -674,32 +674,12 @@ LEAKY = '''def fit_digits(X_train, y_train, X_val, y_val):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    aid = "05_pooling"
-    tmp = tmp_path_factory.mktemp("challenge")
-    course = copy_course(tmp)
-    folder = tmp / "submissions"
-    solved = subs.solved(aid)
-    subs.write(folder, "strong", aid, solved)
-    subs.write(folder, "weak", aid, subs.replace_exercise(solved, "fit_digits", WEAK))
-    stub = next(c.source for c in subs.release_notebook(aid).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "fit_digits_impl")
-    subs.write(folder, "missing", aid, subs.replace_exercise(solved, "fit_digits", stub))
-    subs.write(folder, "huge", aid, subs.replace_exercise(solved, "fit_digits", HUGE))
-    subs.write(folder, "nan", aid, subs.replace_exercise(solved, "fit_digits", NAN))
-    subs.write(folder, "leaky", aid, subs.replace_exercise(solved, "fit_digits", LEAKY))
-    subs.write(folder, "endless", aid, subs.replace_exercise(solved, "fit_digits", ENDLESS))
-    for student in ("entropic1", "entropic2"):  # the same notebook, graded in two sandboxes
-        subs.write(folder, student, aid, subs.replace_exercise(solved, "fit_digits", ENTROPIC))
-    result = run_cli("grade", str(folder), "--workers", "2", course=course, timeout=1800)
-    grades = subs.read_grades(course / "exports" / "grades.csv")
-
-    def verdict(student: str) -> str:
-        page = (course / "feedback" / student / aid / f"{aid}.html").read_text()
-        text = html.unescape(re.sub(r"<[^>]+>", "", page))
-        verdict = text[text.index("digits_cnn:"):]
-        return verdict[:verdict.index("\n\n")]  # the grader's verdict only, not the markdown after it
-
-    return {"result": result, "grades": grades, "verdict": verdict, "aid": aid, "course": course}
+    variants = {"strong": None, "weak": WEAK, "missing": subs.STUB, "huge": HUGE, "nan": NAN, "leaky": LEAKY,
+                "endless": ENDLESS,
+                # the same notebook, graded in two sandboxes
+                "entropic1": ENTROPIC, "entropic2": ENTROPIC}
+    return subs.challenge_batch(tmp_path_factory.mktemp("challenge"), "05_pooling", "digits_cnn", "fit_digits",
+                                variants)
 
 
 @pytest.mark.slow

@@ -9,9 +9,7 @@ one that fakes the actions it reports (it patches the harness's player): each ge
 """
 from __future__ import annotations
 
-import html
 import json
-import re
 
 import numpy as np
 import pytest
@@ -20,7 +18,7 @@ from tests.support import submissions as subs
 from autograder.authoring.challenges import challenge_plans, load_challenges
 from autograder.authoring.heldout import HELDOUT_DIR, heldout_secret, load_heldout, secret_seed
 from autograder.course import Course
-from tests.support.course import REPO, copy_course, run_cli
+from tests.support.course import REPO
 from helpers import rl
 from helpers.grading.checking import encode
 from helpers.grading.tasks import cartpole as cp
@@ -180,27 +178,8 @@ ENDLESS = '''def fit_cartpole():
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cartpole")
-    course = copy_course(tmp)
-    folder = tmp / "submissions"
-    solved = subs.solved(AID)
-    stub = next(c.source for c in subs.release_notebook(AID).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "fit_cartpole_impl")
-    subs.write(folder, "strong", AID, solved)
-    subs.write(folder, "weak", AID, subs.replace_exercise(solved, "fit_cartpole", WEAK))
-    subs.write(folder, "missing", AID, subs.replace_exercise(solved, "fit_cartpole", stub))
-    subs.write(folder, "faker", AID, subs.replace_exercise(solved, "fit_cartpole", FAKER))
-    subs.write(folder, "endless", AID, subs.replace_exercise(solved, "fit_cartpole", ENDLESS))
-    result = run_cli("grade", str(folder), "--workers", "2", course=course, timeout=1800)
-    grades = subs.read_grades(course / "exports" / "grades.csv")
-
-    def verdict(student: str) -> str:
-        page = (course / "feedback" / student / AID / f"{AID}.html").read_text()
-        text = html.unescape(re.sub(r"<[^>]+>", "", page))
-        found = text[text.index("cartpole_policy:"):]
-        return found[:found.index("\n\n")]
-
-    return {"result": result, "grades": grades, "verdict": verdict}
+    variants = {"strong": None, "weak": WEAK, "missing": subs.STUB, "faker": FAKER, "endless": ENDLESS}
+    return subs.challenge_batch(tmp_path_factory.mktemp("cartpole"), AID, "cartpole_policy", "fit_cartpole", variants)
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 scenes_segmenter task's scoring, the challenge's numbers in the text, and (slow) the reference's
 figures quoted in the notebook and grading through the real CLI (strong, weak, missing, endless, a
 model that carries a table of the training scenes)."""
-import html
 import json
 import re
 
@@ -13,7 +12,7 @@ import pytest
 from tests.support import submissions as subs
 from autograder.authoring.challenges import load_challenges
 from autograder.course import Course
-from tests.support.course import REPO, copy_course, run_cli
+from tests.support.course import REPO
 from helpers.data import scenes
 from helpers.grading.tasks import get_task
 from helpers.grading.tasks.segmentation import scenes_mean_iou
@@ -138,29 +137,10 @@ TABLED = '''def fit_scenes(X_train, Y_train, X_val, Y_val):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("scenes")
-    course = copy_course(tmp)
-    folder = tmp / "submissions"
-    solved = subs.solved(AID)
-    stub = next(c.source for c in subs.release_notebook(AID).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "fit_scenes_impl")
-    subs.write(folder, "strong", AID, solved)
-    reference = next(c.source for c in solved.cells
+    reference = next(c.source for c in subs.solved(AID).cells
                      if c.metadata.get("nbgrader", {}).get("grade_id") == "fit_scenes_impl")
-    subs.write(folder, "weak", AID, subs.replace_exercise(solved, "fit_scenes", _weak(reference)))
-    subs.write(folder, "missing", AID, subs.replace_exercise(solved, "fit_scenes", stub))
-    subs.write(folder, "endless", AID, subs.replace_exercise(solved, "fit_scenes", ENDLESS))
-    subs.write(folder, "tabled", AID, subs.replace_exercise(solved, "fit_scenes", TABLED))
-    result = run_cli("grade", str(folder), "--workers", "2", course=course, timeout=1800)
-    grades = subs.read_grades(course / "exports" / "grades.csv")
-
-    def verdict(student: str) -> str:
-        page = (course / "feedback" / student / AID / f"{AID}.html").read_text()
-        text = html.unescape(re.sub(r"<[^>]+>", "", page))
-        found = text[text.index("scenes_unet:"):]
-        return found[:found.index("\n\n")]
-
-    return {"result": result, "grades": grades, "verdict": verdict}
+    variants = {"strong": None, "weak": _weak(reference), "missing": subs.STUB, "endless": ENDLESS, "tabled": TABLED}
+    return subs.challenge_batch(tmp_path_factory.mktemp("scenes"), AID, "scenes_unet", "fit_scenes", variants)
 
 
 @pytest.mark.slow

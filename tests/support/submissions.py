@@ -92,3 +92,37 @@ def read_grades(csv_path: Path) -> dict[tuple[str, str], dict]:
 
     with open(csv_path) as f:
         return {(r["student"], r["assignment"]): r for r in csv.DictReader(f)}
+
+
+#: A variant's source that stands for the released stub of the challenge's fit (``raise NotImplementedError``).
+STUB = "<the released stub>"
+
+
+def challenge_batch(tmp: Path, aid: str, challenge: str, fit: str, variants: dict[str, str | None]) -> dict:
+    """Grade, through the real CLI in a new copy of the course, one solved notebook of ``aid`` per student
+    of ``variants`` with its function ``fit`` replaced by that source (None: the reference itself; STUB:
+    the released stub). Returns ``{"result": the CLI's CompletedProcess, "grades": read_grades(...),
+    "verdict": student -> the challenge's verdict text on the feedback page, "aid", "course"}``."""
+    import html
+    import re
+
+    from tests.support.course import copy_course, run_cli
+
+    course = copy_course(tmp)
+    folder = tmp / "submissions"
+    reference = solved(aid)
+    stub = next(c.source for c in release_notebook(aid).cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == f"{fit}_impl")
+    for student, source in variants.items():
+        nb = reference if source is None else replace_exercise(reference, fit, stub if source == STUB else source)
+        write(folder, student, aid, nb)
+    result = run_cli("grade", str(folder), "--workers", "2", course=course, timeout=1800)
+    grades = read_grades(course / "exports" / "grades.csv")
+
+    def verdict(student: str) -> str:
+        page = (course / "feedback" / student / aid / f"{aid}.html").read_text()
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        found = text[text.index(f"{challenge}:"):]
+        return found[:found.index("\n\n")]  # the grader's verdict only, not the markdown after it
+
+    return {"result": result, "grades": grades, "verdict": verdict, "aid": aid, "course": course}

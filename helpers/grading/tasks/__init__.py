@@ -21,6 +21,8 @@ TASKS: dict[str, str] = {
     "sine_forecaster": "forecast:SineForecaster",
     "scenes_segmenter": "segmentation:ScenesSegmenter",  # 12_segmentation
     "cartpole_policy": "cartpole:CartPolePolicy",        # 13_reinforcement
+    "attacked_digits": "robustness:AttackedDigitsClassifier",  # 14_robustness
+    "few_label_digits": "fewlabels:FewLabelDigitsClassifier",  # 15_few_labels
 }
 
 _MADE: dict[str, Task] = {}

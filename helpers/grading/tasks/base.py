@@ -85,6 +85,14 @@ class Task:
         (``numpy.random.default_rng(seed_for("<file>: what"))``). Only the secret makes the file. None (the default): the task reads a file another task or the digits build."""
         return None
 
+    def sandbox_files(self) -> dict[str, bytes]:
+        """Trusted side: files the graded sandbox sees **in place of** the helpers package's own, by
+        path relative to the package (``{"datasets/mnist9k.npz": <bytes of an .npz>}``), each bound
+        read-only over the original for the whole graded run of the assignment. For a challenge whose
+        rules withhold data the package ships (15's: only 100 labels): the graded run cannot read what
+        the student has at home. Each path must name a file the package has. Default: none."""
+        return {}
+
     def valid(self, outputs: np.ndarray, n: int) -> bool:
         """Outputs of the right shape and finite (what every task needs before ``score``)."""
         return outputs.shape == self.output_shape(n) and bool(np.all(np.isfinite(outputs)))

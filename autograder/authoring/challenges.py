@@ -245,6 +245,11 @@ class ChallengePlan:
         return json.dumps({"challenge": self.exercise.name, "spec": self.exercise.public(self.points),
                            "inputs": _inputs_data(self.inputs)})
 
+    def sandbox_files(self) -> dict[str, bytes]:
+        """What the task withholds from the sandbox: package files replaced for the graded run
+        (``Task.sandbox_files``; 15's training labels beyond the 100 it gives)."""
+        return get_task(self.exercise.task).sandbox_files()
+
     def score(self, raw: str | None, *, shortcut_policy: str = "warn", max_bytes: int = MAX_CHALLENGE_BYTES,
               run_cpu_seconds: float | None = None) -> ChallengeResult:
         """Judge what the sandbox wrote (None: nothing). ``run_cpu_seconds``: the CPU time of the whole

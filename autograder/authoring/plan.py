@@ -72,6 +72,8 @@ class GradedItem(Protocol):
 
     exercise:        its declaration (``name``, ``builds_on``, ``partial_credit``)
     sandbox_inputs:  the text of the sandbox's ``inputs/<name>.json`` (never an expected value or target)
+    sandbox_files:   package files the sandbox sees in place of the helpers package's own (path relative to
+                     the package -> bytes; e.g. a challenge's data without the labels its rules withhold)
     cell_timeout:    the wall-clock limit of its graded cell, given the run's default
     score:           the trusted verdict on what the sandbox wrote (None: nothing); ``run_cpu_seconds`` is
                      the whole run's CPU time measured from outside the sandbox (None: not measured)
@@ -81,6 +83,8 @@ class GradedItem(Protocol):
     exercise: Any
 
     def sandbox_inputs(self) -> str: ...
+
+    def sandbox_files(self) -> dict[str, bytes]: ...
 
     def cell_timeout(self, default: int | None) -> int | None: ...
 
@@ -101,6 +105,9 @@ class ExercisePlan:
         """The text of the sandbox's ``inputs/<exercise>.json``: the inputs only, in order."""
         ex = self.exercise
         return inputs_document(ex.name, ex.framework, ex.contract(), [c.inputs for c in self.cases])
+
+    def sandbox_files(self) -> dict[str, bytes]:
+        return {}  # an exercise's sandbox sees the package as it ships
 
     def cell_timeout(self, default: int | None) -> int | None:
         return default

@@ -200,6 +200,10 @@ class SandboxedExecute(Execute):
                 shutil.copyfile(f, workdir / "work" / f.name)
         for name, ex_plan in plan.items():
             harvest.input_file(name).write_text(ex_plan.sandbox_inputs())
+        replaced: dict[str, bytes] = {}
+        for ex_plan in plan.values():
+            replaced.update(ex_plan.sandbox_files())
+        self._overlays = sandbox.write_overlays(workdir, replaced)  # bound over the package's own files
         sandbox.prepare_workdir(workdir, list(plan), uid)  # output files, ownership and modes
 
     def _kernel_manager(self, workdir: Path, settings: GradingSettings, policy: SandboxPolicy,
@@ -215,7 +219,7 @@ class SandboxedExecute(Execute):
             env.update(HOME=str(workdir / "work"), MPLCONFIGDIR=str(workdir / "work" / ".mpl"))
             km.command_prefix = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
         else:
-            km.command_prefix = sandbox.sandbox_command(workdir, policy, env, uid)
+            km.command_prefix = sandbox.sandbox_command(workdir, policy, env, uid, overlays=self._overlays)
         return km
 
     # -- execution ----------------------------------------------------------

@@ -56,7 +56,26 @@ def new_kernel_uid() -> int:
     return 200_000 + secrets.randbelow(1_000_000_000)
 
 
-def sandbox_command(workdir: Path, limits: SandboxPolicy, env: dict[str, str], uid: int) -> list[str]:
+def write_overlays(workdir: Path, files: dict[str, bytes]) -> list[tuple[Path, Path]]:
+    """Write the files a graded run sees in place of the helpers package's own (path relative to the
+    package -> bytes) into ``workdir/overlay/``; return (written file, package file) pairs for
+    ``sandbox_command``. A path that leaves the package or names no file of it is a ValueError (the
+    plan is the course's, so this is an authoring mistake, never a student's)."""
+    package = Path(helpers.__file__).resolve().parent
+    pairs = []
+    for i, (rel, data) in enumerate(sorted(files.items())):
+        target = (package / rel).resolve()
+        if package not in target.parents or not target.is_file() or target.is_symlink():
+            raise ValueError(f"sandbox file {rel!r} is not a file of the helpers package")
+        written = workdir / "overlay" / f"{i}-{target.name}"
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_bytes(data)
+        pairs.append((written, target))
+    return pairs
+
+
+def sandbox_command(workdir: Path, limits: SandboxPolicy, env: dict[str, str], uid: int,
+                    overlays: list[tuple[Path, Path]] = ()) -> list[str]:
     """The command prefix that starts a program in the sandbox.
 
     workdir: the per-notebook folder prepared by ``prepare_workdir``:
@@ -68,6 +87,8 @@ def sandbox_command(workdir: Path, limits: SandboxPolicy, env: dict[str, str], u
              can be created on the host).
     env:     the complete environment inside (everything else is cleared).
     uid:     the kernel's uid when grading as root (see ``new_kernel_uid``).
+    overlays: (file in workdir, package file) pairs from ``write_overlays``: each bound read-only over
+             the package's file.
     """
     bwrap = bwrap_path()
     if bwrap is None:
@@ -106,6 +127,8 @@ def sandbox_command(workdir: Path, limits: SandboxPolicy, env: dict[str, str], u
         cmd += ["--perms", "0755", "--dir", str(a)]
     for p in binds:
         cmd += ["--ro-bind", str(p), str(p)]
+    for written, target in overlays:  # after the package's bind: these hide its files of the same path
+        cmd += ["--ro-bind", str(written), str(target)]
     # kernel/ must be a host folder (the ipc sockets are created there and reached from outside);
     # it is the one place the kernel could create host files, bounded only by the time limits.
     cmd += ["--bind", str(workdir / "kernel"), str(workdir / "kernel"),

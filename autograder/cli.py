@@ -11,6 +11,7 @@
     autograder collect [--grade]                latest exchange submissions into course/inbound/
     autograder return                           graded feedback back to the exchange
     autograder cluster-certs DIR                certificates for a grading cluster (mutual TLS)
+    autograder extend STUDENT ASSIGNMENT --days N | --until TIME | --clear;  extend --list | --roster FILE
 
 User errors are one line on stderr and exit status 2; nothing prints a traceback
 for a mistake the user can fix.
@@ -248,6 +249,68 @@ on the instructor's machines only.
     return 0
 
 
+def cmd_extend(course: Course, args: argparse.Namespace) -> int:
+    """Per-student extensions and the roster's standing accommodations (autograder.store.extensions)."""
+    from autograder.store import extensions
+
+    if args.list or args.roster:
+        if args.student or args.assignment or args.days is not None or args.until or args.clear:
+            raise CourseError("--list and --roster take no STUDENT, ASSIGNMENT, --days, --until or --clear")
+    if args.roster:
+        from autograder.intake.roster import accommodations, read_roster
+
+        roster = Path(args.roster)
+        entries = extensions.set_accommodations(course, accommodations(read_roster(roster)), roster.name)
+        return _extended(course, entries, f"accommodations of {roster.name} recorded")
+    if args.list:
+        rows = extensions.deadlines(course)
+        if not rows:
+            print("every student's deadlines are the syllabus's (no extension, no accommodation)")
+            return 0
+        print(f"{'student':<20} {'assignment':<18} {'syllabus due':<21} {'effective deadline':<21} reason")
+        for d in rows:
+            print(f"{d.student:<20} {d.assignment:<18} {extensions.iso(d.due):<21} {extensions.iso(d.effective):<21} "
+                  f"{d.reason}")
+        return 0
+    from autograder.intake.collect import STUDENT_ID
+
+    if not args.student or not args.assignment:
+        raise CourseError("give STUDENT ASSIGNMENT and one of --days N, --until TIME, --clear (or --list, --roster FILE)")
+    if not STUDENT_ID.match(args.student):
+        raise CourseError(f"{args.student[:80]!r} is not a valid student id (1-64 ASCII letters, digits, _ . @ + -, "
+                          "starting with a letter or digit)")
+    aid = course.assignment(args.assignment).id
+    if sum([args.days is not None, bool(args.until), args.clear]) != 1:
+        raise CourseError("give exactly one of --days N, --until TIME and --clear")
+    if args.clear:
+        entries = extensions.clear(course, args.student, aid)
+    else:
+        until = extensions.parse_time(args.until) if args.until else None
+        entries = extensions.grant(course, args.student, aid, args.days, until, args.reason or "")
+    return _extended(course, entries, "", also=[(aid, args.student)])
+
+
+def _extended(course: Course, entries: list[dict], done: str, also: list[tuple[str, str]] = ()) -> int:
+    """Say what changed, and write it into the gradebook (extensions, late penalties)."""
+    from autograder.store import extensions
+
+    for e in entries:
+        print(f"{e['student']} {e['assignment']}: deadline {e['old']} -> {e['new']}")
+    if done:
+        print(f"{done}: {len(entries)} deadline(s) changed")
+    elif not entries:
+        print("no effective deadline changed (an accommodation gives a later one)")
+    changed = extensions.apply_to_gradebook(course, {e["assignment"] for e in entries},
+                                            also=[*also, *((e["assignment"], e["student"]) for e in entries)])
+    if changed:
+        aids = sorted({aid for aid, _ in changed})
+        print(f"gradebook: the extension (and late penalty) of {len(changed)} submission(s) updated; the grades "
+              f"exported from now on use it. Feedback pages still show the old penalty: "
+              + "; ".join(f"autograder feedback {a}" for a in aids))
+    print(f"log: {extensions.log_path(course)}")
+    return 0
+
+
 def cmd_new(course: Course, args: argparse.Namespace) -> int:
     from autograder.authoring.scaffold import cmd_new
 
@@ -340,6 +403,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="a new folder, or FILE.zip (default: course/exports/dl-course-student/)")
     p.add_argument("--rev", default="HEAD", help="the commit to build from (default: HEAD)")
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser(
+        "extend", help="per-student deadlines: extensions (--days, --until, --clear), --list, the roster's accommodations",
+        description="The deadline of STUDENT for ASSIGNMENT is the later of: the syllabus's due date plus the "
+                    "student's standing accommodation (the roster's extra_days column, recorded with --roster FILE: "
+                    "every due date moves that many days; nbgrader assignments have no start date, so 50% more "
+                    "time on a one-week assignment is extra_days = 3.5), and this extension (--days N: N days "
+                    "after the syllabus's due date; --until TIME). Late penalties, grading, the exchange and the "
+                    "LMS exports use it. Every change is appended to course/extensions.log (who, when, the old "
+                    "and new deadline); the current state is course/extensions.json.")
+    p.add_argument("student", nargs="?", help="the student's course id")
+    p.add_argument("assignment", nargs="?", help="the syllabus's assignment id")
+    p.add_argument("--days", type=float, help="the deadline is N days after the syllabus's due date (1.5 = 36 hours)")
+    p.add_argument("--until", metavar="TIME", help="the deadline is TIME (ISO 8601 with a time zone, e.g. "
+                                                   "2026-12-17T23:59:00Z or 2026-12-17T23:59:00+01:00)")
+    p.add_argument("--clear", action="store_true", help="remove this extension (an accommodation stays)")
+    p.add_argument("--reason", help="why (kept in the state and shown by --list)")
+    p.add_argument("--list", action="store_true",
+                   help="every deadline that differs from the syllabus's, with the reason")
+    p.add_argument("--roster", metavar="FILE", help="record the roster's extra_days column as standing "
+                                                    "accommodations (a student without it has none afterwards)")
+    p.set_defaults(func=cmd_extend)
 
     p = sub.add_parser("report", help="what the class got wrong: one HTML page (and CSV/JSON) from the outcomes")
     p.add_argument("assignment", nargs="?", help="one assignment id (default: the whole course)")

@@ -9,6 +9,11 @@ in the gradebook and the CSV); the others identify the student in an LMS export:
     canvas_user_id   Canvas's numeric user id (the ``ID`` column of its gradebook)   Canvas
     sis_user_id, sis_login_id, section   copied into Canvas's gradebook import
     moodle_participant_id   Moodle's "Participant N" id (optional: Moodle's zips carry it)
+    extra_days       a standing accommodation: every due date of this student moves this many
+                     days later (a number, decimals allowed: 1.5 = 36 hours; empty or 0: none).
+                     nbgrader assignments have a due date and no start, so "50 % more time"
+                     is written as the days it means (a one-week assignment: 3.5). Recorded
+                     by ``autograder extend --roster FILE`` (autograder.store.extensions).
 
 Identity comes from the LMS's ids (``canvas_user_id``, ``moodle_participant_id``), never from
 what a student can type: a display name is the student's to choose. A row that gives the LMS's
@@ -40,10 +45,12 @@ ALIASES = {
     "sis_login_id": ("sis_login_id", "sis login id"),
     "section": ("section",),
     "moodle_participant_id": ("moodle_participant_id", "participant_id", "participant"),
+    "extra_days": ("extra_days", "extra days", "accommodation_days"),
 }
 ID_COLUMNS = {"canvas": "canvas_user_id", "moodle": "moodle_participant_id"}
 MAX_ROSTER_BYTES = 20 * 1024 * 1024
 MAX_FIELD = 1000          # characters in one roster field (a name, an e-mail, an id)
+MAX_EXTRA_DAYS = 365.0    # the largest accommodation read (days)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Person:
     sis_login_id: str = ""
     section: str = ""
     moodle_participant_id: str = ""
+    extra_days: str = ""          # a standing accommodation, days (text as written; see accommodations())
 
 
 def name_key(name: str) -> str:
@@ -142,6 +150,27 @@ class Roster:
         return None, None
 
 
+def _days(text: str) -> float | None:
+    """``extra_days`` as a number (0 to MAX_EXTRA_DAYS; a decimal comma is accepted), else None."""
+    if not re.fullmatch(r"[0-9]{1,4}([.,][0-9]{1,6})?", text.strip()):
+        return None
+    value = float(text.strip().replace(",", "."))
+    return value if value <= MAX_EXTRA_DAYS else None
+
+
+def accommodations(roster: Roster) -> dict[str, float]:
+    """Each student's standing accommodation (extra days on every due date), those above 0.
+    One student on two rows with different values is one CourseError line."""
+    out: dict[str, float] = {}
+    for p in roster.people:
+        days = _days(p.extra_days) if p.extra_days else 0.0
+        if p.student in out and out[p.student] != (days or 0.0) and days:
+            raise CourseError(f"the roster {roster.path} gives {p.student} two different extra_days")
+        if days:
+            out[p.student] = days
+    return out
+
+
 def read_roster(path: Path) -> Roster:
     """Read and check a roster CSV (UTF-8, with or without a BOM; comma or semicolon separated).
 
@@ -198,6 +227,9 @@ def _parse_rows(path: Path, rows: list[list[str]]) -> Roster:
             if values.get(k) and not re.fullmatch(r"[0-9]{1,20}", values[k]):
                 raise CourseError(f"{path}, line {line}: {k} {values[k][:40]!r} is not a number "
                                   "(the LMS's numeric id)")
+        if values.get("extra_days") and _days(values["extra_days"]) is None:
+            raise CourseError(f"{path}, line {line}: extra_days {values['extra_days'][:40]!r} is not a number of "
+                              f"days from 0 to {MAX_EXTRA_DAYS:g} (e.g. 2 or 1.5)")
         sid = values["student"]
         if not STUDENT_ID.match(sid):
             raise CourseError(f"{path}, line {line}: {sid!r} is not a valid student id (1-64 ASCII letters, "

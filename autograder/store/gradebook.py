@@ -90,12 +90,16 @@ def set_due_dates(course: Course, aids: set[str]) -> None:
 
     nbgrader's late-submission check (AssignLatePenalties) compares a submission's timestamp
     with this date; the gradebook stores naive UTC datetimes. Assignments not yet in the
-    gradebook are created."""
+    gradebook are created. The submissions already there then get the extensions of
+    ``course/extensions.json`` (``autograder.store.extensions.apply_to_gradebook``)."""
     with gradebook(course) as gb:
         for a in course.assignments():
             if a.id in aids:
                 due = a.due.replace(tzinfo=None) if a.due else None
                 gb.update_or_create_assignment(a.id, duedate=due)
+    from autograder.store import extensions as course_extensions
+
+    course_extensions.apply_to_gradebook(course, aids)  # each submission's extension follows the due date
 
 
 def _redacted(url: str) -> str:
@@ -162,12 +166,20 @@ def template_gradebook(course: Course, aids: list[str], path: Path) -> None:
 
 
 def extensions(course: Course, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], float]:
-    """The extensions (seconds) the gradebook gives these (assignment, student) pairs, if any."""
+    """The extensions (seconds) of these (assignment, student) pairs, if any: those of
+    ``course/extensions.json`` (``autograder extend`` and the roster's accommodations) for the pairs
+    it decides, else what the gradebook holds (an extension set there by hand)."""
     from nbgrader.api import MissingEntry
 
-    found = {}
+    from autograder.store import extensions as course_extensions
+
+    keys = list(keys)
+    decided = course_extensions.known(course, keys)
+    found = course_extensions.extension_seconds(course, decided)
     with gradebook(course) as gb:
         for aid, student in keys:
+            if (aid, student) in decided:
+                continue
             try:
                 ext = gb.find_submission(aid, student).extension
             except MissingEntry:

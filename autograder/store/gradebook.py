@@ -166,9 +166,16 @@ def template_gradebook(course: Course, aids: list[str], path: Path) -> None:
 
 
 def extensions(course: Course, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], float]:
-    """The extensions (seconds) of these (assignment, student) pairs, if any: those of
+    """The extensions (seconds) of these (assignment, student) pairs, about to be graded: those of
     ``course/extensions.json`` (``autograder extend`` and the roster's accommodations) for the pairs
-    it decides, else what the gradebook holds (an extension set there by hand)."""
+    it decides, else what the gradebook holds (an extension set there by hand).
+
+    A pair with an extension from the file and no submission in the gradebook yet gets its
+    submission entry now, with that extension (``set_due_dates`` has updated the others): the
+    course's gradebook then says the same as the worker that computes the late penalty
+    (nbgrader's ``duedate`` and ``total_seconds_late`` of the submission, read by the report)."""
+    import datetime as dt
+
     from nbgrader.api import MissingEntry
 
     from autograder.store import extensions as course_extensions
@@ -179,6 +186,12 @@ def extensions(course: Course, keys: Iterable[tuple[str, str]]) -> dict[tuple[st
     with gradebook(course) as gb:
         for aid, student in keys:
             if (aid, student) in decided:
+                if (aid, student) in found:
+                    try:
+                        gb.find_submission(aid, student)
+                    except MissingEntry:
+                        gb.update_or_create_student(student)
+                        gb.update_or_create_submission(aid, student, extension=dt.timedelta(seconds=found[(aid, student)]))
                 continue
             try:
                 ext = gb.find_submission(aid, student).extension

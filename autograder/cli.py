@@ -254,8 +254,9 @@ def cmd_extend(course: Course, args: argparse.Namespace) -> int:
     from autograder.store import extensions
 
     if args.list or args.roster:
-        if args.student or args.assignment or args.days is not None or args.until or args.clear:
-            raise CourseError("--list and --roster take no STUDENT, ASSIGNMENT, --days, --until or --clear")
+        if (args.roster and (args.list or args.student)) or args.assignment or args.days is not None or args.until \
+                or args.clear or args.reason:
+            raise CourseError("--list takes at most a STUDENT, --roster FILE nothing else")
     if args.roster:
         from autograder.intake.roster import accommodations, read_roster
 
@@ -263,9 +264,10 @@ def cmd_extend(course: Course, args: argparse.Namespace) -> int:
         entries = extensions.set_accommodations(course, accommodations(read_roster(roster)), roster.name)
         return _extended(course, entries, f"accommodations of {roster.name} recorded")
     if args.list:
-        rows = extensions.deadlines(course)
+        rows = [d for d in extensions.deadlines(course) if not args.student or d.student == args.student]
         if not rows:
-            print("every student's deadlines are the syllabus's (no extension, no accommodation)")
+            print(f"{'the deadlines of ' + args.student + ' are' if args.student else 'every deadline is'} "
+                  "the syllabus's (no extension, no accommodation)")
             return 0
         print(f"{'student':<20} {'assignment':<18} {'syllabus due':<21} {'effective deadline':<21} reason")
         for d in rows:
@@ -421,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", action="store_true", help="remove this extension (an accommodation stays)")
     p.add_argument("--reason", help="why (kept in the state and shown by --list)")
     p.add_argument("--list", action="store_true",
-                   help="every deadline that differs from the syllabus's, with the reason")
+                   help="every deadline that differs from the syllabus's, with the reason (of STUDENT only if given)")
     p.add_argument("--roster", metavar="FILE", help="record the roster's extra_days column as standing "
                                                     "accommodations (a student without it has none afterwards)")
     p.set_defaults(func=cmd_extend)

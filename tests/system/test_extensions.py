@@ -62,6 +62,8 @@ def run(tmp_path_factory):
     graded = cli("grade", "grade", str(folder), "--workers", "2")
     assert graded.returncode == 0, (graded.stdout[-2000:], graded.stderr[-3000:])
     out["graded"] = subs.read_grades(course / "exports" / "grades.csv")
+    cli("report", "report", AID, "--no-similarity", "--to", str(tmp / "report.html"), "--json", str(tmp / "report.json"))
+    out["report"] = json.loads((tmp / "report.json").read_text())
     cli("export_before", "export", "--format", "moodle", "--roster", str(roster))
     out["moodle_before"] = _moodle_grades(course)
     cli("extend_alice", "extend", "alice", AID, "--until", (DUE + dt.timedelta(days=2)).isoformat())
@@ -102,6 +104,12 @@ def test_a_late_submission_without_extension_is_penalised(run):
 def test_an_extension_or_an_accommodation_makes_the_same_submission_in_time(run, student):
     row = run["graded"][(student, AID)]
     assert (row["score"], row["status"]) == ("9", "graded") and "late" not in row["reason"], row
+
+
+def test_the_gradebook_agrees_so_the_report_lists_only_the_late_one(run):
+    """nbgrader's duedate of each submission includes its extension (the report reads its lateness)."""
+    late = {e["student"]: e["seconds_late"] for e in run["report"]["assignments"][0]["late"]}
+    assert late == {"alice": 30 * 3600}, late
 
 
 def test_list_shows_each_moved_deadline_with_its_reason(run):

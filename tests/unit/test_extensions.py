@@ -186,8 +186,28 @@ def test_a_hand_set_extension_in_the_gradebook_is_kept_for_students_the_file_doe
 def test_the_cli_refuses_bad_input_with_one_line_and_writes_nothing(course, capsys):
     for argv in (["extend", "../x", AID, "--days", "1"], ["extend", "alice", "99_nope", "--days", "1"],
                  ["extend", "alice", AID, "--until", "tomorrow"], ["extend", "alice", AID],
-                 ["extend", "alice", AID, "--days", "1", "--clear"], ["extend", "--list", "alice"]):
+                 ["extend", "alice", AID, "--days", "1", "--clear"], ["extend", "--list", "alice", AID],
+                 ["extend", "--roster", "r.csv", "alice"], ["extend", "alice", AID, "--days", "1e9"]):
         assert cli.main(["--course", str(course.root), *argv]) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("autograder: error: ") and "Traceback" not in err, (argv, err)
     assert not extensions.state_path(course).exists() and not extensions.log_path(course).exists()
+
+
+def test_the_cli_grants_lists_one_student_and_clears(course, capsys):
+    def run(*argv):
+        code = cli.main(["--course", str(course.root), "extend", *argv])
+        return code, capsys.readouterr().out
+    assert run("alice", AID, "--days", "1.5", "--reason", "flu") == (0, run_text(course, "alice"))
+    code, out = run("bob", OTHER, "--until", "2026-12-20T12:00:00+01:00")
+    assert code == 0 and "bob 01_perceptron: deadline 2026-12-15T23:59:00Z -> 2026-12-20T11:00:00Z" in out
+    code, out = run("--list", "alice")
+    assert code == 0 and "alice" in out and "2026-12-17T11:59:00Z" in out and "flu" in out and "bob" not in out
+    assert run("alice", AID, "--clear")[0] == 0
+    code, out = run("--list", "alice")
+    assert "the deadlines of alice are the syllabus's" in out
+
+
+def run_text(course, student):
+    return (f"{student} {AID}: deadline 2026-12-15T23:59:00Z -> 2026-12-17T11:59:00Z\n"
+            f"log: {extensions.log_path(course)}\n")

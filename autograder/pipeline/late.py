@@ -2,7 +2,11 @@
 
 nbgrader itself offers only "none" and "zero". ``PerDayPenalty`` takes ``percent_per_day`` of
 the notebook's score for every started day after the due date (set per assignment in
-``course/syllabus.toml``), up to the whole score. Configure in ``course/nbgrader_config.py``::
+``course/syllabus.toml``), up to the whole score. The lateness it is given is nbgrader's
+``SubmittedAssignment.total_seconds_late``: past the submission's own ``duedate``, the due date
+plus the student's extension (``autograder extend`` and the roster's accommodations write it:
+``autograder.store.extensions``), so a submission in time thanks to an extension costs nothing.
+Configure in ``course/nbgrader_config.py``::
 
     c.AssignLatePenalties.plugin_class = "autograder.pipeline.late.PerDayPenalty"
     c.PerDayPenalty.percent_per_day = 10      # 0 turns penalties off

@@ -305,6 +305,9 @@ def _extended(course: Course, entries: list[dict], done: str, also: list[tuple[s
     changed = extensions.apply_to_gradebook(course, {e["assignment"] for e in entries},
                                             also=[*also, *((e["assignment"], e["student"]) for e in entries)])
     if changed:
+        from autograder.grading.batch import hand_to_course_owner
+
+        hand_to_course_owner(course)  # as root: the gradebook stays the instructor's
         aids = sorted({aid for aid, _ in changed})
         print(f"gradebook: the extension (and late penalty) of {len(changed)} submission(s) updated; the grades "
               f"exported from now on use it. Feedback pages still show the old penalty: "

@@ -211,3 +211,12 @@ def test_the_cli_grants_lists_one_student_and_clears(course, capsys):
 def run_text(course, student):
     return (f"{student} {AID}: deadline 2026-12-15T23:59:00Z -> 2026-12-17T11:59:00Z\n"
             f"log: {extensions.log_path(course)}\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_run_as_root_in_an_instructors_course_the_files_stay_the_instructors(course):
+    os.chown(course.root, 65534, 65534)
+    extensions.grant(course, "alice", AID, days=1)
+    for path in (extensions.state_path(course), extensions.log_path(course)):
+        st = os.stat(path)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (65534, 0o600), path

@@ -113,6 +113,18 @@ def load(course: Course) -> dict:
         raise CourseError(f"{path} is not an extensions file; its history is in {log_path(course)}")
     data.setdefault("extensions", {})
     data.setdefault("accommodations", {})
+    try:  # a hand-edited file: every value the rule reads must be there and of its kind
+        for acc in data["accommodations"].values():
+            check_days(float(acc["extra_days"]), "extra_days")
+        for per_student in data["extensions"].values():
+            for ext in per_student.values():
+                if "days" in ext:
+                    check_days(float(ext["days"]), "days")
+                elif dt.datetime.fromisoformat(ext["until"]).tzinfo is None:
+                    raise ValueError("an until without a time zone")
+    except (AttributeError, KeyError, TypeError, ValueError, CourseError) as e:
+        raise CourseError(f"{path} is damaged ({str(e)[:120] or type(e).__name__}): fix it or restore it; "
+                          f"its history is in {log_path(course)}") from None
     return data
 
 
@@ -128,12 +140,12 @@ def _effective_of(state: dict, student: str, aid: str, due: dt.datetime) -> tupl
     if ext:
         when = due + float(ext["days"]) * DAY if "days" in ext else dt.datetime.fromisoformat(ext["until"])
         how = f"{float(ext['days']):g} day(s)" if "days" in ext else f"until {ext['until']}"
-        why = f"extension: {how}" + (f" ({ext['reason']})" if ext.get("reason") else "") \
+        why = f"{how}" + (f" ({ext['reason']})" if ext.get("reason") else "") \
             + f", granted by {ext.get('by', '?')} at {ext.get('at', '?')}"
         if best is None or when > best[0]:
-            best = (when, why)
+            best = (when, f"extension: {why}")
         else:
-            best = (best[0], best[1] + f"; an {why} ends earlier")
+            best = (best[0], best[1] + f"; the extension ({why}) ends earlier")
     if best is None or best[0] <= due:
         return None
     return best

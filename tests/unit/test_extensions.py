@@ -103,9 +103,16 @@ def test_a_bad_request_is_one_error_and_writes_nothing(course, call, words):
     assert not extensions.state_path(course).exists() and not extensions.log_path(course).exists()
 
 
-def test_a_damaged_state_file_is_one_error_line(course):
-    extensions.state_path(course).write_text("[1, 2")
-    with pytest.raises(CourseError, match="cannot read"):
+@pytest.mark.parametrize("text, words", [
+    ("[1, 2", "cannot read"), ("[1, 2]", "not an extensions file"),
+    ('{"accommodations": {"ada": {"extra_days": "lots"}}}', "damaged"),
+    ('{"accommodations": {"ada": {}}}', "damaged"),
+    ('{"extensions": {"ada": {"00_pytorch_basics": {"until": "2026-12-20T10:00:00"}}}}', "damaged"),
+    ('{"extensions": {"ada": {"00_pytorch_basics": {"days": -3}}}}', "damaged"),
+    ('{"extensions": {"ada": ["00_pytorch_basics"]}}', "damaged")])
+def test_a_damaged_state_file_is_one_error_line(course, text, words):
+    extensions.state_path(course).write_text(text)
+    with pytest.raises(CourseError, match=words):
         extensions.deadlines(course)
 
 

@@ -81,6 +81,7 @@ class Roster:
 
     people: list[Person]
     path: Path | None = None
+    columns: tuple[str, ...] = ()       # the ALIASES keys the file's header gave
     _by: dict[str, dict[str, list[Person]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -160,15 +161,17 @@ def _days(text: str) -> float | None:
 
 def accommodations(roster: Roster) -> dict[str, float]:
     """Each student's standing accommodation (extra days on every due date), those above 0.
-    One student on two rows with different values is one CourseError line."""
-    out: dict[str, float] = {}
+    A roster without the column (an LMS's, say) is one CourseError line: it would take every
+    accommodation away. One student on two rows with different values is one too."""
+    if "extra_days" not in roster.columns:
+        raise CourseError(f"the roster {roster.path} has no extra_days column: nothing changed (a roster "
+                          "with the column, empty for students without an accommodation, replaces them all)")
+    seen: dict[str, float] = {}
     for p in roster.people:
-        days = _days(p.extra_days) if p.extra_days else 0.0
-        if p.student in out and out[p.student] != (days or 0.0) and days:
+        days = (_days(p.extra_days) or 0.0) if p.extra_days else 0.0
+        if seen.setdefault(p.student, days) != days:
             raise CourseError(f"the roster {roster.path} gives {p.student} two different extra_days")
-        if days:
-            out[p.student] = days
-    return out
+    return {s: d for s, d in seen.items() if d > 0}
 
 
 def read_roster(path: Path) -> Roster:
@@ -248,4 +251,4 @@ def _parse_rows(path: Path, rows: list[list[str]]) -> Roster:
                                   f"{owners[value]} and {p.student}")
             if value:
                 owners[value] = p.student
-    return Roster(people, path)
+    return Roster(people, path, tuple(columns))

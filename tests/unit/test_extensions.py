@@ -125,6 +125,14 @@ def test_the_roster_column_is_read_defensively(tmp_path, course):
         path.write_text(f"student,extra_days\nada,{bad}\n")
         with pytest.raises(CourseError, match="extra_days"):
             read_roster(path)
+    twice = tmp_path / "twice.csv"
+    twice.write_text("student,extra_days\nada,1\nada,\n")
+    with pytest.raises(CourseError, match="two different extra_days"):
+        accommodations(read_roster(twice))
+    plain = tmp_path / "lms.csv"
+    plain.write_text("student,name\nada,Ada\n")
+    with pytest.raises(CourseError, match="no extra_days column: nothing changed"):
+        accommodations(read_roster(plain))
     # recorded, and a student left out of the column afterwards loses the accommodation (logged)
     extensions.set_accommodations(course, accommodations(read_roster(good)), good.name)
     assert {(d.student, d.assignment) for d in extensions.deadlines(course)} == {

@@ -256,7 +256,7 @@ def cmd_extend(course: Course, args: argparse.Namespace) -> int:
     if args.list or args.roster:
         if (args.roster and (args.list or args.student)) or args.assignment or args.days is not None or args.until \
                 or args.clear or args.reason:
-            raise CourseError("--list takes at most a STUDENT, --roster FILE nothing else")
+            raise CourseError("--list takes at most a STUDENT; --roster FILE takes nothing else")
     if args.roster:
         from autograder.intake.roster import accommodations, read_roster
 
@@ -310,7 +310,7 @@ def _extended(course: Course, entries: list[dict], done: str, also: list[tuple[s
         hand_to_course_owner(course)  # as root: the gradebook stays the instructor's
         aids = sorted({aid for aid, _ in changed})
         print(f"gradebook: the extension (and late penalty) of {len(changed)} submission(s) updated; the grades "
-              f"exported from now on use it. Feedback pages still show the old penalty: "
+              f"exported from now on use it. Feedback pages made before still show the old penalty; regenerate them: "
               + "; ".join(f"autograder feedback {a}" for a in aids))
     print(f"log: {extensions.log_path(course)}")
     return 0

@@ -38,6 +38,8 @@ def _adapt(w, g, layer, lr, frozen, weight_decay, mode="ok"):
         return np.where(still, w - rate * weight_decay * w, new)
     if mode == "all_move":
         return new
+    if mode == "inverted":
+        return np.where(still, new, w)
     return np.where(still, w, new)
 
 
@@ -69,10 +71,13 @@ def _probe(X, W, b, running_mean, running_var, gamma, beta, mode="ok"):
     else:
         mu, var = running_mean, running_var
     eps = 0.0 if mode == "no_eps" else 1e-5
-    out = gamma * (a - mu) / (np.sqrt(var) if mode == "std_no_eps_sqrt" else np.sqrt(var + eps)) + beta
+    if mode == "relu_first":
+        a = np.maximum(a, 0.0)
+    out = (a - mu) / np.sqrt(var + eps)
+    out = out if mode == "no_affine" else gamma * out + beta
     if mode == "var_not_sqrt":
         out = gamma * (a - mu) / (var + eps) + beta
-    return out if mode == "no_relu" else np.maximum(out, 0.0)
+    return out if mode in ("no_relu", "relu_first") else np.maximum(out, 0.0)
 
 
 _PROBE_FIXED = (
@@ -106,13 +111,19 @@ def _xent(z, temperature, mode="ok"):
     sim = u @ u.T
     logits = sim * temperature if mode == "times_t" else sim / temperature
     idx = torch.arange(n2)
-    if mode not in ("no_mask", "diag_positive"):
+    if mode == "diag_zero":
+        logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool), 0.0)
+    elif mode not in ("no_mask", "diag_positive"):
         logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
     target = (idx + n) % n2
     if mode == "diag_positive":
         target = idx
     elif mode == "offset_one":
         target = (idx + 1) % n2
+    elif mode == "interleaved":
+        target = idx ^ 1
+    if mode == "halves_only":                                     # only the N x N block between the two halves
+        return F.cross_entropy((u[:n] @ u[n:].T) / temperature, torch.arange(n))
     losses = F.cross_entropy(logits, target, reduction="none")
     if mode == "half":
         return losses[:n].mean()
@@ -151,7 +162,7 @@ def _knn(train_z, train_y, query_z, k, n_classes, mode="ok"):
     if mode == "euclid_raw":
         sim = -((np.asarray(query_z, float)[:, None] - np.asarray(train_z, float)[None]) ** 2).sum(-1)
     order = np.argsort(sim if mode == "farthest" else -sim, axis=1, kind="stable")
-    kk = 1 if mode == "one_nn" else k
+    kk = 1 if mode == "one_nn" else (min(k + 1, len(a)) if mode == "k_plus_one" else k)
     out = []
     for row in order[:, :kk]:
         votes = np.bincount(np.asarray(train_y)[row], minlength=n_classes)
@@ -166,14 +177,20 @@ def _knn(train_z, train_y, query_z, k, n_classes, mode="ok"):
 
 
 _KNN_FIXED = (
-    # k = 2 with one vote each: the tie goes to the smaller label (2), though the nearest is a 3;
-    # the stored vectors have different lengths (cosine and dot product disagree)
-    {"train_z": np.array([[4.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-2.0, 0.5], [0.5, -3.0]]),
-     "train_y": np.array([3, 2, 0, 1, 1]), "query_z": np.array([[1.0, 0.2], [-1.0, 0.0], [0.0, -1.0]]),
-     "k": 2, "n_classes": 4},
+    # k = 3, M = 8, Q = 5, found by a search so that every catalogued mistake gives its own output here: ties
+    # among three labels, stored vectors of lengths 0.25 to 8 (cosine, dot product and distance rank them
+    # differently), no two similarities equal; exact binary values
+    {"train_z": np.array([[1.0, 1.5], [8.0, 2.0], [-0.5, 2.0], [0.0, -2.0], [-3.0, 4.0], [3.0, 3.0], [0.25, -0.5],
+                          [-1.5, -1.0]]),
+     "train_y": np.array([5, 2, 3, 4, 2, 3, 3, 5]),
+     "query_z": np.array([[1.0, 2.0], [2.0, 0.0], [2.0, 2.0], [2.0, -1.0], [-1.0, 0.0]]), "k": 3, "n_classes": 6},
     # k = 3: a majority of two far-but-aligned neighbours against the single nearest; one stored vector (M = 1)
     {"train_z": np.array([[1.0, 0.1], [3.0, 0.5], [0.2, 1.0], [0.9, -0.2]]), "train_y": np.array([1, 0, 2, 0]),
      "query_z": np.array([[1.0, 0.0], [0.0, 1.0]]), "k": 3, "n_classes": 3},
+    # k = 3 with three different labels: the nearest (1) is neither the smallest (0) nor the largest (2)
+    # and for the second query a majority (2, 2) against the nearest (3)
+    {"train_z": np.array([[2.0, 0.25], [1.0, 0.25], [0.5, 0.25], [-1.0, 0.0], [0.125, 1.0], [0.25, 2.0], [0.5, 1.0]]),
+     "train_y": np.array([1, 0, 2, 3, 3, 2, 2]), "query_z": np.array([[1.0, 0.0], [0.0, 1.0]]), "k": 3, "n_classes": 4},
     {"train_z": np.array([[0.5, -1.0]]), "train_y": np.array([4]), "query_z": np.array([[1.0, 1.0], [-1.0, 0.0]]),
      "k": 1, "n_classes": 5},
 )
@@ -181,13 +198,15 @@ _KNN_FIXED = (
 
 EXERCISES = [
     Exercise(
-        "adapt_step", _adapt_inputs, fixed=_ADAPT_FIXED,
+        "adapt_step", _adapt_inputs, fixed=_ADAPT_FIXED, pure=True,
         mistakes={
             "a frozen layer moved: it was frozen by zeroing its gradient, but it is still in the optimiser and "
             "weight decay shrinks it; leave frozen layers out of the update entirely":
                 lambda *a: _adapt(*a, mode="decayed_frozen"),
             "every layer moved, the frozen ones too: a frozen layer's parameters must come out unchanged":
                 lambda *a: _adapt(*a, mode="all_move"),
+            "the frozen mask is inverted: the frozen layers moved and the trainable ones stayed":
+                lambda *a: _adapt(*a, mode="inverted"),
             "one learning rate for every layer: each parameter steps with the rate of its own layer, lr[layer]":
                 lambda *a: _adapt(*a, mode="one_lr"),
             "the weight decay is missing: a trainable parameter steps by lr * (g + weight_decay * w)":
@@ -204,6 +223,10 @@ EXERCISES = [
                 lambda *a: _probe(*a, mode="batch"),
             "the ReLU after batch norm is missing":
                 lambda *a: _probe(*a, mode="no_relu"),
+            "the ReLU came before batch norm: the block is Linear -> BatchNorm1d -> ReLU":
+                lambda *a: _probe(*a, mode="relu_first"),
+            "gamma and beta are missing: batch norm scales by gamma and adds beta after normalising":
+                lambda *a: _probe(*a, mode="no_affine"),
             "eps is missing: batch norm divides by sqrt(running_var + 1e-5)":
                 lambda *a: _probe(*a, mode="no_eps"),
             "divided by the variance, not by its square root (the standard deviation)":
@@ -223,6 +246,13 @@ EXERCISES = [
                 lambda z, t: _xent(z, t, mode="diag_positive"),
             "the positive is at the wrong offset: row i's other view is row (i + N) mod 2N, not i + 1":
                 lambda z, t: _xent(z, t, mode="offset_one"),
+            "the diagonal was set to 0, not -inf: exp(0) = 1 stays in the denominator; mask it with -inf":
+                lambda z, t: _xent(z, t, mode="diag_zero"),
+            "the positives were taken as neighbours (0 with 1, 2 with 3): the two views of digit i are rows i and i + N":
+                lambda z, t: _xent(z, t, mode="interleaved"),
+            "only the N x N similarities between the two halves: every anchor's negatives are all the other 2N - 2 "
+            "views (both halves), and all 2N rows are anchors":
+                lambda z, t: _xent(z, t, mode="halves_only"),
             "the embeddings were not normalised: the similarity is the cosine, z_i . z_j / (|z_i| |z_j|)":
                 lambda z, t: _xent(z, t, mode="no_normalise"),
             "only the first N anchors were averaged: every one of the 2N rows is an anchor":
@@ -242,6 +272,8 @@ EXERCISES = [
                 lambda *a: _knn(*a, mode="euclid_raw"),
             "the k FARTHEST were taken: sort the similarities in decreasing order":
                 lambda *a: _knn(*a, mode="farthest"),
+            "k + 1 neighbours voted: exactly the k most similar vote":
+                lambda *a: _knn(*a, mode="k_plus_one"),
             "only the nearest neighbour votes: the k most similar vote":
                 lambda *a: _knn(*a, mode="one_nn"),
             "a tie went to the largest label: by this notebook's convention a tie goes to the smallest tied label "

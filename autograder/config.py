@@ -40,6 +40,9 @@ class GradingSettings(Configurable):
     cluster_certs = Unicode("", help="Folder of the cluster's certificates (`autograder cluster-certs DIR`): its "
                                      "ca.pem, client.pem and client-key.pem authenticate this process to a tls:// "
                                      "scheduler; empty: Dask's own distributed.comm.tls settings.").tag(config=True)
+    warm_kernels = Bool(True, help="Fork each submission's sandboxed kernel from a template that imported the "
+                                   "course's modules once (autograder.sandbox.warm); where that is not safe "
+                                   "(not root, no bubblewrap) kernels start cold, and the grader says so once.").tag(config=True)
     insecure_cluster = Bool(False, help="Accept a cluster address without TLS (tcp://): anyone who reaches the "
                                         "scheduler can join it (`autograder grade --insecure-cluster`).").tag(config=True)
 

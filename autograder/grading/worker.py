@@ -20,7 +20,7 @@ from autograder.files import write_atomic
 from autograder.grading.answers import failed
 from autograder.grading.bundle import TEMPLATE
 from autograder.run.jobs import Bundle, Job, Result, where
-from autograder.sandbox import processes
+from autograder.sandbox import processes, warm
 from autograder.store import gradebook as store_gradebook
 from autograder.store import outcomes
 
@@ -249,6 +249,6 @@ def grade_job(bundle: Bundle, job: Job) -> Result:
     except Exception as e:  # one bad submission never stops the batch; its old points never remain
         return failed(job, f"internal error: {str(e)[:300]}")
     finally:
-        processes.kill_new_descendants(before)
+        processes.kill_new_descendants(before, keep=warm.kept_pids())  # the template serves the next one
         clean_job(root, job)
         shutil.rmtree(private, ignore_errors=True)

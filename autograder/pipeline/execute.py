@@ -29,6 +29,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, List, Unicode
 
 from autograder.sandbox import kernel as sandbox
+from autograder.sandbox import warm
 from autograder.authoring.plan import GradedItem, graded_items
 from autograder.config import SandboxPolicy
 from autograder.config import GradingSettings, course_from_config
@@ -78,7 +79,11 @@ class SandboxedExecute(Execute):
         self.notebook_timeout, self.max_output_bytes = policy.notebook_timeout, policy.output_bytes
         self._unsafe = settings.unsafe_no_sandbox
         for attempt in (1, 2):  # a kernel that fails to start is retried once, in a fresh sandbox
-            workdir = Path(tempfile.mkdtemp(prefix="autograder-", dir=_workdir_base()))
+            # warm: forked from this process's template, in a folder of the template's spool
+            self._template = (warm.template(policy, _workdir_base())
+                              if settings.warm_kernels and not self._unsafe else None)
+            base = str(self._template.spool) if self._template is not None else _workdir_base()
+            workdir = Path(tempfile.mkdtemp(prefix="autograder-", dir=base))
             uid = sandbox.new_kernel_uid()
             km = None
             self._watchdog = None
@@ -100,6 +105,11 @@ class SandboxedExecute(Execute):
                     why = self._watchdog.reason if self._watchdog and self._watchdog.reason else None
                     record["events"].append(why or ("kernel died: the cells after it were not run"
                                                     + _last_words(workdir / "kernel.log")))
+                except warm.WarmUnavailable as e:  # this submission and the later ones start cold
+                    warm.disable(str(e))
+                    if attempt == 1:
+                        continue
+                    raise RuntimeError(f"the kernel failed to start twice ({e})") from None
                 except (RuntimeError, TimeoutError) as e:
                     if "kernel_info" not in str(e) and not isinstance(e, TimeoutError):
                         raise
@@ -218,6 +228,10 @@ class SandboxedExecute(Execute):
         if settings.unsafe_no_sandbox:  # same clean environment, no walls
             env.update(HOME=str(workdir / "work"), MPLCONFIGDIR=str(workdir / "work" / ".mpl"))
             km.command_prefix = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
+        elif self._template is not None:
+            km.warm = self._template
+            km.warm_request = warm.kernel_request(workdir, policy, env, uid, self._overlays,
+                                                  Path(km.connection_file), self._template.spool)
         else:
             km.command_prefix = sandbox.sandbox_command(workdir, policy, env, uid, overlays=self._overlays)
         return km

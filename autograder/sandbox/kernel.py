@@ -56,6 +56,49 @@ def new_kernel_uid() -> int:
     return 200_000 + secrets.randbelow(1_000_000_000)
 
 
+#: The namespaces every sandbox has of its own (besides PIDs, which cold start unshares too).
+UNSHARE = ["--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+
+
+def system_view(limits: SandboxPolicy, more_parents: list[Path] = ()) -> list[str]:
+    """bubblewrap's arguments for what every sandbox sees: the system's /usr and libraries, a few
+    files of /etc, /proc, /dev, size-limited tmpfs on /tmp and the home folder, and Python, the
+    venv, the package folders and the helpers package read-only at their own paths (with the
+    folders above them, and above ``more_parents``, made passable)."""
+    mb = 1024 * 1024
+    cmd = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib64", "lib32", "sbin"):
+        p = Path("/") / name
+        if p.is_symlink():
+            cmd += ["--symlink", os.readlink(p), str(p)]
+        elif p.is_dir():
+            cmd += ["--ro-bind", str(p), str(p)]
+    cmd += ["--perms", "0755", "--dir", "/etc"]
+    for f in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group",
+              "hosts", "alternatives", "fonts"):
+        cmd += ["--ro-bind-try", f"/etc/{f}", f"/etc/{f}"]
+    disk = str(limits.disk_mb * mb)
+    cmd += ["--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", disk, "--tmpfs", "/tmp",  # before any bind under /tmp
+            "--perms", "0755", "--dir", "/home"]
+    cmd += ["--perms", home_mode(), "--size", disk, "--tmpfs", HOME]
+    # Python, the venv, the package folders on sys.path and the helpers package, read-only, at their own paths.
+    binds = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix),
+                    Path(helpers.__file__).resolve().parent, *package_dirs()})
+    parents = sorted({a for p in [*binds, *more_parents] for a in p.parents
+                      if a not in (Path("/"), Path("/tmp"))}, key=lambda a: len(a.parts))
+    for a in parents:  # folders bwrap creates are 0700 by default: the kernel's user must pass through
+        cmd += ["--perms", "0755", "--dir", str(a)]
+    for p in binds:
+        cmd += ["--ro-bind", str(p), str(p)]
+    return cmd
+
+
+def home_mode() -> str:
+    """The home folder's mode: writable by the kernel's own uid when grading as root."""
+    return "0777" if os.geteuid() == 0 else "0755"
+
+
 def write_overlays(workdir: Path, files: dict[str, bytes]) -> list[tuple[Path, Path]]:
     """Write the files a graded run sees in place of the helpers package's own (path relative to the
     package -> bytes) into ``workdir/overlay/``; return (written file, package file) pairs for
@@ -99,34 +142,9 @@ def sandbox_command(workdir: Path, limits: SandboxPolicy, env: dict[str, str], u
     cmd = ["prlimit", f"--as={limits.memory_mb * mb}", f"--nproc={limits.processes}",
            f"--fsize={limits.file_size_mb * mb}", f"--cpu={limits.cpu_seconds}",
            f"--nofile={limits.open_files}", "--core=0", "--", bwrap,
-           "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-           "--die-with-parent", "--new-session", "--hostname", "sandbox",
-           "--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "lib", "lib64", "lib32", "sbin"):
-        p = Path("/") / name
-        if p.is_symlink():
-            cmd += ["--symlink", os.readlink(p), str(p)]
-        elif p.is_dir():
-            cmd += ["--ro-bind", str(p), str(p)]
-    cmd += ["--perms", "0755", "--dir", "/etc"]
-    for f in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group",
-              "hosts", "alternatives", "fonts"):
-        cmd += ["--ro-bind-try", f"/etc/{f}", f"/etc/{f}"]
-    disk = str(limits.disk_mb * mb)
-    cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", disk, "--tmpfs", "/tmp",  # before any bind under /tmp
-            "--perms", "0755", "--dir", "/home"]
-    cmd += ["--perms", "0777" if os.geteuid() == 0 else "0755", "--size", disk, "--tmpfs", HOME]
-    # Python, the venv, the package folders on sys.path and the helpers package, read-only, at their own paths.
-    binds = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix),
-                    Path(helpers.__file__).resolve().parent, *package_dirs()})
+           "--unshare-pid", *UNSHARE, "--die-with-parent", "--new-session", "--hostname", "sandbox"]
     harvest = Harvest.in_workdir(workdir)
-    parents = sorted({a for p in [*binds, harvest.outputs] for a in p.parents
-                      if a not in (Path("/"), Path("/tmp"))}, key=lambda a: len(a.parts))
-    for a in parents:  # folders bwrap creates are 0700 by default: the kernel's user must pass through
-        cmd += ["--perms", "0755", "--dir", str(a)]
-    for p in binds:
-        cmd += ["--ro-bind", str(p), str(p)]
+    cmd += system_view(limits, [harvest.outputs])
     for written, target in overlays:  # after the package's bind: these hide its files of the same path
         cmd += ["--ro-bind", str(written), str(target)]
     # kernel/ must be a host folder (the ipc sockets are created there and reached from outside);
@@ -284,6 +302,12 @@ class Watchdog(threading.Thread):
         self.join(2)
 
 
+#: IPython settings of every grading kernel, cold or warm. No command history: nobody reads it, and
+#: IPython restarts its history thread after every fork a cell makes, so a cell after a fork bomb
+#: (the processes limit reached) would fail only for wanting that thread.
+KERNEL_ARGUMENTS = ("--HistoryManager.enabled=False",)
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager that starts the kernel behind ``command_prefix``.
 
@@ -300,10 +324,23 @@ class SandboxedKernelManager(AsyncKernelManager):
         cmd = super().format_kernel_cmd(extra_arguments)
         if cmd and Path(cmd[0]).name.startswith("python"):
             cmd[0] = sys.executable  # the venv's python, visible inside the sandbox
-        return list(self.command_prefix) + cmd
+        return list(self.command_prefix) + cmd + list(KERNEL_ARGUMENTS)
 
     log_path = Unicode("", help="File receiving the kernel process's own stdout/stderr.")
     uid = Integer(0, help="The kernel's uid inside the sandbox (when grading as root).")
+    #: A warm template (``autograder.sandbox.warm.Template``) and the request it forks the kernel for;
+    #: None: the kernel starts cold, behind ``command_prefix``.
+    warm = None
+    warm_request: dict | None = None
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        if self.warm is None:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        prov = self.provisioner
+        with open(self.log_path or os.devnull, "ab") as log:  # the kernel's console, as for a cold one
+            process = self.warm.spawn(self.warm_request, log.fileno())
+        prov.process, prov.pid, prov.pgid = process, process.pid, None
+        self._reconcile_connection_info(prov.connection_info)
 
     async def _async_pre_start_kernel(self, **kw):
         if self.log_path:  # keep the kernel's console chatter out of the grader's terminal
@@ -314,6 +351,6 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def write_connection_file(self, **kwargs) -> tuple[str, dict]:
         result = super().write_connection_file(**kwargs)
-        if os.geteuid() == 0 and self.command_prefix and "setpriv" in self.command_prefix:
+        if os.geteuid() == 0 and (self.warm is not None or (self.command_prefix and "setpriv" in self.command_prefix)):
             os.chown(self.connection_file, self.uid, self.uid)  # the kernel (uid nobody) must read it
         return result

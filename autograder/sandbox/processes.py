@@ -94,9 +94,10 @@ def _kill_until_gone(find: Callable[[], set[int]]) -> int:
     return killed
 
 
-def kill_new_descendants(before: set[int]) -> int:
-    """SIGKILL every descendant of this process not in ``before``, then reap them. Returns how many."""
-    return _kill_until_gone(lambda: descendants() - before)
+def kill_new_descendants(before: set[int], keep: set[int] = frozenset()) -> int:
+    """SIGKILL every descendant of this process not in ``before`` nor in ``keep`` (a warm template's
+    own processes), then reap them. Returns how many."""
+    return _kill_until_gone(lambda: descendants() - before - keep)
 
 
 def kill_uid(uid: int) -> int:

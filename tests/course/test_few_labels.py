@@ -51,7 +51,7 @@ def test_the_labelled_digits_are_fixed_by_the_public_seed():
     _, yt = load_digits("train")
     r = np.random.default_rng(fl.LABELLED_SEED)               # the notebook's pick_labelled(y_train, 10, seed=15)
     again = np.sort(np.concatenate([r.choice(np.flatnonzero(yt == c), 10, replace=False) for c in range(10)]))
-    assert (keep == again).all() and len(set(keep.tolist())) == 100
+    assert (keep == again).all() and len(set(keep.tolist())) == 100 and keep.dtype == np.int64
     text = NOTEBOOK.read_text()
     assert "pick_labelled(y_train, 10, seed=15)" in text and fl.LABELLED_SEED == 15
 
@@ -73,7 +73,8 @@ def replaced():
 
 
 def test_the_sandbox_digits_file_keeps_only_the_100_labels(replaced):
-    assert set(replaced) == {"datasets/mnist9k.npz", "data/shipped.py"}
+    present = {f"datasets/{n}" for n in fl.WITHHOLD if (PACKAGE / "datasets" / n).is_file()}
+    assert "datasets/mnist9k.npz" in present and set(replaced) == present | {"data/shipped.py"}
     for rel in replaced:                                       # each names a file the package has
         assert (PACKAGE / rel).is_file()
     with np.load(io.BytesIO(replaced["datasets/mnist9k.npz"])) as f, np.load(PACKAGE / "datasets/mnist9k.npz") as g:
@@ -87,6 +88,20 @@ def test_the_sandbox_digits_file_keeps_only_the_100_labels(replaced):
         assert (f["labels"][others] == fl.WITHHELD).all()    # one value for every withheld label: nothing to learn
         # what is left: the 100 given labels, nothing of the validation split
         assert (f["labels"][8000:] == fl.WITHHELD).all() and int((f["labels"] != g["labels"]).sum()) > 7000
+
+
+def test_the_attacked_validation_set_keeps_no_label(replaced):
+    """14's public attacked validation digits: their labels, and the attacks (which follow the gradient of
+    the true class's loss), are withheld; the clean digits stay."""
+    name = "datasets/digits_val_attacked.npz"
+    if name not in replaced:
+        pytest.skip("14_robustness ships no attacked validation set")
+    with np.load(io.BytesIO(replaced[name])) as f, np.load(PACKAGE / name) as g:
+        assert sorted(f.files) == sorted(g.files)
+        for k in f.files:
+            assert f[k].shape == g[k].shape and f[k].dtype == g[k].dtype
+        assert (f["labels"] == fl.WITHHELD).all() and (f["clean"] == g["clean"]).all()
+        assert (f["attacked"] == g["clean"]).all() and not (g["attacked"] == g["clean"]).all()
 
 
 def test_the_replacement_is_the_same_bytes_every_time(replaced):
@@ -122,16 +137,16 @@ def test_the_loader_accepts_the_replaced_file_and_only_its_checksum_changes(repl
 def test_no_other_file_of_the_package_holds_the_digits_labels():
     """Audit: the shipped data files are the ones this task replaces or that hold no digit (names); no
     source or text file of the package spells out a run of the training or validation labels."""
-    data_files = sorted(p.name for p in (PACKAGE / "datasets").iterdir())
-    assert data_files == ["PROVENANCE.md", "mnist9k.npz", "names.txt"], (
-        "a new file in helpers/datasets: audit it for the digits' labels and replace it in "
-        "FewLabelDigitsClassifier.sandbox_files if it holds any")
+    data_files = {p.name for p in (PACKAGE / "datasets").iterdir()}
+    unknown = data_files - set(fl.WITHHOLD) - set(fl.LABEL_FREE)
+    assert not unknown, (f"new files in helpers/datasets: {sorted(unknown)}: audit them for the digits' labels and "
+                         "list each in helpers.grading.tasks.fewlabels.WITHHOLD (with how to withhold them) or LABEL_FREE")
     _, yt = load_digits("train")
     _, yv = load_digits("val")
     runs = ["".join(map(str, y[i:i + 24])) for y in (yt, yv) for i in range(0, len(y) - 24, 997)]
     binaries = {".npz", ".pyc", ".png", ".jpg", ".gz", ".pt", ".npy", ".pkl", ".bin"}
     for path in PACKAGE.rglob("*"):
-        if not path.is_file() or "__pycache__" in path.parts or path.name == "mnist9k.npz":
+        if not path.is_file() or "__pycache__" in path.parts or path.name in fl.WITHHOLD:
             continue
         assert path.suffix not in binaries, f"{path}: a binary file in the package: audit it for labels"
         text = re.sub(r"\D", "", path.read_text(errors="ignore"))

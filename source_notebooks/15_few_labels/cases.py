@@ -299,11 +299,13 @@ EXERCISES = [
 #   a CNN trained on the 100 labels only (no augmentation, 200 steps): validation 83.4 %, held-out 79.0 %;
 #   the same with shifted copies (300 steps): validation 89.3 %, held-out 87.1 %.
 # Sampling error at 95 % on 1,000 digits: 0.7 points. full = 94.0 % is 1.5 points (2.2 standard errors)
-# below the reference's held-out figure; zero = 70 % leaves a plain supervised CNN partial credit (79 %: 1.9).
+# below the reference's held-out figure. zero = 60 % leaves a plain supervised CNN partial credit: through the
+# CLI (tests/course/test_few_labels_challenge.py) a two-convolution CNN on the 100 labels, no augmentation,
+# 200 steps: held-out 68.4 % (1.2 points); the three-convolution one above (79.0 %): 2.8 points.
 # --------------------------------------------------------------------------- #
 from autograder.authoring.challenges import Challenge  # noqa: E402
 
 CHALLENGES = [
     Challenge("few_label_digits", task="few_label_digits", heldout="digits_test.npz", metric="accuracy",
-              full=0.94, zero=0.70, max_parameters=50_000, cpu_seconds=40, allowance_seconds=10),
+              full=0.94, zero=0.60, max_parameters=50_000, cpu_seconds=40, allowance_seconds=10),
 ]

@@ -89,6 +89,8 @@ def _accuracy(verdict: str) -> float:
 def test_strong_weak_missing_and_three_ways_around_the_rule(graded):
     assert graded["result"].returncode == 0, graded["result"].stderr[-3000:]
     g, verdict = graded["grades"], graded["verdict"]
+    for student in ("strong", "weak", "missing", "loader", "rawfile", "heldout"):
+        print(f"{student}: {g[(student, AID)]['score']} / {g[(student, AID)]['max_score']}: {verdict(student)}")
     assert (g[("strong", AID)]["score"], g[("strong", AID)]["max_score"]) == ("12", "12"), verdict("strong")
     assert "5 / 5 points" in verdict("strong")
     weak = float(g[("weak", AID)]["score"])
@@ -111,4 +113,5 @@ def test_at_home_the_label_reader_is_a_full_label_model():
     exec("import numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n" + LOADER, ns)
     spec = Spec("few_label_digits", "few_label_digits", 50_000, 40, "accuracy", 0.94, 0.60, 5, 10)
     run, value = evaluate(spec, ns["fit_few_labels"])
+    print(f"the loader cheat at home: validation accuracy {value:.1%}, {run.cpu_seconds:.1f} CPU s")
     assert run.error is None and value > 0.95, (run, value)

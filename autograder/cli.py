@@ -70,7 +70,7 @@ def cmd_grade(course: Course, args: argparse.Namespace) -> int:
 
     _private_results()
     opts = GradeOptions(workers=args.workers, seed=args.seed, unsafe_no_sandbox=args.unsafe_no_sandbox,
-                        force=args.force, assignment=args.assignment, cluster=args.cluster,
+                        cold_kernels=args.cold_kernels, force=args.force, assignment=args.assignment, cluster=args.cluster,
                         cluster_certs=args.cluster_certs, insecure_cluster=True if args.insecure_cluster else None)
     if args.assignment:
         course.assignment(args.assignment)
@@ -374,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "submission is late")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="grade without bubblewrap: student code is NOT contained (see README)")
+    p.add_argument("--cold-kernels", action="store_true",
+                   help="start every sandboxed kernel afresh instead of forking it from a warm template (slower; for comparison)")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="grade on a Dask cluster (tls://host:8786 or a scheduler file; README: Grading on a cluster)")
     p.add_argument("--cluster-certs", metavar="DIR",

@@ -214,7 +214,10 @@ def part_a(tmp: Path, n: int) -> list[dict]:
     write_class(folder, n)
     rows = [stock(tmp, folder, n)]
     print(_row_text(rows[-1]), flush=True)
-    for label, flags in (("ours, 1 worker", ("--workers", "1")), ("ours, 2 workers", ("--workers", "2"))):
+    for label, flags in (("ours, 1 worker, cold kernels", ("--workers", "1", "--cold-kernels")),
+                         ("ours, 1 worker", ("--workers", "1")),
+                         ("ours, 2 workers, cold kernels", ("--workers", "2", "--cold-kernels")),
+                         ("ours, 2 workers", ("--workers", "2"))):
         rows.append(ours(tmp, folder, n, label.replace(" ", "").replace(",", "-"), *flags))
         rows[-1]["label"] = label
         print(_row_text(rows[-1]), flush=True)
@@ -369,6 +372,63 @@ CUTS = [
      "and 22:02 runs, both quiet)"),
 ]
 
+class PeakPSS:
+    """Peak proportional set size (MB) of a process and all its descendants together, sampled every
+    0.2 s: pages shared with a warm template count once, split among their sharers."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _tree(self) -> set[int]:
+        from autograder.sandbox import processes
+
+        return processes.descendants(self.pid) | {self.pid}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for pid in self._tree():
+                try:
+                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1])
+                except OSError:
+                    continue
+            self.peak = max(self.peak, total / 1024)
+            time.sleep(0.2)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def part_d(tmp: Path, n: int) -> list[dict]:
+    """A batch of ``n`` on 2 local workers, warm and cold: wall time and the peak PSS of every
+    process of the run together (coordinator, workers, templates, kernels)."""
+    folder = tmp / "class-d"
+    write_class(folder, n)
+    rows = []
+    for label, flags in (("warm kernels", ()), ("cold kernels", ("--cold-kernels",))):
+        from tests.support.course import copy_course
+
+        course = copy_course(tmp / f"d-{len(rows)}")
+        subprocess.run(_cli(course, "release", AID), capture_output=True, check=True)
+        before, start = load(), time.monotonic()
+        proc = subprocess.Popen(_cli(course, "grade", str(folder), "--seed", str(SEED), "--workers", "2", *flags),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        pss = PeakPSS(proc.pid)
+        _out, err = proc.communicate()
+        seconds = time.monotonic() - start
+        rows.append({"label": label, "n": n, "seconds": seconds, "per_submission": seconds / n,
+                     "ok": proc.returncode == 0, "peak_pss_mb": pss.stop(), "load_before": before,
+                     "load_after": load(), "error": "" if proc.returncode == 0 else err.strip()[-300:]})
+        print(_row_text(rows[-1]), f"peak PSS {rows[-1]['peak_pss_mb']:.0f} MB", flush=True)
+    return rows
+
+
 def _row_text(r: dict) -> str:
     return f"  {r['label']}: {r['seconds']:.1f} s ({r['per_submission']:.2f} s/submission), ok={r['ok']}, " \
            f"load {r['load_before']}->{r['load_after']} {r.get('error', '')}"
@@ -401,6 +461,12 @@ def render(res: dict) -> str:
             lines.append(f"Cluster of 2 vs local pool of 2: {dask['seconds'] / two['seconds']:.2f}x the time.")
         if one and two:
             lines.append(f"2 local workers vs 1: {one['seconds'] / two['seconds']:.2f}x the speed.")
+        for k in ("1 worker", "2 workers"):
+            warm_row, cold_row = by.get(f"ours, {k}"), by.get(f"ours, {k}, cold kernels")
+            if warm_row and cold_row:
+                lines.append(f"Warm vs cold kernels, {k}: {cold_row['per_submission']:.2f} → "
+                             f"{warm_row['per_submission']:.2f} s per submission ({cold_row['seconds'] / warm_row['seconds']:.2f}x "
+                             f"the speed); {base / warm_row['seconds']:.2f}x faster than stock nbgrader.")
         st = a[0]
         lines += ["", f"Stock nbgrader: autograde {st['autograde_seconds']:.1f} s + feedback "
                       f"{st['feedback_seconds']:.1f} s, every cell run (the demo cells too), no sandbox, "
@@ -446,6 +512,17 @@ def render(res: dict) -> str:
         lines += [f"- {what} Measured: {figures}." for what, figures in CUTS]
         lines += ["", "Not cut: the kernel's imports are the notebook's own setup cell (torch 1.3 s, "
                       "matplotlib 0.5 s); the feedback page is nbgrader's own exporter.", ""]
+    d = res.get("d")
+    if d:
+        lines += [f"## (d) A batch of {d[0]['n']} submissions of {AID}, 2 local workers: warm against cold kernels", "",
+                  f"Measured from {res.get('d_started', res['started'])}.", "",
+                  "| kernels | total (s) | per submission (s) | peak PSS of the whole run (MB) | ok | load |",
+                  "|---|---|---|---|---|---|"]
+        for r in d:
+            lines.append(f"| {r['label']} | {r['seconds']:.1f} | {r['per_submission']:.2f} | {r['peak_pss_mb']:.0f} | "
+                         f"{r['ok']} | {r['load_before']} → {r['load_after']} |")
+        lines += ["", "PSS (proportional set size) counts a page shared by k processes as 1/k in each: the template's "
+                      "imported modules, shared copy-on-write with every kernel forked from it, count once.", ""]
     return "\n".join(lines)
 
 
@@ -461,7 +538,7 @@ def merged(path: Path, res: dict, parts: set[str]) -> dict:
         old = json.loads(path.read_text())
     except ValueError:
         return res
-    for part in ("a", "b", "c"):
+    for part in ("a", "b", "c", "d"):
         if part not in parts and part in old:
             res[part] = old[part]
             res[part + "_started"] = old.get(part + "_started", old.get("started"))
@@ -475,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--class-size", type=int, default=8, help="(a): submissions in the class")
     p.add_argument("--scale", default="10,30,100,300,1000", help="(b): class sizes on the cluster path")
     p.add_argument("--budget", type=float, default=600, help="(b): seconds for all sizes together")
-    p.add_argument("--only", default="a,b,c")
+    p.add_argument("--batch", type=int, default=100, help="(d): submissions in the warm/cold batch")
+    p.add_argument("--only", default="a,b,c,d")
     args = p.parse_args(argv)
     parts = set(args.only.split(","))
     res: dict = {"machine": machine(), "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -487,6 +565,9 @@ def main(argv: list[str] | None = None) -> int:
         if "a" in parts:
             print(f"(a) a class of {args.class_size}: stock nbgrader, 1 and 2 workers, a cluster of 2...", flush=True)
             res["a"] = part_a(tmp, args.class_size)
+        if "d" in parts:
+            print(f"(d) a batch of {args.batch} on 2 workers, warm and cold kernels...", flush=True)
+            res["d"] = part_d(tmp, args.batch)
         if "b" in parts:
             print(f"(b) classes of {args.scale} on the cluster path (budget {args.budget:.0f} s)...", flush=True)
             res["b"] = part_b(tmp, [int(x) for x in args.scale.split(",")], args.budget)

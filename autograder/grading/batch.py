@@ -50,6 +50,8 @@ class GradeOptions:
     workers: int = max(1, os.cpu_count() or 1)
     seed: int | None = None
     unsafe_no_sandbox: bool = False
+    # Start every kernel cold (``c.GradingSettings.warm_kernels = False`` for this run).
+    cold_kernels: bool = False
     force: bool = False
     assignment: str | None = None
     # A Dask scheduler's address (tls://host:8786 or a scheduler file): grade there instead of
@@ -69,7 +71,7 @@ class GradeOptions:
 
 
 def _config(course: Course, opts: GradeOptions):
-    settings = {"unsafe_no_sandbox": opts.unsafe_no_sandbox}
+    settings = {"unsafe_no_sandbox": opts.unsafe_no_sandbox, **({"warm_kernels": False} if opts.cold_kernels else {})}
     if opts.seed is not None:
         settings["seed"] = opts.seed
     return nbgrader_api.course_config(course, GradingSettings=settings)
@@ -280,7 +282,8 @@ def _grade(course: Course, path: Path, opts: GradeOptions) -> list[dict]:
 
 def _settings(opts: GradeOptions) -> dict:
     """The run's ``c.GradingSettings`` for a worker (the seed already resolved)."""
-    return {"unsafe_no_sandbox": opts.unsafe_no_sandbox, "seed": opts.seed}
+    return {"unsafe_no_sandbox": opts.unsafe_no_sandbox, "seed": opts.seed,
+            **({"warm_kernels": False} if opts.cold_kernels else {})}
 
 
 

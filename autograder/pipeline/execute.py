@@ -230,6 +230,7 @@ class SandboxedExecute(Execute):
             km.command_prefix = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
         elif self._template is not None:
             km.warm = self._template
+            km.log = warm.kernel_log(km.log)
             km.warm_request = warm.kernel_request(workdir, policy, env, uid, self._overlays,
                                                   Path(km.connection_file), self._template.spool)
         else:

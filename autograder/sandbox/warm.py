@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import logging
 import os
 import select
 import shutil
@@ -78,6 +79,24 @@ def _key(limits: SandboxPolicy) -> str:
     h.update(json.dumps([PRELOAD, sys.executable, limits.disk_mb]).encode())
     h.update(ZYGOTE.read_bytes())
     return h.hexdigest()
+
+
+class _QuietFallback(logging.Filter):
+    """jupyter_client logs a failed start with its traceback; a template's refusal is a fallback that
+    the grader reports in one line (``_give_up``), not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not isinstance(record.msg, WarmUnavailable) and not (
+            record.exc_info and isinstance(record.exc_info[1], WarmUnavailable))
+
+
+def kernel_log(parent: logging.Logger | logging.LoggerAdapter) -> logging.Logger:
+    """The logger of a warm kernel's manager: ``parent``'s, without the fallback's traceback."""
+    base = parent.logger if isinstance(parent, logging.LoggerAdapter) else parent
+    log = logging.getLogger(f"{base.name}.warm")
+    if not any(isinstance(f, _QuietFallback) for f in log.filters):
+        log.addFilter(_QuietFallback())
+    return log
 
 
 class WarmKernel:

@@ -104,6 +104,12 @@ def _build_view(req: dict) -> None:
 def _limit(req: dict) -> None:
     for name, value in req["limits"].items():
         resource.setrlimit(getattr(resource, name), (value, value))
+    # A cold kernel maps the course's modules under its address-space limit; a warm one has them
+    # already: a limit below what is mapped would let it run where a cold kernel could not start.
+    size_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:"))
+    if size_kb * 1024 > req["limits"]["RLIMIT_AS"]:
+        raise RuntimeError(f"the kernel's address-space limit ({req['limits']['RLIMIT_AS'] >> 20} MB) is below "
+                           f"what the course's modules map ({size_kb >> 10} MB)")
 
 
 def _drop_privileges(uid: int) -> None:

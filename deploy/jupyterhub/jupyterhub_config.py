@@ -63,8 +63,13 @@ elif AUTH == "native":
     c.NativeAuthenticator.check_common_password = True
     c.NativeAuthenticator.minimum_password_length = 10
     c.Authenticator.allow_all = True  # approval (not a list) decides who gets in
+elif AUTH == "lti13":  # students and the instructor arrive from the LMS (LTI 1.3): lti13_config.py
+    sys.path.insert(0, str(HERE))
+    from lti13_config import configure_lti13  # noqa: E402
+
+    configure_lti13(c, state=STATE, instructor=INSTRUCTOR, students_group=STUDENTS_GROUP)
 else:
-    raise ValueError(f"HUB_AUTHENTICATOR={AUTH!r}: use pam or native")
+    raise ValueError(f"HUB_AUTHENTICATOR={AUTH!r}: use pam, native or lti13")
 c.Authenticator.admin_users = {INSTRUCTOR}
 c.Authenticator.allowed_users = {INSTRUCTOR} if AUTH == "pam" else set()
 

@@ -12,6 +12,7 @@
     autograder return                           graded feedback back to the exchange
     autograder cluster-certs DIR                certificates for a grading cluster (mutual TLS)
     autograder extend STUDENT ASSIGNMENT --days N | --until TIME | --clear;  extend --list | --roster FILE
+    autograder lti keys | lti send ASSIGNMENT [--retry]   LTI 1.3: the tool's key; grades posted to the LMS (AGS)
 
 User errors are one line on stderr and exit status 2; nothing prints a traceback
 for a mistake the user can fix.
@@ -179,6 +180,46 @@ def cmd_report(course: Course, args: argparse.Namespace) -> int:
     print(f"report of {sum(a.submitted for a in report.assignments)} submission(s) "
           f"({flagged} similar pair(s) to review) written to {', '.join(map(str, paths))}")
     return 0
+
+
+def cmd_lti(course: Course, args: argparse.Namespace) -> int:
+    """LTI 1.3 (LTI Advantage): the tool's key to register, and grades posted to the LMS (lms/ags.py)."""
+    import json
+    import os
+
+    from autograder.lms import ags
+
+    if args.action == "keys":
+        key = ags.tool_key(course)
+        print(json.dumps(ags.jwks(key), indent=1))
+        hub = os.environ.get("LTI13_HUB_URL", "https://HUB").rstrip("/")
+        print(f"\nRegister in the LMS (LTI 1.3): tool/target link URI {hub}/hub/  initiate login URL "
+              f"{hub}/hub/lti13/oauth_login  redirection URI {hub}/hub/lti13/oauth_callback\n"
+              f"public key: the JSON above (key set); private key: {ags.key_path(course)} (never share it)",
+              file=sys.stderr)
+        return 0
+    if not args.assignment:
+        raise CourseError("usage: autograder lti send ASSIGNMENT [--retry] --roster FILE")
+    from autograder.intake.roster import read_roster
+
+    roster_file = args.roster or os.environ.get("LTI13_ROSTER")
+    if not roster_file:
+        raise CourseError("--roster FILE (or LTI13_ROSTER): the roster with each student's lti_user_id")
+    roster = read_roster(Path(roster_file))
+    _private_results()
+    platform = ags.Platform.from_env(lineitems_url=args.lineitems)
+    done = ags.send(course, args.assignment, roster, ags.Client(platform, ags.tool_key(course, create=False)),
+                    retry=args.retry)
+    print(f"{done.aid}: {len(done.sent)} score(s) posted, {len(done.unchanged)} unchanged (already in the LMS)"
+          + (f"; line item {done.line_item}" if done.line_item else ""))
+    for student in done.no_id:
+        print(f"not sent: {student}: give the student's lti_user_id in the roster", file=sys.stderr)
+    for student, why in sorted(done.failed.items()):
+        print(f"not sent: {student}: {why}", file=sys.stderr)
+    if done.failed:
+        print(f"{len(done.failed)} grade(s) not sent, recorded in {ags.record_path(course, done.aid)}: run "
+              f"`autograder lti send {done.aid} --retry` when the LMS answers again", file=sys.stderr)
+    return 0 if done.ok else 1
 
 
 def cmd_collect(course: Course, args: argparse.Namespace) -> int:
@@ -441,6 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="flag pairs at least this similar (default 0.5, see similarity.py)")
     p.add_argument("--no-similarity", action="store_true", help="skip the comparison of solution code")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("lti", help="LTI 1.3: print the tool's public key set (keys); post grades to the LMS (send)")
+    p.add_argument("action", choices=["keys", "send"])
+    p.add_argument("assignment", nargs="?", help="send: the assignment whose grades are posted")
+    p.add_argument("--retry", action="store_true", help="send: only the grades that failed before")
+    p.add_argument("--roster", help="send: the roster with lti_user_id (default $LTI13_ROSTER)")
+    p.add_argument("--lineitems", help="send: the LMS's line items URL (default $LTI13_LINEITEMS_URL)")
+    p.set_defaults(func=cmd_lti)
     return parser
 
 

@@ -9,6 +9,9 @@ in the gradebook and the CSV); the others identify the student in an LMS export:
     canvas_user_id   Canvas's numeric user id (the ``ID`` column of its gradebook)   Canvas
     sis_user_id, sis_login_id, section   copied into Canvas's gradebook import
     moodle_participant_id   Moodle's "Participant N" id (optional: Moodle's zips carry it)
+    lti_user_id      the LMS's LTI 1.3 user id (a launch's ``sub``; case-sensitive, at most 255
+                     printable ASCII characters): who logs in to the hub from the LMS, and whose
+                     grade ``autograder lti send`` posts (lms/ags.py)
     extra_days       a standing accommodation: every due date of this student moves this many
                      days later (a number, decimals allowed: 1.5 = 36 hours; empty or 0: none).
                      nbgrader assignments have a due date and no start, so "50 % more time"
@@ -46,6 +49,7 @@ ALIASES = {
     "section": ("section",),
     "moodle_participant_id": ("moodle_participant_id", "participant_id", "participant"),
     "extra_days": ("extra_days", "extra days", "accommodation_days"),
+    "lti_user_id": ("lti_user_id", "lti_sub", "lti_id"),
 }
 ID_COLUMNS = {"canvas": "canvas_user_id", "moodle": "moodle_participant_id"}
 MAX_ROSTER_BYTES = 20 * 1024 * 1024
@@ -66,6 +70,7 @@ class Person:
     section: str = ""
     moodle_participant_id: str = ""
     extra_days: str = ""          # a standing accommodation, days (text as written; see accommodations())
+    lti_user_id: str = ""         # LTI 1.3 ``sub``: compared exactly (case-sensitive), never folded
 
 
 def name_key(name: str) -> str:
@@ -85,10 +90,10 @@ class Roster:
     _by: dict[str, dict[str, list[Person]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        for key in ("canvas_user_id", "moodle_participant_id", "email", "student"):
+        for key in ("canvas_user_id", "moodle_participant_id", "email", "student", "lti_user_id"):
             index: dict[str, list[Person]] = {}
             for p in self.people:
-                value = getattr(p, key).strip().casefold()
+                value = _folded(key, getattr(p, key).strip())
                 if value:
                     index.setdefault(value, []).append(p)
             self._by[key] = index
@@ -141,7 +146,7 @@ class Roster:
         value = value.strip()
         if not value:
             return None, None
-        look = name_key(value) if key == "name" else value.casefold()
+        look = name_key(value) if key == "name" else _folded(key, value)
         found = self._by.get(key, {}).get(look, [])
         if len(found) == 1:
             return found[0], None
@@ -149,6 +154,11 @@ class Roster:
             return None, (f"the roster has {len(found)} people with this {key.replace('_', ' ')} "
                           f"({', '.join(p.student for p in found)}); give their LMS ids in the roster")
         return None, None
+
+
+def _folded(key: str, value: str) -> str:
+    """An id as compared: case-folded, except the LTI user id (case-sensitive by the LTI spec)."""
+    return value if key == "lti_user_id" else value.casefold()
 
 
 def _days(text: str) -> float | None:
@@ -230,6 +240,9 @@ def _parse_rows(path: Path, rows: list[list[str]]) -> Roster:
             if values.get(k) and not re.fullmatch(r"[0-9]{1,20}", values[k]):
                 raise CourseError(f"{path}, line {line}: {k} {values[k][:40]!r} is not a number "
                                   "(the LMS's numeric id)")
+        if values.get("lti_user_id") and not re.fullmatch(r"[\x21-\x7e]{1,255}", values["lti_user_id"]):
+            raise CourseError(f"{path}, line {line}: lti_user_id {values['lti_user_id'][:40]!r} is not an LTI user id "
+                              "(1-255 printable ASCII characters, the launch's sub)")
         if values.get("extra_days") and _days(values["extra_days"]) is None:
             raise CourseError(f"{path}, line {line}: extra_days {values['extra_days'][:40]!r} is not a number of "
                               f"days from 0 to {MAX_EXTRA_DAYS:g} (e.g. 2 or 1.5)")
@@ -242,10 +255,10 @@ def _parse_rows(path: Path, rows: list[list[str]]) -> Roster:
         people.append(Person(**values))
     if not people:
         raise CourseError(f"the roster {path} lists nobody")
-    for key in ("canvas_user_id", "moodle_participant_id", "email"):
+    for key in ("canvas_user_id", "moodle_participant_id", "email", "lti_user_id"):
         owners: dict[str, str] = {}
         for p in people:
-            value = getattr(p, key).casefold()
+            value = _folded(key, getattr(p, key))
             if value and value in owners:
                 raise CourseError(f"the roster {path} gives the same {key} {getattr(p, key)!r} to "
                                   f"{owners[value]} and {p.student}")

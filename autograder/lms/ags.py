@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+from http.client import HTTPException
 import json
 import os
 import time
@@ -125,6 +126,14 @@ def jwks(key) -> dict:
     return {"keys": [public_jwk(key)]}
 
 
+def public_pem(key) -> str:
+    """The public key as PEM (Moodle's "Public key type: RSA key")."""
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
 def sign_jwt(key, claims: dict) -> str:
     """A compact JWS (RS256: RSASSA-PKCS1-v1_5 with SHA-256) of ``claims``."""
     from cryptography.hazmat.primitives import hashes
@@ -178,9 +187,10 @@ def http(method: str, url: str, data: bytes | None = None, headers: Mapping[str,
             status, raw, got = r.status, r.read(MAX_ANSWER), dict(r.headers)
     except urllib.error.HTTPError as e:
         status, raw, got = e.code, e.read(MAX_ANSWER), dict(e.headers or {})
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, HTTPException, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise AgsError(f"the LMS could not be reached at {_where(url)} ({reason})") from None
+        raise AgsError(f"the LMS could not be reached at {_where(url)} ({outcomes.clean_text(str(reason))[:200]})") \
+            from None
     text = raw.decode("utf-8", "replace")
     try:
         body = json.loads(text) if text.strip() else None
@@ -350,6 +360,8 @@ def send(course: Course, aid: str, roster: Roster, client: Client, retry: bool =
     assignment = course.assignment(aid)
     aid = assignment.id
     scores = grades(course, aid)
+    if not scores:
+        raise CourseError(f"no graded submission of {aid} to send (grade some first)")
     record = read_record(course, aid)
     people = record["students"]
     out = Sent(aid)

@@ -410,3 +410,53 @@ def test_the_roster_lti_id_is_exact(tmp_path):
     path.write_text("student,lti_user_id\nalice,has space\n")
     with pytest.raises(CourseError, match="not an LTI user id"):
         read_roster(path)
+
+
+# -- the hub's side, without a hub (deploy/jupyterhub/lti13_config.py) --------------------------------
+
+def _authenticator(tmp_path, monkeypatch, **env):
+    pytest.importorskip("ltiauthenticator")
+    import sys
+
+    from traitlets.config import Config
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "jupyterhub"))
+    import lti13_config
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student,lti_user_id\nalice,Sub-A\nBob,sub-b\nteach,sub-x\n")
+    values = {"LTI13_ISSUER": "https://lms.example", "LTI13_CLIENT_ID": "c1, c2", "LTI13_DEPLOYMENT_ID": "d1",
+              "LTI13_AUTHORIZE_URL": "https://lms.example/auth", "LTI13_JWKS_URL": "https://lms.example/jwks",
+              "LTI13_ROSTER": str(roster), "LTI13_INSTRUCTOR_IDS": "sub-t", **env}
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    c = Config()
+    lti13_config.configure_lti13(c, state=tmp_path, instructor="teach", students_group="dl-course-students")
+    return lti13_config, c["JupyterHub"]["authenticator_class"](config=c)
+
+
+def test_the_hub_maps_the_launch_sub_by_the_roster_only(tmp_path, monkeypatch):
+    import asyncio
+
+    module, auth = _authenticator(tmp_path, monkeypatch)
+    assert auth.client_id == {"c1", "c2"} and auth.deployment_ids == {"d1"} and auth.issuer == "https://lms.example"
+    monkeypatch.setattr(auth, "system_user", lambda name: True)     # no useradd here (tests/system/test_lti.py)
+    claim = module.DEPLOYMENT_CLAIM
+
+    def login(**token):
+        return asyncio.run(auth.authenticate(None, {claim: "d1", **token}))
+
+    # the name, e-mail and username the LMS sends decide nothing; the sub (exact case) does
+    assert login(sub="Sub-A", name="teach", email="teach@x", preferred_username="teach") == \
+        {"name": "alice", "auth_state": None}
+    assert login(sub="sub-a") is None
+    assert login(sub="sub-t")["name"] == "teach"                    # LTI13_INSTRUCTOR_IDS
+    assert login(sub="sub-x") is None                               # a roster row giving the instructor's id
+    assert login(sub="sub-b") is None                               # "Bob": not a system user name (upper case)
+    assert login(sub="Sub-A", **{claim: "d2"}) is None              # another deployment
+    assert auth.check_allowed("alice", {"name": "alice"}) and not auth.check_allowed("alice", None)
+
+
+def test_the_hub_refuses_to_start_without_its_settings(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="LTI13_DEPLOYMENT_ID"):
+        _authenticator(tmp_path, monkeypatch, LTI13_DEPLOYMENT_ID="")

@@ -191,12 +191,15 @@ def cmd_lti(course: Course, args: argparse.Namespace) -> int:
 
     if args.action == "keys":
         key = ags.tool_key(course)
-        print(json.dumps(ags.jwks(key), indent=1))
+        print(json.dumps(ags.jwks(key), indent=1))   # stdout: the key set, to serve at a keyset URL
         hub = os.environ.get("LTI13_HUB_URL", "https://HUB").rstrip("/")
-        print(f"\nRegister in the LMS (LTI 1.3): tool/target link URI {hub}/hub/  initiate login URL "
-              f"{hub}/hub/lti13/oauth_login  redirection URI {hub}/hub/lti13/oauth_callback\n"
-              f"public key: the JSON above (key set); private key: {ags.key_path(course)} (never share it)",
-              file=sys.stderr)
+        print(f"\nRegister the tool in the LMS (LTI 1.3; README 'LTI 1.3: Moodle and Canvas'):\n"
+              f"  tool URL / target link URI  {hub}/hub/\n  initiate login URL          {hub}/hub/lti13/oauth_login\n"
+              f"  redirection URI             {hub}/hub/lti13/oauth_callback\n"
+              f"  public key: the key set above (stdout: serve it as the keyset URL), or\n"
+              f"  Canvas 'Public JWK':\n{json.dumps(ags.public_jwk(key))}\n"
+              f"  Moodle 'RSA key':\n{ags.public_pem(key)}"
+              f"  private key: {ags.key_path(course)} (stays here; never share it)", file=sys.stderr)
         return 0
     if not args.assignment:
         raise CourseError("usage: autograder lti send ASSIGNMENT [--retry] --roster FILE")

@@ -29,6 +29,10 @@ Environment (the values of the tool's registration in the LMS):
     LTI13_INSTRUCTOR_IDS    the LTI user id(s) of the instructor, comma-separated (may be empty)
     LTI13_CREATE_USERS      1 (default) or 0: make missing students' system users
     LTI13_HOME_BASE         where their homes are made (default: useradd's, /home)
+    LTI13_COOKIES_CROSS_SITE  1: the hub's cookies are ``SameSite=None; Secure`` (HTTPS only), for an LMS
+                            that opens the hub inside its page (an iframe); default 0: open the tool in a
+                            new window instead (the login's state cookie must come back with the LMS's
+                            cross-site form post; browsers treat cookies without SameSite as Lax). Untested.
 (LTI13_TOKEN_URL and LTI13_LINEITEMS_URL are for ``autograder lti send``, not the hub.)
 """
 from __future__ import annotations
@@ -169,3 +173,6 @@ def configure_lti13(c, state, instructor: str, students_group: str) -> None:
     c.CourseLTI13Authenticator.students_group = students_group
     c.CourseLTI13Authenticator.create_system_users = env.get("LTI13_CREATE_USERS", "1").strip() != "0"
     c.CourseLTI13Authenticator.home_base = env.get("LTI13_HOME_BASE", "").strip()
+    if env.get("LTI13_COOKIES_CROSS_SITE", "0").strip() == "1":
+        c.JupyterHub.tornado_settings = {**c.JupyterHub.get("tornado_settings", {}),
+                                         "cookie_options": {"SameSite": "None", "Secure": True}}

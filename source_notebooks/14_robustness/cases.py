@@ -352,12 +352,17 @@ EXERCISES = [
 # --------------------------------------------------------------------------- #
 # The challenge (helpers/grading/tasks/robustness.py): a digit classifier scored on the 1,000 held-out
 # digits clean and attacked (transfer PGD, eps = 0.2, against a secret surrogate), by the mean of the two
-# accuracies. Thresholds measured on the held-out file (see the notebook's text and the report).
+# accuracies. Measured through the CLI (tests/course/test_robustness_challenge.py): the reference (fast
+# adversarial training, 4 epochs) 87.1 % (clean 96.4 %, attacked 77.7 %), a plain CNN of 05's kind (3 epochs,
+# no attack) 66.1 % (clean 94.1 %, attacked 38.1 %): 1.22 points; a blank model is near 10 %. full = 85 %
+# leaves the reference 2.1 points of score (about 3 standard errors of the mean of two accuracies over
+# 1,000 digits each) above the line; zero = 60 % is below the plain CNN, so that it gets partial credit.
 # --------------------------------------------------------------------------- #
 from autograder.authoring.challenges import Challenge  # noqa: E402
 
 CHALLENGES = [
     Challenge("robust_digits", task="attacked_digits", heldout="attacked_digits_test.npz",
               metric="mean of clean and attacked accuracy", full=0.85, zero=0.60, max_parameters=50_000,
-              cpu_seconds=40, allowance_seconds=10),
+              cpu_seconds=40,
+              allowance_seconds=10),  # the solution's graded run: 16.7 CPU s, its fit 15.1 s: 1.6 s besides
 ]

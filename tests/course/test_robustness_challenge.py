@@ -4,8 +4,8 @@ Submissions: the solution (fast adversarial training: full marks), a plain CNN w
 (partial points: clean digits right, attacked ones much less), the released stub (none), and a peeker whose
 fit first tries to read the held-out file (by its absolute path in the graded course and by relative paths)
 and to write next to it and into the host's temporary folder, then trains the same plain CNN: it must get
-exactly the plain CNN's points (had it read anything, it would have returned a blank model) and leave no
-file behind. The figures the notebook states for the reference and the plain CNN are those graded here.
+exactly the plain CNN's points (had it read the file, it would have returned a blank model) and leave no
+file on the host (a write into the sandbox's own private /tmp may succeed there, and vanishes with it). The figures the notebook states for the reference and the plain CNN are those graded here.
 """
 from __future__ import annotations
 
@@ -55,14 +55,13 @@ PEEK = '''def fit_robust_digits(X_train, y_train, X_val, y_val):
                 seen.append(len(f.read()))
         except OSError:
             pass
-    for path in {writes!r}:
+    for path in {writes!r}:                      # the host must not see these (the sandbox's own /tmp may take them)
         try:
             with open(path, "w") as f:
                 f.write("peeked")
-            seen.append(path)
         except OSError:
             pass
-    if seen:                                     # anything read or written: a blank model, 0 points
+    if seen:                                     # the held-out file read: a blank model, 0 points
         return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     return plain_fit(X_train, y_train, X_val, y_val)
 '''

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -360,6 +361,61 @@ def _extended(course: Course, entries: list[dict], done: str, also: list[tuple[s
     return 0
 
 
+def cmd_ondemand(course: Course, args: argparse.Namespace) -> int:
+    """Grading on submit: the hub's service (``serve``), and the instructor's switches."""
+    from autograder.ondemand import attempts
+
+    by = _os_user()
+    pos = list(args.student_or_assignment)
+    wanted = {"serve": 0, "status": (0, 1), "open": 1, "close": 1, "reset": 2}[args.action]
+    if len(pos) not in (wanted if isinstance(wanted, tuple) else (wanted,)):
+        usage = {"serve": "", "status": " [STUDENT]", "open": " ASSIGNMENT", "close": " ASSIGNMENT",
+                 "reset": " STUDENT ASSIGNMENT"}[args.action]
+        raise CourseError(f"usage: autograder ondemand {args.action}{usage}")
+    args.student = pos[0] if args.action in ("reset", "status") and pos else None
+    args.assignment = pos[-1] if args.action in ("open", "close", "reset") else None
+    if args.action == "serve":
+        from autograder.ondemand.service import Service, serve
+
+        service = Service(course, args.exchange, workers=args.workers, interval=args.interval,
+                          log=lambda m: print(m, file=sys.stderr, flush=True))
+        serve(service, args.port)
+        return 0
+    if args.action in ("open", "close"):
+        attempts.set_open(course, args.assignment, args.action == "open", by)
+        print(f"grading on submit of {args.assignment}: {'open' if args.action == 'open' else 'closed'}")
+        return 0
+    if args.action == "reset":
+        before = attempts.reset(course, args.student, args.assignment, by)
+        print(f"{args.student}/{args.assignment}: attempts reset ({before} counted before; the history is kept)")
+        return 0
+    from autograder.ondemand.service import Service
+
+    service = Service(course, args.exchange)
+    state = attempts.load(course)
+    students = [args.student] if args.student else sorted(set(state["attempts"]) | set(state["skipped"])
+                                                          | {i["student"] for i in state["queue"].values()})
+    for student in students:
+        for a in service.status(student)["assignments"]:
+            if args.assignment and a["assignment"] != args.assignment:
+                continue
+            best = next((h for h in a["history"] if h["official"]), None)
+            print(f"{student:<20} {a['assignment']:<20} used {a['used']}/{a['attempts']}"
+                  f"{' today' if a['attempts_per'] == 'day' else ''}  grade "
+                  f"{(str(best['score']) + '/' + str(best['max_score'])) if best else '-':<10} "
+                  f"{a['queue'] or ''}{'closed' if not a['open'] else ''}")
+    return 0
+
+
+def _os_user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
 def cmd_new(course: Course, args: argparse.Namespace) -> int:
     from autograder.authoring.scaffold import cmd_new
 
@@ -371,6 +427,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--course", help="course folder (default: ./course or the repository's)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's log")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ondemand", help="grading on submit: the hub's service, and opening, closing, resetting attempts")
+    p.add_argument("action", choices=["serve", "status", "open", "close", "reset"],
+                   help="serve: run the service (JupyterHub starts it); status: each student's attempts; "
+                        "open/close ASSIGNMENT; reset STUDENT ASSIGNMENT: all attempts again (history kept)")
+    p.add_argument("student_or_assignment", nargs="*", metavar="STUDENT/ASSIGNMENT")
+    p.add_argument("--exchange", metavar="DIR", help="the exchange (default: $NBGRADER_EXCHANGE or the course config's)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADER_SERVICE_PORT", "10101")),
+                   help="serve: the page's port on 127.0.0.1")
+    p.add_argument("--workers", type=int, default=1, help="serve: grading workers")
+    p.add_argument("--interval", type=float, default=2.0, help="serve: seconds between two looks at the exchange")
+    p.set_defaults(func=cmd_ondemand)
 
     p = sub.add_parser("new", help='scaffold a lecture: notebook, cases.py, syllabus line (autograder new 12_demo "A demo")')
     p.add_argument("assignment", help="the new id: two digits, an underscore, lower-case words (12_demo)")

@@ -31,6 +31,12 @@ class Assignment:
     points: float
     order: int
     due: dt.datetime | None = None  # aware, UTC; None: no due date (nothing is late)
+    # Grading on submit (``autograder.ondemand``): official gradings a student may ask for (None: the
+    # assignment is graded by the instructor only), counted per UTC day or in total, and whether the
+    # best graded attempt is the grade (else the last one graded before the deadline).
+    attempts: int | None = None
+    attempts_per: str = "total"
+    best_of: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,13 +50,16 @@ class Course:
 
     @classmethod
     def find(cls, root: str | os.PathLike | None = None) -> "Course":
-        """The course given, else $AUTOGRADER_COURSE, else ./course, else the repo's."""
-        candidates = [root, os.environ.get("AUTOGRADER_COURSE"), Path.cwd() / "course", REPO / "course"]
+        """The course given (which must be one: a mistyped --course never falls back to another
+        course), else $AUTOGRADER_COURSE, else ./course, else the repo's."""
+        if root:
+            if not (Path(root) / "nbgrader_config.py").is_file():
+                raise CourseError(f"{root} is not a course folder (no nbgrader_config.py in it)")
+            return cls(Path(root).resolve())
+        candidates = [os.environ.get("AUTOGRADER_COURSE"), Path.cwd() / "course", REPO / "course"]
         for c in candidates:
             if c and (Path(c) / "nbgrader_config.py").is_file():
                 return cls(Path(c).resolve())
-        if root:
-            raise CourseError(f"{root} is not a course folder (no nbgrader_config.py in it)")
         raise CourseError("no course folder found: run from the repository root or pass --course DIR")
 
     def file_config(self):
@@ -122,7 +131,8 @@ class Course:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise CourseError(f"cannot read {path}: {e}") from e
-        return [Assignment(a["id"], a["title"], float(a["points"]), i, parse_due(a.get("due"), a["id"], path))
+        return [Assignment(a["id"], a["title"], float(a["points"]), i, parse_due(a.get("due"), a["id"], path),
+                           *parse_attempts(a, path))
                 for i, a in enumerate(data.get("assignment", []), 1)]
 
     def assignment(self, aid: str) -> Assignment:
@@ -138,6 +148,23 @@ class Course:
 
     def cases_file(self, aid: str) -> Path:
         return self.source_dir / aid / "cases.py"
+
+
+def parse_attempts(entry: dict, where: Path) -> tuple[int | None, str, bool]:
+    """A syllabus entry's ``attempts`` (a positive integer), ``attempts_per`` ("day" or "total") and
+    ``best_of`` (true/false), checked."""
+    aid, attempts = entry["id"], entry.get("attempts")
+    if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1):
+        raise CourseError(f"{where}: attempts of {aid} must be a positive whole number, e.g. attempts = 3")
+    per = entry.get("attempts_per", "total")
+    if per not in ("day", "total"):
+        raise CourseError(f"{where}: attempts_per of {aid} must be \"day\" or \"total\" (not {per!r})")
+    best = entry.get("best_of", False)
+    if not isinstance(best, bool):
+        raise CourseError(f"{where}: best_of of {aid} must be true or false")
+    if attempts is None and ("attempts_per" in entry or "best_of" in entry):
+        raise CourseError(f"{where}: {aid} sets attempts_per or best_of but no attempts")
+    return attempts, per, best
 
 
 def parse_due(value: object, aid: str, where: Path) -> dt.datetime | None:

@@ -119,7 +119,7 @@ def _parse_name(name: str) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
-def _utc(text: str) -> dt.datetime | None:
+def utc_time(text: str) -> dt.datetime | None:
     from nbgrader.utils import parse_utc
 
     try:
@@ -394,7 +394,7 @@ def _collect_from(course, inbound_fd: int, known: set[str], only: str | None, ch
         if not student_id.match(student):
             refused.append(Refusal(name, aid, "refused: not a valid student id", student=student))
             continue
-        when = _utc(stamp)
+        when = utc_time(stamp)
         if when is None:
             refused.append(Refusal(name, aid, f"refused: unreadable time {stamp!r} in its name", student=student))
             continue
@@ -420,7 +420,7 @@ def _install(dest_root: Path, student: str, aid: str, when: dt.datetime, files: 
              changed: float, earlier: int) -> Collected:
     """Write what was read (never re-read from the exchange) to ``dest_root/student/aid``."""
     notes = []
-    recorded = _utc(files.get(TIMESTAMP, b"").decode("utf-8", "replace")) or when
+    recorded = utc_time(files.get(TIMESTAMP, b"").decode("utf-8", "replace")) or when
     changed_at = dt.datetime.fromtimestamp(changed, dt.timezone.utc)
     if (changed_at - recorded).total_seconds() > CLOCK_TOLERANCE_S:
         notes.append(f"files changed after the recorded submission time ({nbgrader_time(recorded)}): "

@@ -320,4 +320,7 @@ def kernel_request(workdir: Path, limits: SandboxPolicy, env: dict[str, str], ui
             "limits": {"RLIMIT_AS": limits.memory_mb * mb, "RLIMIT_NPROC": limits.processes,
                        "RLIMIT_FSIZE": limits.file_size_mb * mb, "RLIMIT_CPU": limits.cpu_seconds,
                        "RLIMIT_NOFILE": limits.open_files, "RLIMIT_CORE": 0},
-            "env": env, "cwd": WORK, "connection_file": str(connection_file), "arguments": list(KERNEL_ARGUMENTS)}
+            "env": env, "cwd": WORK, "connection_file": str(connection_file), "arguments": list(KERNEL_ARGUMENTS),
+            # a task replaced files of the helpers package (15's withheld labels): none of the template's
+            # helpers modules is kept, so that what the kernel imports is what its sandbox shows
+            "fresh_modules_under": [str(Path(helpers.__file__).resolve().parent) + "/"] if overlays else []}

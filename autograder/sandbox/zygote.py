@@ -140,6 +140,10 @@ def _kernel(req: dict) -> None:
     os.environ.clear()
     os.environ.update(req["env"])
     os.chdir(req["cwd"])
+    for name, module in list(sys.modules.items()):  # a module whose file this sandbox replaces is imported
+        path = getattr(module, "__file__", None) or ""  # afresh, from the sandbox's view of it
+        if any(path.startswith(top) for top in req.get("fresh_modules_under", [])):
+            del sys.modules[name]
     random.seed()  # the template's draws are not the submission's: fresh entropy, as a new process has
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()

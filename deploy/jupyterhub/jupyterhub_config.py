@@ -13,6 +13,10 @@ run by hand with ``HUB_STATE=... jupyterhub -f deploy/jupyterhub/jupyterhub_conf
     exchange     $NBGRADER_EXCHANGE, permissions fixed by autograder.exchange.instructor (students cannot
                  list or read each other's submissions).
     culling      jupyterhub-idle-culler stops servers idle for $HUB_CULL_IDLE_S (default 1 h).
+    grading      the `grader` service (autograder ondemand serve, as root: each kernel its own uid)
+                 grades each submission of an assignment whose syllabus entry gives `attempts`
+                 and returns its feedback; students see their attempts at /services/grader/.
+                 $COURSE_GRADER_SERVICE=0 turns it off; $GRADER_SERVICE_PORT, $GRADER_WORKERS.
     state        $HUB_STATE: the hub's sqlite database, cookie secret, logs, proxy pid.
 """
 import grp
@@ -130,6 +134,23 @@ if token_file.is_file():  # written by hubctl (mode 0600); lets scripts drive th
     roles.append({"name": "course-admin", "services": ["course-admin"],
                   "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "read:hub", "list:users",
                              "list:services", "read:services"]})
+# -- grading on submit (autograder.ondemand): a service the hub starts, keeps running, and puts behind
+#    its login at /services/grader/; it grades the assignments whose syllabus entry gives `attempts`.
+if os.environ.get("COURSE_GRADER_SERVICE", "1") == "1":
+    GRADER_PORT = int(os.environ.get("GRADER_SERVICE_PORT", "10101"))
+    services.append({
+        "name": "grader",
+        "url": f"http://127.0.0.1:{GRADER_PORT}",
+        "command": [sys.executable, "-m", "autograder", "--course", COURSE_ROOT, "ondemand", "serve",
+                    "--port", str(GRADER_PORT), "--exchange", EXCHANGE,
+                    "--workers", os.environ.get("GRADER_WORKERS", "1")],
+        "environment": {"NBGRADER_EXCHANGE": EXCHANGE, "OMP_WAIT_POLICY": "PASSIVE",
+                        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"},
+        "oauth_no_confirm": True,
+        "display": True,
+    })
+    # every user may reach the service (it shows each one their own attempts only)
+    roles.append({"name": "user", "scopes": ["self", "access:services!service=grader"]})
 c.JupyterHub.services = services
 c.JupyterHub.load_roles = roles
 

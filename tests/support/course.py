@@ -41,7 +41,7 @@ def copy_course(tmp_path: Path) -> Path:
     root.mkdir(parents=True)
     ignore = shutil.ignore_patterns("gradebook.db*", "submitted", "autograded", "feedback", "outcomes",
                                     "exports", "exchange", ".grading_seed", ".ipynb_checkpoints", "__pycache__",
-                                    "plans")
+                                    "plans", "ondemand", "extensions.json", "extensions.log")
     for name in ("course", "source_notebooks", "release"):
         shutil.copytree(REPO / name, root / name, ignore=ignore)
     (root / "course" / ".grading_seed").write_text(f"{COPY_SEED}\n")

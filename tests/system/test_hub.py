@@ -39,6 +39,7 @@ import hubctl  # noqa: E402
 
 
 AID = "01_perceptron"
+OD_AID = "00_pytorch_basics"  # graded on submit by the hub's grader service
 COURSE_ID = "dl-course"
 WRONG_SOFTMAX = subs.WRONG_SOFTMAX
 
@@ -99,6 +100,8 @@ def hub():
         alice, alice_pw = users.add("alice", student=True)
         bob, bob_pw = users.add("bob", student=True)
         course = copy_course(base)  # base/repo/course (+ release/, source_notebooks/)
+        syllabus = course / "syllabus.toml"  # 00 is graded on submit (the grader service), 2 attempts
+        syllabus.write_text(syllabus.read_text().replace(f'id = "{OD_AID}"\n', f'id = "{OD_AID}"\nattempts = 2\n'))
         inst = pwd.getpwnam(instructor)
         for path in [base / "repo", *(base / "repo").rglob("*")]:
             os.lchown(path, inst.pw_uid, inst.pw_gid)
@@ -107,7 +110,8 @@ def hub():
         state.mkdir()
         h = hubctl.Hub(state=state, port=hubctl.free_port(), instructor=instructor, students_group=users.group,
                        course_root=course, exchange=base / "exchange", course_id=COURSE_ID, authenticator="pam",
-                       extra_env={"HUB_CULL_IDLE_S": "3600"})
+                       extra_env={"HUB_CULL_IDLE_S": "3600", "GRADER_SERVICE_PORT": str(hubctl.free_port()),
+                                  "GRADER_WORKERS": "1"})
         seconds = hubctl.start(h)
         print(f"\nhub start-up: {seconds:.1f} s", file=sys.stderr)
         try:
@@ -170,8 +174,8 @@ def _server(h: hubctl.Hub, user: str, token: str, method: str, path: str, body: 
     return hubctl.http(method, f"{h.url}/user/{user}{path}", body, token, timeout=120)
 
 
-def _action(h, user, token, action):
-    code, out = _server(h, user, token, "POST", f"/assignments/{action}?course_id={COURSE_ID}&assignment_id={AID}")
+def _action(h, user, token, action, aid=AID):
+    code, out = _server(h, user, token, "POST", f"/assignments/{action}?course_id={COURSE_ID}&assignment_id={aid}")
     assert code == 200, (code, out)
     return out
 
@@ -433,6 +437,122 @@ def test_only_the_instructor_has_formgrader(loop):
     (mine,) = [a for a in assignments if a["name"] == AID]
     # the same exchange (released there) and the same gradebook (its due date, two submissions)
     assert mine["status"] == "released" and mine["duedate"] is not None and mine["num_submissions"] == 2, mine
+
+
+# -- grading on submit: the hub's grader service -----------------------------------------------------
+
+def _grader(h: hubctl.Hub, token: str, path: str):
+    """The grader service's page or API through the hub's proxy, with the user's token."""
+    return hubctl.http("GET", f"{h.url}/services/grader/{path}", None, token, timeout=60)
+
+
+def _my(status: dict) -> dict:
+    return next(a for a in status["assignments"] if a["assignment"] == OD_AID)
+
+
+def _wait_for_attempt(h, token, n: int, timeout: float = 300) -> tuple[dict, float]:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        code, status = _grader(h, token, "api/status")
+        assert code == 200, (code, status, hubctl._tail(h.log_file, 30))
+        mine = _my(status)
+        if len(mine["history"]) >= n or (n == 0 and mine["skipped"]):
+            return mine, time.monotonic() - start
+        time.sleep(0.5)
+    raise AssertionError(f"no attempt {n} after {timeout} s:\n{hubctl._tail(h.log_file, 40)}")
+
+
+@pytest.fixture(scope="module")
+def ondemand(loop):
+    """alice submits 00 from her server three times (2 attempts), bob once; the service grades them."""
+    hub = loop["hub"]
+    h: hubctl.Hub = hub["hub"]
+    alice, bob = hub["alice"], hub["bob"]
+    tokens = loop["tokens"]
+    r = _autograder(hub, "release", OD_AID, "--exchange", str(h.exchange))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    out: dict = {"hub": hub, "latency": []}
+
+    def submit(user, nb):
+        _action(h, user, tokens[user], "fetch", OD_AID) if not out.get(f"fetched {user}") else None
+        out[f"fetched {user}"] = True
+        code, saved = _server(h, user, tokens[user], "PUT", f"/api/contents/{OD_AID}/{OD_AID}.ipynb",
+                              {"type": "notebook", "format": "json", "content": json.loads(json.dumps(nb))})
+        assert code == 200, saved
+        _action(h, user, tokens[user], "submit", OD_AID)
+
+    submit(alice, subs.solved(OD_AID))
+    out["first"], seconds = _wait_for_attempt(h, tokens[alice], 1)
+    out["latency"].append(seconds)
+    _action(h, alice, tokens[alice], "fetch_feedback", OD_AID)
+    code, folder = _server(h, alice, tokens[alice], "GET", f"/api/contents/{OD_AID}/feedback")
+    assert code == 200, folder
+    (stamp,) = [c["name"] for c in folder["content"]]
+    code, page = _server(h, alice, tokens[alice], "GET", f"/api/contents/{OD_AID}/feedback/{quote(stamp)}/{OD_AID}.html")
+    out["feedback"] = page["content"] if code == 200 else f"error {code}"
+    submit(alice, subs.release_notebook(OD_AID))
+    out["second"], seconds = _wait_for_attempt(h, tokens[alice], 2)
+    out["latency"].append(seconds)
+    submit(alice, subs.solved(OD_AID))
+    start = time.monotonic()
+    while time.monotonic() - start < 120:
+        mine = _my(_grader(h, tokens[alice], "api/status")[1])
+        if mine["skipped"]:
+            break
+        time.sleep(0.5)
+    out["third"] = mine
+    out["alice_page"] = _grader(h, tokens[alice], "")
+    out["bob_status"] = _grader(h, tokens[bob], "api/status")
+    out["bob_reads_alice"] = _grader(h, tokens[bob], f"feedback/{OD_AID}/1")
+    out["alice_reads_hers"] = _grader(h, tokens[alice], f"feedback/{OD_AID}/1")
+    out["anonymous"] = hubctl.http("GET", f"{h.url}/services/grader/api/status", None, None, timeout=60)
+    _set_due_of(hub["course"], OD_AID, dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+    submit(bob, subs.solved(OD_AID))  # after the deadline
+    out["bob_late"], _ = _wait_for_attempt(h, tokens[bob], 0)
+    return out
+
+
+def _set_due_of(course: Path, aid: str, when: dt.datetime) -> None:
+    path = course / "syllabus.toml"
+    marker = f'id = "{aid}"\n'
+    path.write_text(path.read_text().replace(marker, marker + f'due = "{when.strftime("%Y-%m-%dT%H:%M:%SZ")}"\n'))
+
+
+@pytest.mark.slow
+def test_a_submission_is_graded_on_submit_and_its_feedback_fetched(ondemand):
+    first = ondemand["first"]
+    assert first["history"][0]["status"] == "graded" and first["history"][0]["score"] == 9.0, first
+    assert re.search(r"Score: 9\.0 / 9\.0", ondemand["feedback"]), ondemand["feedback"][:500]
+    print(f"\nsubmit -> graded (hub, one submission): {', '.join(f'{s:.1f} s' for s in ondemand['latency'])}",
+          file=sys.stderr)
+
+
+@pytest.mark.slow
+def test_attempts_are_counted_and_the_last_one_is_refused(ondemand):
+    second, third = ondemand["second"], ondemand["third"]
+    assert second["used"] == 2 and [h["score"] for h in second["history"]] == [9.0, 0.0]
+    assert third["skipped"] and "no attempts left: 2 of 2 used" in third["skipped"]
+    assert len(third["history"]) == 2
+    code, page = ondemand["alice_page"]
+    assert code == 200 and "Attempts left" in str(page) and "9 / 9" in str(page)
+
+
+@pytest.mark.slow
+def test_only_the_student_sees_their_attempts_and_feedback(ondemand):
+    code, bob = ondemand["bob_status"]
+    assert code == 200 and bob["student"] == ondemand["hub"]["bob"]
+    code, _ = ondemand["bob_reads_alice"]
+    assert code == 404, "bob asks for attempt 1's feedback: he has none, and never sees alice's"
+    code, page = ondemand["alice_reads_hers"]
+    assert code == 200 and "Score" in str(page)
+    code, body = ondemand["anonymous"]
+    assert not (isinstance(body, dict) and "student" in body), "no login, no status: the hub's login page instead"
+
+
+@pytest.mark.slow
+def test_the_deadline_is_honoured_on_submit(ondemand):
+    late = ondemand["bob_late"]
+    assert late["skipped"].startswith("submitted after your deadline") and not late["history"]
 
 
 # -- collection rules, without a hub (fast) ----------------------------------------------------------

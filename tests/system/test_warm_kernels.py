@@ -26,13 +26,15 @@ pytestmark = pytest.mark.skipif(warm.unsafe_host() is not None, reason=f"no warm
 class Kernel:
     """One submission's warm kernel: a work folder in the template's spool, a kernel, a client."""
 
-    def __init__(self, template: warm.Template, files: dict[str, str] | None = None):
+    def __init__(self, template: warm.Template, files: dict[str, str] | None = None,
+                 replaced: dict[str, bytes] | None = None):
         self.template = template
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-", dir=template.spool))
         (self.workdir / "work").mkdir()
         for name, text in (files or {}).items():
             (self.workdir / "work" / name).write_text(text)
         self.uid = sandbox.new_kernel_uid()
+        overlays = sandbox.write_overlays(self.workdir, replaced or {})
         sandbox.prepare_workdir(self.workdir, ["ex"], self.uid)
         km = sandbox.SandboxedKernelManager(transport="ipc", ip=str(self.workdir / "kernel" / "ipc"))
         km.client_class = "autograder.sandbox.kernel.BoundedKernelClient"
@@ -41,7 +43,7 @@ class Kernel:
         km.uid = self.uid
         km.warm = template
         km.warm_request = warm.kernel_request(self.workdir, SandboxPolicy(), sandbox.kernel_env(self.workdir),
-                                              self.uid, [], Path(km.connection_file), template.spool)
+                                              self.uid, overlays, Path(km.connection_file), template.spool)
         self.km = km
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(km.start_kernel())
@@ -269,3 +271,13 @@ def test_a_template_that_cannot_start_is_a_fallback_not_a_failure(monkeypatch, c
     monkeypatch.setattr(warm, "START_SECONDS", 5)
     assert warm.template(SandboxPolicy(), None) is None
     assert "the template did not start" in capsys.readouterr().err
+
+
+def test_a_replaced_package_file_is_what_the_kernel_imports(kernel):
+    """A task's replaced files (15's withheld labels) reach a warm kernel too, even a module the
+    template had imported from the original."""
+    original = (Path(sandbox.helpers.__file__).parent / "grading" / "contract.py").read_bytes()
+    k = kernel(replaced={"grading/contract.py": original + b"\nMARK = 'replaced'\n"})
+    assert k.run("import helpers.grading.contract as c; print(getattr(c, 'MARK', 'original'))").strip() == "replaced"
+    plain = kernel()
+    assert plain.run("import helpers.grading.contract as c; print(getattr(c, 'MARK', 'original'))").strip() == "original"

@@ -13,6 +13,8 @@ Layers (data flows one way: intake -> authoring/plan -> run -> store -> results)
   run/         jobs and results as data, the local and the Dask pools: no grading, plans or course
   grading/     batches, the canary, the worker: the one layer that drives the others
   results/     export, report, similarity
+  ondemand/    grading on submit: the hub's service, attempts, the student's page (drives grading and
+               the exchange like the CLI; nothing imports it)
 """
 from __future__ import annotations
 
@@ -21,20 +23,24 @@ import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LAYERS = ("store", "authoring", "sandbox", "pipeline", "intake", "lms", "exchange", "run", "grading", "results")
+LAYERS = ("store", "authoring", "sandbox", "pipeline", "intake", "lms", "exchange", "run", "grading", "results",
+          "ondemand")
 SHARED = ("course", "config", "errors", "files")
 
 #: layer -> the autograder layers it must never import
 FORBIDDEN = {
-    "intake": {"grading", "run", "pipeline", "results", "lms", "exchange"},
-    "lms": {"grading", "run", "pipeline", "exchange"},
-    "exchange": {"grading", "run", "pipeline", "results", "lms"},
-    "results": {"grading", "run", "pipeline", "intake", "lms", "exchange"},
-    "authoring": {"grading", "run", "pipeline", "intake", "lms", "exchange", "results"},
-    "pipeline": {"grading", "run", "intake", "lms", "exchange", "results"},
+    "intake": {"grading", "run", "pipeline", "results", "lms", "exchange", "ondemand"},
+    "lms": {"grading", "run", "pipeline", "exchange", "ondemand"},
+    "exchange": {"grading", "run", "pipeline", "results", "lms", "ondemand"},
+    "results": {"grading", "run", "pipeline", "intake", "lms", "exchange", "ondemand"},
+    "authoring": {"grading", "run", "pipeline", "intake", "lms", "exchange", "results", "ondemand"},
+    "pipeline": {"grading", "run", "intake", "lms", "exchange", "results", "ondemand"},
     "run": set(LAYERS) - {"run"} | {"course"},
     "sandbox": set(LAYERS) - {"sandbox"} | {"course"},
-    "store": {"grading", "pipeline", "intake", "lms", "exchange", "results", "sandbox", "authoring"},
+    "store": {"grading", "pipeline", "intake", "lms", "exchange", "results", "sandbox", "authoring", "ondemand"},
+    "grading": {"ondemand"},
+    # it grades through `autograder grade` in a child process: never the pools, the sandbox or the steps
+    "ondemand": {"run", "sandbox", "pipeline"},
 }
 
 

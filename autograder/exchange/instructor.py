@@ -452,10 +452,12 @@ class Returned:
     reason: str = ""
 
 
-def return_feedback(course, root: str | os.PathLike | None = None, only: str | None = None) -> list[Returned]:
+def return_feedback(course, root: str | os.PathLike | None = None, only: str | None = None,
+                    students: set[str] | None = None) -> list[Returned]:
     """Release to the exchange the feedback of every collected submission that was graded
     (nbgrader's release_feedback layout: ``feedback/<hmac>.html``), so students' "Fetch
-    Feedback" gets it. A submission collected again but not yet graded gets nothing."""
+    Feedback" gets it. A submission collected again but not yet graded gets nothing. ``only``: one
+    assignment; ``students``: only these students (grading on submit returns what it just graded)."""
     from autograder.store import gradebook as nbgrader_api
     from autograder.store import outcomes
     from autograder.course import CourseError
@@ -468,7 +470,7 @@ def return_feedback(course, root: str | os.PathLike | None = None, only: str | N
     for student_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.is_symlink()):
         for adir in sorted(p for p in student_dir.iterdir() if p.is_dir() and not p.is_symlink()):
             student, aid = student_dir.name, adir.name
-            if only and aid != only:
+            if (only and aid != only) or (students is not None and student not in students):
                 continue
             secret = adir / SECRET
             html = course.step_dir("feedback", student, aid) / f"{aid}.html"

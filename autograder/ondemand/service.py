@@ -191,7 +191,8 @@ class Service:
                     self._restore(item["student"], item["assignment"], best["n"])
                 self._run_grade([i for i, _ in restore])
             for aid in sorted({i["assignment"] for i in todo}):
-                exchange.return_feedback(self.course, self.exchange_root, only=aid)
+                exchange.return_feedback(self.course, self.exchange_root, only=aid,
+                                         students={i["student"] for i in todo if i["assignment"] == aid})
             with rec.locked(self.course):
                 state = rec.load(self.course)
                 for item in todo:

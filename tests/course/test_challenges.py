@@ -34,7 +34,7 @@ from helpers.grading.tasks import digits as dg, forecast as fc, get_task
 from helpers.grading.checking import encode
 
 COURSE = Course(REPO / "course")
-CHALLENGED = ["05_pooling", "07_rnn", "10_generative"]
+CHALLENGED = ["05_pooling", "07_rnn", "10_generative", "14_robustness", "15_few_labels"]
 
 
 def _all_challenges():

@@ -208,7 +208,7 @@ def test_an_unreadable_entry_is_that_students_outcome_and_the_class_is_collected
 # -- every kind of hostile entry at once --------------------------------------------------------------
 
 def test_each_hostile_entry_is_its_own_outcome_and_everyone_else_is_collected(klass):
-    from autograder.exchange.instructor import CLOCK_TOLERANCE_S, _utc, nbgrader_time
+    from autograder.exchange.instructor import CLOCK_TOLERANCE_S, utc_time, nbgrader_time
 
     u, inbound, source = klass["users"], klass["inbound"], klass["source"]
     now = _when(5)
@@ -256,7 +256,7 @@ def test_each_hostile_entry_is_its_own_outcome_and_everyone_else_is_collected(kl
     assert "not a folder" in reasons[name["ivan"]]
     # dave's claimed time does not count: his files were changed (written) now
     dave = got[u["dave"]]
-    assert abs((_utc(dave.timestamp) - now).total_seconds()) < CLOCK_TOLERANCE_S, dave.timestamp
+    assert abs((utc_time(dave.timestamp) - now).total_seconds()) < CLOCK_TOLERANCE_S, dave.timestamp
     assert any("changed after the recorded submission time" in n for n in dave.notes)
     assert (dave.folder / "timestamp.txt").read_text() == dave.timestamp
     # nothing of the instructor's was installed anywhere

@@ -222,6 +222,9 @@ def grade_job(bundle: Bundle, job: Job) -> Result:
             return collect_result(root, job, url, data, zero=True)
         if data.get("status") != outcomes.GRADED:
             raise CourseError("the scorer recorded no result")
+        from autograder.pipeline import templates
+
+        templates.install()  # the feedback page's templates are compiled once per worker
         feedback_seconds = SandboxPolicy(config=config).feedback_seconds
         fired: dict = {"fired": False}
         try:

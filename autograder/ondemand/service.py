@@ -18,9 +18,10 @@ runs, every ``interval`` seconds:
    record the attempt. With ``best_of``, when the new attempt scores below an earlier one, the best
    one is put back as the submission of record and graded again, so the gradebook holds the grade.
 
-The page (``/services/grader/`` behind the hub's login, ``HubOAuthenticated``) shows the logged-in
-user their own assignments only: deadline (with their extension), attempts left, place in the
-queue, each attempt's score and feedback. The user's hub name is the course id (the hub's login
+The page (``/services/grader/`` behind the hub's login, ``HubOAuthenticated``; listed in the hub's
+Services menu) shows the logged-in user their own things only: every due date of the syllabus with
+their own deadline (extension or accommodation included, and why), and per assignment graded on
+submit, attempts left, place in the queue, each attempt's score and feedback. The user's hub name is the course id (the hub's login
 decides it, never a name the student typed into a form)."""
 from __future__ import annotations
 
@@ -298,7 +299,13 @@ class Service:
                 "skipped": state["skipped"].get(student, {}).get(a.id, {}).get("reason"),
                 "history": [{k: x[k] for k in ("n", "submitted", "graded", "status", "score", "max_score",
                                                "reason", "counted", "official")} for x in hist]})
-        return {"student": student, "assignments": out}
+        deadlines = []
+        for a in self.course.assignments():  # every due date, with the student's own extension
+            if a.due is not None:
+                due, why = rec.deadline(self.course, a, student)
+                deadlines.append({"assignment": a.id, "title": a.title, "due": rec.iso(a.due),
+                                  "deadline": rec.iso(due), "reason": why})
+        return {"student": student, "assignments": out, "deadlines": deadlines}
 
     def feedback_page(self, student: str, aid: str, n: int) -> Path | None:
         page = self._attempt_dir(student, aid) / f"{n}.html"
@@ -335,6 +342,13 @@ def render(status: dict, prefix: str) -> str:
         lines.append("</table>")
         rows.append(head + "".join(lines))
     body = "".join(rows) or "<p>No assignment is graded on submit.</p>"
+    if status.get("deadlines"):
+        lines = ["<h2>Your deadlines</h2><table><tr><th>assignment</th><th>due (syllabus)</th>"
+                 "<th>your deadline</th><th>why it differs</th></tr>"]
+        for d in status["deadlines"]:
+            lines.append(f"<tr><td>{e(d['assignment'])}: {e(d['title'])}</td><td>{e(d['due'])}</td>"
+                         f"<td><b>{e(d['deadline'])}</b></td><td>{e(d['reason'])}</td></tr>")
+        body = "".join(lines) + "</table>" + body
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Grading on submit</title></head><body>"
             f"<h1>Grading on submit: {e(status['student'])}</h1><p>Submit from the Assignments tab; "
             f"your submission is graded within minutes and its feedback appears here and under "

@@ -343,7 +343,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._reconcile_connection_info(prov.connection_info)
 
     async def _async_pre_start_kernel(self, **kw):
-        if self.log_path:  # keep the kernel's console chatter out of the grader's terminal
+        if self.log_path and self.warm is None:  # keep the kernel's console out of the grader's terminal
+            # (a warm kernel gets the same file from _async_launch_kernel)
             handle = open(self.log_path, "ab")  # noqa: SIM115 - owned by the kernel process
             kw.setdefault("stdout", handle)
             kw.setdefault("stderr", handle)

@@ -265,8 +265,13 @@ def test_a_student_sees_only_their_own_attempts(run):
     assert "no attempts left" in a["skipped"]
     assert service.feedback_page(run["names"]["alice"], AID, 1) is not None
     assert service.feedback_page(run["names"]["bob"], AID, 2) is None, "bob has one attempt: no second page"
-    carol = next(x for x in service.status(run["names"]["carol"])["assignments"] if x["assignment"] == AID)
+    carol_status = service.status(run["names"]["carol"])
+    carol = next(x for x in carol_status["assignments"] if x["assignment"] == AID)
     assert carol["deadline_reason"].startswith("extension")
+    (mine_due,) = [d for d in mine["deadlines"] if d["assignment"] == AID]
+    (carol_due,) = [d for d in carol_status["deadlines"] if d["assignment"] == AID]
+    assert mine_due["deadline"] == mine_due["due"] and not mine_due["reason"]
+    assert carol_due["deadline"] > carol_due["due"] and carol_due["reason"].startswith("extension")
     from autograder.ondemand.service import render
 
     page = render(mine, "/services/grader/")

@@ -203,6 +203,7 @@ def _pct(text, pattern):
     return float(m.group(1)) / 100
 
 
+@pytest.mark.slow  # the executed notebook (about 30 s)
 def test_the_figures_the_text_relies_on(out):
     # section 1: freezing right leaves the layer as it was; zeroing its gradient does not (weight decay)
     assert "left out of the optimiser: largest change 0.0" in out

@@ -63,6 +63,7 @@ def test_heldout_digits_are_the_instructors_and_every_attack_stays_within_eps(he
     assert (diff == rb.EPS_LEVELS).reshape(1000, -1).sum(1).min() > 50             # and by the whole budget somewhere
 
 
+@pytest.mark.slow  # trains a CNN
 def test_the_secret_surrogate_is_fooled_by_its_own_attack():
     """Retrain the instructor's surrogate from the secret (its weights are never stored) and score it on the
     stored file: right on the clean digits, wrong on most attacked ones."""
@@ -74,6 +75,7 @@ def test_the_secret_surrogate_is_fooled_by_its_own_attack():
     assert clean > 0.9 and attacked < 0.2, (clean, attacked)
 
 
+@pytest.mark.slow  # trains a CNN
 def test_the_attack_transfers_to_a_plain_cnn_of_the_students(heldout, public_plain_cnn):
     clean = _accuracy(public_plain_cnn, heldout["clean"], heldout["labels"])
     attacked = _accuracy(public_plain_cnn, heldout["attacked"], heldout["labels"])
@@ -136,6 +138,7 @@ def test_the_score_is_the_mean_of_the_clean_and_the_attacked_accuracy():
 
 # -- the public validation set ------------------------------------------------------------------------
 
+@pytest.mark.slow  # trains a CNN
 def test_the_public_validation_set_is_the_validation_digits_attacked_within_eps(public_plain_cnn):
     v = rb.load_validation()
     Xv, yv = load_digits("val")

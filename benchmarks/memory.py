@@ -20,7 +20,16 @@ AID = "01_perceptron"
 
 
 def _sandboxes(pids: set[int]) -> set[str]:
-    """Live kernels, one per per-notebook folder (bubblewrap's processes and the kernel share it)."""
+    """Live kernels: as root, one uid per sandbox (``new_kernel_uid``: 200,000 and up), whether the
+    kernel started cold (bubblewrap's processes and the kernel) or was forked from a warm template;
+    otherwise one per per-notebook folder named on a cold kernel's command line."""
+    import os
+
+    from autograder.sandbox import processes
+
+    if os.geteuid() == 0:
+        table = processes.all_processes()
+        return {str(table[p][1]) for p in pids if p in table and table[p][1] >= 200_000}
     found = set()
     for pid in pids:
         try:

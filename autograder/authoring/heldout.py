@@ -40,13 +40,13 @@ import io
 import json
 import os
 import sys
-import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from autograder.course import REPO
+from helpers.data.shipped import npz_bytes
 
 HELDOUT_DIR = REPO / "course" / "heldout"
 MANIFEST = HELDOUT_DIR / "MANIFEST.json"
@@ -82,19 +82,6 @@ class HeldoutError(RuntimeError):
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _npz_bytes(**arrays: np.ndarray) -> bytes:
-    """A deterministic .npz (stored, fixed timestamps): the same arrays give the same bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, arr in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            body = io.BytesIO()
-            np.lib.format.write_array(body, np.ascontiguousarray(arr), allow_pickle=False)
-            zf.writestr(info, body.getvalue())
-    return buf.getvalue()
 
 
 def heldout_secret(directory: Path = HELDOUT_DIR, create: bool = False) -> bytes:
@@ -211,13 +198,13 @@ def build(source: Path) -> dict[str, str]:
 
     secret = heldout_secret(HELDOUT_DIR, create=True)
     test_images = perturb_heldout(images[held], images, secret)
-    files = {REPO / "helpers" / "datasets" / SHIPPED_NAME: _npz_bytes(images=images[shipped], labels=labels[shipped]),
-             HELDOUT_DIR / DIGITS_TEST: _npz_bytes(images=test_images, labels=labels[held])}
+    files = {REPO / "helpers" / "datasets" / SHIPPED_NAME: npz_bytes(images=images[shipped], labels=labels[shipped]),
+             HELDOUT_DIR / DIGITS_TEST: npz_bytes(images=test_images, labels=labels[held])}
     for name in sorted(TASKS):  # each task with a held-out file of its own builds it from the held-out digits
         made = get_task(name).heldout_file()
         if made is not None:
             fname, make = made
-            files[HELDOUT_DIR / fname] = _npz_bytes(**make(test_images, labels[held],
+            files[HELDOUT_DIR / fname] = npz_bytes(**make(test_images, labels[held],
                                                            lambda purpose: secret_seed(secret, purpose)))
     HELDOUT_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     for path, data in files.items():

@@ -7,7 +7,11 @@ strange numbers later. Attribution and licences: ``helpers/datasets/PROVENANCE.m
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
 
@@ -47,3 +51,17 @@ def shipped_path(filename: str, directory: str | Path | None = None) -> Path:
             f"expected {expected}. {fix}"
         )
     return path
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """A deterministic .npz of ``arrays`` (in the order given, fixed timestamps, deflated): the same
+    arrays give the same bytes, so a data file made again is byte for byte the one committed."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            body = io.BytesIO()
+            np.lib.format.write_array(body, np.ascontiguousarray(arr), allow_pickle=False)
+            zf.writestr(info, body.getvalue())
+    return buf.getvalue()

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import zipfile
 from typing import Any
 
 import numpy as np
 
+from helpers.data.shipped import npz_bytes
 from helpers.grading.tasks.base import Task
 
 #: How many labels per class the fit gets, and the public seed that picks them from the training split.
@@ -62,19 +62,6 @@ def split_labelled() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X[keep], y[keep], X[rest]
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An .npz of ``arrays``, byte for byte the same each time (fixed zip timestamps)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, arr in arrays.items():
-            entry = io.BytesIO()
-            np.lib.format.write_array(entry, np.ascontiguousarray(arr), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, entry.getvalue())
-    return buf.getvalue()
-
-
 def _arrays(original: bytes) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(original), allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
@@ -88,7 +75,7 @@ def withheld_digits_file(original: bytes) -> bytes:
     keep = labelled_indices()  # the training split is the file's first 8,000 digits
     labels[keep] = arrays["labels"][keep]
     arrays["labels"] = labels
-    return _npz_bytes(arrays)
+    return npz_bytes(**arrays)
 
 
 def withheld_attacked_file(original: bytes) -> bytes:
@@ -100,7 +87,7 @@ def withheld_attacked_file(original: bytes) -> bytes:
     arrays["labels"] = np.full_like(arrays["labels"], WITHHELD)
     if "attacked" in arrays and "clean" in arrays:
         arrays["attacked"] = arrays["clean"].copy()
-    return _npz_bytes(arrays)
+    return npz_bytes(**arrays)
 
 
 #: Every file of ``helpers/datasets`` that holds (or could give away) labels of the shipped digits, and how

@@ -18,13 +18,12 @@ the home figure estimates the grade; it is not the grade.
 """
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from helpers.data.shipped import npz_bytes
 from helpers.grading.tasks.base import Task
 
 #: held-out file; the public validation file (in helpers/datasets/)
@@ -132,19 +131,6 @@ def attacked_set(images: np.ndarray, labels: np.ndarray, surrogate_seed: int) ->
             "labels": np.asarray(labels, dtype=np.uint8)}
 
 
-def _npz_bytes(**arrays: np.ndarray) -> bytes:
-    """A deterministic .npz (fixed timestamps): the same arrays give the same bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, arr in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            body = io.BytesIO()
-            np.lib.format.write_array(body, np.ascontiguousarray(arr), allow_pickle=False)
-            zf.writestr(info, body.getvalue())
-    return buf.getvalue()
-
-
 def validation_path() -> Path:
     return Path(__file__).resolve().parents[2] / "datasets" / VALIDATION_FILE
 
@@ -158,7 +144,7 @@ def make_validation_file(path: Path | None = None) -> Path:
     images = np.rint(Xv * 255.0).astype(np.uint8)
     arrays = attacked_set(images, yv, PUBLIC_SEED)
     path = path or validation_path()
-    path.write_bytes(_npz_bytes(**arrays))
+    path.write_bytes(npz_bytes(**arrays))
     return path
 
 

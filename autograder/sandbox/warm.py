@@ -47,6 +47,7 @@ PRELOAD = ("numpy", "scipy", "torch", "torch.nn", "torch.nn.functional", "torch.
            "helpers.grading.checking", "helpers.grading.challenges", "IPython", "ipykernel.kernelapp",
            "ipykernel.ipkernel")
 START_SECONDS = 180  # the template's imports, on a busy host
+LOG = "template.log"  # in the spool: what the template itself prints (a kernel's /tmp hides the spool)
 SPAWN_SECONDS = 60
 
 
@@ -165,7 +166,7 @@ class Template:
             cmd += ["--setenv", k, v]
         cmd += ["--", sys.executable, "-c", ZYGOTE.read_text(),
                 json.dumps({"fd": theirs.fileno(), "preload": list(PRELOAD)})]
-        self._log = open(self.spool.parent / f"{self.spool.name}.log", "ab")  # noqa: SIM115 - the template's
+        self._log = open(self.spool / LOG, "ab")  # noqa: SIM115 - the template's (hidden from every kernel)
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                                          stdout=self._log, stderr=self._log, close_fds=True)
@@ -227,7 +228,6 @@ class Template:
                 pass
         self._log.close()
         shutil.rmtree(self.spool, ignore_errors=True)
-        Path(f"{self.spool}.log").unlink(missing_ok=True)
 
 
 _template: Template | None = None

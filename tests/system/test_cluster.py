@@ -160,8 +160,15 @@ def test_the_coordinator_wrote_the_course_and_the_workers_left_nothing(on_cluste
     students = {s for (s,) in db.execute("SELECT id FROM student")}
     assert students == set(EXPECTED)  # no canary, no stray entry
     assert db.execute("SELECT MAX(auto_score) FROM grade").fetchone()[0] <= 2  # no cell is worth more
-    leftovers = [p.name for p in dask_cluster["tmp"].iterdir() if p.name.startswith("autograder-")]
-    assert not leftovers, leftovers  # staged courses, private gradebooks and sandboxes all removed
+    # staged courses, private gradebooks and sandboxes all removed; what stays is each live worker's
+    # warm template (autograder.sandbox.warm), whose spool holds no submission once it is graded
+    spools = [p for p in dask_cluster["tmp"].iterdir() if p.name.startswith("autograder-warm-")]
+    leftovers = [p.name for p in dask_cluster["tmp"].iterdir() if p.name.startswith("autograder-") and p not in spools]
+    assert not leftovers, leftovers
+    from autograder.sandbox import warm
+
+    assert all(sorted(f.name for f in p.iterdir()) in ([], [warm.LOG]) for p in spools), \
+        [list(p.iterdir()) for p in spools]
 
 
 def test_workers_that_run_several_tasks_at_once_are_refused(tmp_path, folder):

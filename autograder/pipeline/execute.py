@@ -51,10 +51,11 @@ def _last_words(log: Path) -> str:
     return f" (last output: {lines[-1][:160]})" if lines else ""
 
 
-def _workdir_base() -> str | None:
+def _workdir_base(extra: int = 0) -> str | None:
     """Where per-notebook folders go: the usual temporary folder, unless its path is so long that
-    the kernel's unix sockets (``<workdir>/kernel/ipc-N``) would pass the 107-byte limit."""
-    return None if len(tempfile.gettempdir()) <= 60 else "/tmp"
+    the kernel's unix sockets (``<workdir>/kernel/ipc-N``) would pass the 107-byte limit. ``extra``:
+    the characters a folder between adds (a warm template's spool: ``autograder-warm-XXXXXXXX/``)."""
+    return None if len(tempfile.gettempdir()) + extra <= 60 else "/tmp"
 
 
 class SandboxedExecute(Execute):
@@ -80,7 +81,7 @@ class SandboxedExecute(Execute):
         self._unsafe = settings.unsafe_no_sandbox
         for attempt in (1, 2):  # a kernel that fails to start is retried once, in a fresh sandbox
             # warm: forked from this process's template, in a folder of the template's spool
-            self._template = (warm.template(policy, _workdir_base())
+            self._template = (warm.template(policy, _workdir_base(extra=len("/autograder-warm-XXXXXXXX")))
                               if settings.warm_kernels and not self._unsafe else None)
             base = str(self._template.spool) if self._template is not None else _workdir_base()
             workdir = Path(tempfile.mkdtemp(prefix="autograder-", dir=base))

@@ -1,4 +1,5 @@
-"""14_robustness: the attacked-digits challenge's data (helpers/grading/tasks/robustness.py).
+"""14_robustness: the attacked-digits challenge's data (helpers/grading/tasks/robustness.py, made by
+autograder/authoring/attacks.py).
 
 The held-out file holds the instructor's 1,000 held-out digits, clean and attacked (PGD, eps = 51/255)
 against a surrogate seeded from the secret; the public validation file the same for the validation digits
@@ -15,6 +16,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from autograder.authoring import attacks
 from autograder.authoring.challenges import challenge_plans, load_challenges
 from autograder.authoring.heldout import HELDOUT_DIR, heldout_secret, load_heldout, secret_seed
 from autograder.course import Course
@@ -44,7 +46,7 @@ def heldout():
 def public_plain_cnn():
     """A plain CNN trained by the students' code path (the training digits, no attack), public seed."""
     X, y = load_digits("train")
-    return rb.train_surrogate(X[:, None], y, seed=20_241)
+    return attacks.train_surrogate(X[:, None], y, seed=20_241)
 
 
 # -- the held-out file -------------------------------------------------------------------------------
@@ -69,7 +71,7 @@ def test_the_secret_surrogate_is_fooled_by_its_own_attack():
     stored file: right on the clean digits, wrong on most attacked ones."""
     secret = heldout_secret(HELDOUT_DIR)
     X, y = load_digits("train")
-    surrogate = rb.train_surrogate(X[:, None], y, secret_seed(secret, rb.SURROGATE_PURPOSE))
+    surrogate = attacks.train_surrogate(X[:, None], y, secret_seed(secret, attacks.SURROGATE_PURPOSE))
     data = load_heldout(rb.HELDOUT_FILE, HELDOUT_DIR)
     clean, attacked = _accuracy(surrogate, data["clean"], data["labels"]), _accuracy(surrogate, data["attacked"], data["labels"])
     assert clean > 0.9 and attacked < 0.2, (clean, attacked)
@@ -160,5 +162,14 @@ def test_the_declaration_and_the_notebook_agree():
     assert "5 points for $s \\ge 85.0\\,\\%$" in text and "0 for $s \\le 60.0\\,\\%$" in text
     assert "a score of 80 % gives 4.0 points" in text and 5 * (0.80 - 0.60) / (0.85 - 0.60) == pytest.approx(4.0)
     assert "$\\varepsilon = 0.2$ (51 of 255 gray levels" in text and rb.EPS_LEVELS == 51
-    assert f"PGD ({rb.PGD_STEPS} steps of {rb.PGD_ALPHA:g} from a random start)" in text
+    assert f"PGD ({attacks.PGD_STEPS} steps of {attacks.PGD_ALPHA:g} from a random start)" in text
     assert "$s = (a_\\text{clean} + a_\\text{attacked})/2$" in text
+
+
+def test_the_surrogate_and_its_training_never_ship():
+    """The surrogate is a strong CNN of 05's kind, trained the way 05's challenge is solved: its code
+    is the instructor tool's (autograder/authoring/attacks.py), never in helpers/ (which is bundled)."""
+    source = (REPO / "helpers" / "grading" / "tasks" / "robustness.py").read_text()
+    for name in ("def surrogate_cnn", "def train_surrogate", "def pgd_attack_uint8", "nn.Conv2d"):
+        assert name not in source, name
+    assert get_task("attacked_digits").heldout_file() == (rb.HELDOUT_FILE, rb.BUILDER)

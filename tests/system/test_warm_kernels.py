@@ -281,3 +281,16 @@ def test_a_replaced_package_file_is_what_the_kernel_imports(kernel):
     assert k.run("import helpers.grading.contract as c; print(getattr(c, 'MARK', 'original'))").strip() == "replaced"
     plain = kernel()
     assert plain.run("import helpers.grading.contract as c; print(getattr(c, 'MARK', 'original'))").strip() == "original"
+
+
+def test_a_long_temporary_folder_keeps_the_kernels_sockets_short(monkeypatch):
+    """A Dask worker's TMPDIR can be long: the spool then goes to /tmp, so that
+    <spool>/<workdir>/kernel/ipc-N stays under the 107 bytes of a unix socket's path."""
+    from autograder.pipeline.execute import _workdir_base
+
+    long_tmp = "/tmp/" + "t" * 50  # 55 characters: short enough for a cold kernel's folders
+    monkeypatch.setattr(tempfile, "tempdir", long_tmp)
+    assert _workdir_base() is None
+    assert _workdir_base(extra=len("/autograder-warm-XXXXXXXX")) == "/tmp"
+    worst = f"/tmp/autograder-warm-{'x' * 8}/autograder-{'x' * 8}/kernel/ipc-16"
+    assert len(worst) < 107

@@ -82,7 +82,10 @@ class Task:
         ``python -m autograder.authoring.heldout build``: ``build(digits, labels, seed_for) -> {name: array}``
         gets the instructor's held-out digits ((N, 28, 28) uint8, perturbed; (N,) labels) and
         ``seed_for(purpose) -> int``, a seed drawn from the instructor's secret for that purpose
-        (``numpy.random.default_rng(seed_for("<file>: what"))``). Only the secret makes the file. None (the default): the task reads a file another task or the digits build."""
+        (``numpy.random.default_rng(seed_for("<file>: what"))``). Only the secret makes the file.
+        ``build`` may be a ``"module:function"`` string naming it on the trusted side, for a builder
+        that must not ship to students (14's surrogate training). None (the default): the task reads a
+        file another task or the digits build."""
         return None
 
     def sandbox_files(self) -> dict[str, bytes]:

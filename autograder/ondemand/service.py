@@ -197,15 +197,27 @@ class Service:
             with rec.locked(self.course):
                 state = rec.load(self.course)
                 for item in todo:
-                    state["queue"].pop(_key(item["student"], item["assignment"]), None)
-                    best = rec.official(rec.history(state, item["student"], item["assignment"]),
-                                        known[item["assignment"]].best_of)
-                    for x in rec.history(state, item["student"], item["assignment"]):
-                        x["official"] = best is not None and x["n"] == best["n"]
+                    student, aid = item["student"], item["assignment"]
+                    state["queue"].pop(_key(student, aid), None)
+                    self._mark_official(state, student, aid, known[aid].best_of)
                 rec.save(self.course, state)
         finally:
             self.grading = set()
         return done
+
+    def _mark_official(self, state: dict, student: str, aid: str, best_of: bool) -> None:
+        """Mark as the grade the attempt the gradebook holds (the outcome's notebook), never the one the
+        rule wanted if putting it back failed: the page then says what the exports say, and the log why."""
+        history = rec.history(state, student, aid)
+        held = (outcomes.read(self.course, aid, student) or {}).get("sha256")
+        record = next((x for x in reversed(history) if x.get("counted") and x["sha256"] == held), None)
+        for x in history:
+            x["official"] = x is record
+        wanted = rec.official(history, best_of)
+        if wanted is not None and record is not wanted:
+            self.log(f"grading on submit: {student}/{aid}: the gradebook holds "
+                     f"{'attempt ' + str(record['n']) if record else 'no graded attempt'}, not attempt "
+                     f"{wanted['n']} (putting it back failed): run the round again or grade it by hand")
 
     # -- the steps --------------------------------------------------------------------------------------
 
